@@ -1,0 +1,295 @@
+//! Errors in the two lower layers: [`ProtocolError`] (the peer broke a wire rule) and
+//! [`UsageError`] (the local program misused the API). The RPC outcome itself is a
+//! [`Status`](crate::Status).
+
+use std::fmt;
+
+use crate::code::Code;
+use crate::status::Status;
+
+/// Which peer broke a rule, seen from the local side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// The client broke a rule in its request (detected by a server).
+    Client,
+    /// The server broke a rule in its response (detected by a client).
+    Server,
+}
+
+/// A wire rule broken by the peer.
+///
+/// Every protocol error maps to exactly one [`Code`] through [`ProtocolError::code`], so an
+/// adapter never chooses a status code of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolError {
+    peer: Peer,
+    rule: Rule,
+}
+
+/// The rule that was broken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A message (after or before decompression) is larger than the configured limit.
+    MessageTooLarge {
+        /// The size the peer announced or produced (bytes).
+        size: u64,
+        /// The configured limit (bytes).
+        limit: usize,
+    },
+    /// The body ended inside an envelope.
+    IncompleteEnvelope {
+        /// Bytes of the envelope that arrived.
+        received: usize,
+        /// Bytes the envelope needed (prefix included), when the prefix was complete.
+        expected: Option<u64>,
+    },
+    /// An envelope carried flags the protocol does not define.
+    InvalidEnvelopeFlags(u8),
+    /// An envelope is marked compressed but no compression was negotiated.
+    CompressedWithoutEncoding,
+    /// The peer used a compression algorithm this side does not support.
+    UnsupportedCompression(String),
+    /// A compressed payload could not be decompressed.
+    Decompression(String),
+    /// A timeout header is malformed.
+    InvalidTimeout(String),
+    /// A unary exchange carried no message.
+    MissingMessage,
+    /// A unary exchange carried more than one message.
+    ExtraMessage,
+    /// Data arrived after the end of the stream (end-stream message, trailers frame).
+    DataAfterEnd,
+    /// A Connect end-stream message or gRPC-Web trailer frame appeared where not allowed.
+    UnexpectedEndStream,
+    /// A streaming response ended without its end-stream message or trailers.
+    MissingEndStream,
+    /// A Connect error body or end-stream message is not valid.
+    InvalidErrorBody(String),
+    /// Trailers (gRPC trailers or a gRPC-Web trailer frame) are malformed.
+    InvalidTrailers(String),
+    /// `grpc-status` is missing from the trailers.
+    MissingGrpcStatus,
+    /// The response carried an unexpected content type.
+    UnexpectedContentType(String),
+    /// The response carried an unexpected HTTP status with no RPC error in it.
+    UnexpectedHttpStatus(u16),
+    /// A request header is malformed (for example `connect-protocol-version`).
+    InvalidHeader(String),
+    /// A Connect GET query is malformed.
+    InvalidGetQuery(String),
+    /// The request or response body could not be base64-decoded (gRPC-Web text mode).
+    InvalidBase64,
+    /// The stream was reset by the peer.
+    Reset(String),
+}
+
+impl ProtocolError {
+    /// A protocol error detected by a server in a client's request.
+    pub fn in_request(rule: Rule) -> Self {
+        ProtocolError { peer: Peer::Client, rule }
+    }
+
+    /// A protocol error detected by a client in a server's response.
+    pub fn in_response(rule: Rule) -> Self {
+        ProtocolError { peer: Peer::Server, rule }
+    }
+
+    /// Which peer broke the rule.
+    pub fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    /// The broken rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// The RPC code this error surfaces as. One exhaustive mapping for the whole stack.
+    pub fn code(&self) -> Code {
+        let from_client = self.peer == Peer::Client;
+        match &self.rule {
+            Rule::MessageTooLarge { .. } => Code::ResourceExhausted,
+            Rule::UnsupportedCompression(_) if from_client => Code::Unimplemented,
+            Rule::UnsupportedCompression(_) => Code::Internal,
+            Rule::MissingMessage | Rule::ExtraMessage => Code::Unimplemented,
+            Rule::UnexpectedContentType(_) if from_client => Code::Unimplemented,
+            Rule::UnexpectedContentType(_) => Code::Internal,
+            Rule::UnexpectedHttpStatus(status) => http::StatusCode::from_u16(*status)
+                .ok()
+                .and_then(Code::from_http_status)
+                .unwrap_or(Code::Unknown),
+            Rule::Reset(_) if from_client => Code::Canceled,
+            Rule::Reset(_) => Code::Unavailable,
+            Rule::MissingGrpcStatus | Rule::InvalidTrailers(_) | Rule::InvalidErrorBody(_)
+                if !from_client =>
+            {
+                Code::Unknown
+            }
+            Rule::IncompleteEnvelope { .. }
+            | Rule::InvalidEnvelopeFlags(_)
+            | Rule::CompressedWithoutEncoding
+            | Rule::Decompression(_)
+            | Rule::InvalidTimeout(_)
+            | Rule::DataAfterEnd
+            | Rule::UnexpectedEndStream
+            | Rule::MissingEndStream
+            | Rule::InvalidErrorBody(_)
+            | Rule::InvalidTrailers(_)
+            | Rule::MissingGrpcStatus
+            | Rule::InvalidHeader(_)
+            | Rule::InvalidGetQuery(_)
+            | Rule::InvalidBase64 => {
+                if from_client {
+                    Code::InvalidArgument
+                } else {
+                    Code::Internal
+                }
+            }
+        }
+    }
+
+    /// The [`Status`] an RPC ends with because of this error.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), format!("protocol error: {self}"))
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match self.peer {
+            Peer::Client => "request",
+            Peer::Server => "response",
+        };
+        match &self.rule {
+            Rule::MessageTooLarge { size, limit } => {
+                write!(f, "{who} message size {size} exceeds limit {limit}")
+            }
+            Rule::IncompleteEnvelope { received, expected: Some(expected) } => {
+                write!(f, "{who} body ended inside an envelope ({received} of {expected} bytes)")
+            }
+            Rule::IncompleteEnvelope { received, expected: None } => {
+                write!(f, "{who} body ended inside an envelope prefix ({received} of 5 bytes)")
+            }
+            Rule::InvalidEnvelopeFlags(flags) => {
+                write!(f, "{who} envelope has invalid flags 0x{flags:02x}")
+            }
+            Rule::CompressedWithoutEncoding => {
+                write!(f, "{who} envelope is marked compressed but no compression was negotiated")
+            }
+            Rule::UnsupportedCompression(name) => {
+                write!(f, "{who} uses unsupported compression {name:?}")
+            }
+            Rule::Decompression(why) => write!(f, "cannot decompress {who} message: {why}"),
+            Rule::InvalidTimeout(why) => write!(f, "invalid timeout: {why}"),
+            Rule::MissingMessage => write!(f, "unary {who} has zero messages"),
+            Rule::ExtraMessage => write!(f, "unary {who} has multiple messages"),
+            Rule::DataAfterEnd => write!(f, "{who} has data after the end of the stream"),
+            Rule::UnexpectedEndStream => write!(f, "{who} has an unexpected end-of-stream frame"),
+            Rule::MissingEndStream => write!(f, "{who} stream ended without an end-of-stream message"),
+            Rule::InvalidErrorBody(why) => write!(f, "invalid error in {who}: {why}"),
+            Rule::InvalidTrailers(why) => write!(f, "invalid {who} trailers: {why}"),
+            Rule::MissingGrpcStatus => write!(f, "{who} is missing grpc-status"),
+            Rule::UnexpectedContentType(ct) => write!(f, "unexpected {who} content-type {ct:?}"),
+            Rule::UnexpectedHttpStatus(status) => write!(f, "unexpected HTTP status {status}"),
+            Rule::InvalidHeader(why) => write!(f, "invalid {who} header: {why}"),
+            Rule::InvalidGetQuery(why) => write!(f, "invalid GET query: {why}"),
+            Rule::InvalidBase64 => write!(f, "{who} body is not valid base64"),
+            Rule::Reset(why) => write!(f, "{who} stream was reset: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+impl From<ProtocolError> for Status {
+    fn from(err: ProtocolError) -> Status {
+        err.to_status()
+    }
+}
+
+/// The local program misused the API (for example, sent two messages on a unary response).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The call has already finished; nothing more can be sent.
+    AlreadyFinished,
+    /// The sending half is already closed.
+    SendClosed,
+    /// A unary side already carried its one message.
+    SecondUnaryMessage,
+    /// A unary side was closed without a message.
+    MissingUnaryMessage,
+    /// The message is larger than the configured send limit.
+    MessageTooLarge {
+        /// The size of the message (bytes).
+        size: usize,
+        /// The configured limit (bytes).
+        limit: usize,
+    },
+    /// Compressing an outgoing message failed.
+    Compression(String),
+    /// A request could not be built (bad URL, bad header value, …).
+    InvalidRequest(String),
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::AlreadyFinished => f.write_str("the call has already finished"),
+            UsageError::SendClosed => f.write_str("the sending half is already closed"),
+            UsageError::SecondUnaryMessage => f.write_str("a unary side carries exactly one message"),
+            UsageError::MissingUnaryMessage => {
+                f.write_str("a unary side was closed without its message")
+            }
+            UsageError::MessageTooLarge { size, limit } => {
+                write!(f, "message size {size} exceeds the send limit {limit}")
+            }
+            UsageError::Compression(why) => write!(f, "compression failed: {why}"),
+            UsageError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl From<UsageError> for Status {
+    fn from(err: UsageError) -> Status {
+        let code = match err {
+            UsageError::MessageTooLarge { .. } => Code::ResourceExhausted,
+            _ => Code::Internal,
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_depend_on_the_side() {
+        let bad = Rule::IncompleteEnvelope { received: 3, expected: None };
+        assert_eq!(ProtocolError::in_request(bad.clone()).code(), Code::InvalidArgument);
+        assert_eq!(ProtocolError::in_response(bad).code(), Code::Internal);
+        let big = Rule::MessageTooLarge { size: 10, limit: 5 };
+        assert_eq!(ProtocolError::in_request(big.clone()).code(), Code::ResourceExhausted);
+        assert_eq!(ProtocolError::in_response(big).code(), Code::ResourceExhausted);
+        let comp = Rule::UnsupportedCompression("lz4".into());
+        assert_eq!(ProtocolError::in_request(comp.clone()).code(), Code::Unimplemented);
+        assert_eq!(ProtocolError::in_response(comp).code(), Code::Internal);
+        assert_eq!(
+            ProtocolError::in_response(Rule::UnexpectedHttpStatus(503)).code(),
+            Code::Unavailable
+        );
+        assert_eq!(ProtocolError::in_response(Rule::MissingGrpcStatus).code(), Code::Unknown);
+    }
+
+    #[test]
+    fn status_message_names_the_rule() {
+        let err = ProtocolError::in_request(Rule::MessageTooLarge { size: 10, limit: 5 });
+        let status = err.to_status();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("exceeds limit 5"), "{}", status.message());
+    }
+}

@@ -1,0 +1,20 @@
+//! Sans-IO protocol core for Connect, gRPC and gRPC-Web.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod code;
+pub mod codec;
+pub mod compression;
+pub mod envelope;
+pub mod error;
+pub mod method;
+pub mod protocol;
+pub mod status;
+pub mod timeout;
+
+pub use code::Code;
+pub use codec::Codec;
+pub use error::{ProtocolError, Rule, UsageError};
+pub use method::{Idempotency, MethodKind, MethodSpec};
+pub use protocol::Protocol;
+pub use status::{ErrorDetail, Status};

@@ -1,0 +1,229 @@
+//! The outcome of a failed RPC: [`Status`] (code, message, details, metadata) and
+//! [`ErrorDetail`] (a `google.protobuf.Any`-shaped detail message).
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::code::Code;
+
+/// Prefix of a `google.protobuf.Any` type URL; Connect's JSON error details omit it.
+pub(crate) const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+
+/// A failed RPC: its [`Code`], a human-readable message, typed details and error metadata.
+///
+/// `metadata` holds the trailing metadata that accompanied the error (gRPC trailers, the
+/// Connect end-stream `metadata` object, or `trailer-`-prefixed unary headers). The core
+/// never puts protocol headers (`grpc-status`, `content-type`, …) into it.
+#[derive(Clone, PartialEq)]
+pub struct Status {
+    code: Code,
+    message: String,
+    details: Vec<ErrorDetail>,
+    metadata: HeaderMap,
+}
+
+impl Status {
+    /// A status with a code and a message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Status { code, message: message.into(), details: Vec::new(), metadata: HeaderMap::new() }
+    }
+
+    /// A status with only a code.
+    pub fn from_code(code: Code) -> Self {
+        Status::new(code, String::new())
+    }
+
+    /// The error code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The message, possibly empty.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The details, in wire order.
+    pub fn details(&self) -> &[ErrorDetail] {
+        &self.details
+    }
+
+    /// The error metadata (trailers that came with the error).
+    pub fn metadata(&self) -> &HeaderMap {
+        &self.metadata
+    }
+
+    /// Mutable access to the error metadata.
+    pub fn metadata_mut(&mut self) -> &mut HeaderMap {
+        &mut self.metadata
+    }
+
+    /// Appends a detail.
+    pub fn add_detail(&mut self, detail: ErrorDetail) {
+        self.details.push(detail);
+    }
+
+    /// Builder form of [`add_detail`](Self::add_detail).
+    #[must_use]
+    pub fn with_detail(mut self, detail: ErrorDetail) -> Self {
+        self.details.push(detail);
+        self
+    }
+
+    /// Builder form that replaces the metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: HeaderMap) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Builder form that replaces the message.
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Splits the status into its parts.
+    pub fn into_parts(self) -> (Code, String, Vec<ErrorDetail>, HeaderMap) {
+        (self.code, self.message, self.details, self.metadata)
+    }
+
+    pub(crate) fn from_parts(
+        code: Code,
+        message: String,
+        details: Vec<ErrorDetail>,
+        metadata: HeaderMap,
+    ) -> Self {
+        Status { code, message, details, metadata }
+    }
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Status");
+        s.field("code", &self.code).field("message", &self.message);
+        if !self.details.is_empty() {
+            s.field("details", &self.details);
+        }
+        if !self.metadata.is_empty() {
+            s.field("metadata", &self.metadata);
+        }
+        s.finish()
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Status {}
+
+/// One error detail: a protobuf message identified by its fully-qualified type name.
+///
+/// On the gRPC wire it is a `google.protobuf.Any` inside `grpc-status-details-bin`; on the
+/// Connect wire it is `{"type": …, "value": base64, "debug": …}`.
+#[derive(Clone, PartialEq)]
+pub struct ErrorDetail {
+    type_name: String,
+    value: Bytes,
+    debug: Option<serde_json::Value>,
+}
+
+impl ErrorDetail {
+    /// A detail from a fully-qualified message name (`google.rpc.RetryInfo`, no type URL
+    /// prefix) and the message's binary encoding. A `type.googleapis.com/` prefix, if present,
+    /// is removed.
+    pub fn new(type_name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        let mut type_name = type_name.into();
+        if let Some(stripped) = type_name.strip_prefix(TYPE_URL_PREFIX) {
+            type_name = stripped.to_owned();
+        }
+        ErrorDetail { type_name, value: value.into(), debug: None }
+    }
+
+    /// Packs a message as a detail.
+    pub fn from_message<M: buffa::Message + buffa::MessageName>(message: &M) -> Self {
+        ErrorDetail::new(M::FULL_NAME, message.encode_to_bytes())
+    }
+
+    /// Unpacks the detail as `M` if the type names match; `None` if they don't.
+    pub fn to_message<M: buffa::Message + buffa::MessageName>(
+        &self,
+    ) -> Option<Result<M, buffa::DecodeError>> {
+        (self.type_name == M::FULL_NAME).then(|| M::decode_from_slice(&self.value))
+    }
+
+    /// Attaches a JSON rendering shown under `"debug"` in Connect error bodies. Peers must not
+    /// rely on it.
+    #[must_use]
+    pub fn with_debug(mut self, debug: serde_json::Value) -> Self {
+        self.debug = Some(debug);
+        self
+    }
+
+    /// The fully-qualified message name.
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The `google.protobuf.Any` type URL (`type.googleapis.com/<name>`).
+    pub fn type_url(&self) -> String {
+        format!("{TYPE_URL_PREFIX}{}", self.type_name)
+    }
+
+    /// The binary protobuf encoding of the detail message.
+    pub fn value(&self) -> &Bytes {
+        &self.value
+    }
+
+    /// The debug JSON, if any.
+    pub fn debug(&self) -> Option<&serde_json::Value> {
+        self.debug.as_ref()
+    }
+}
+
+impl fmt::Debug for ErrorDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorDetail")
+            .field("type_name", &self.type_name)
+            .field("value_len", &self.value.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_includes_code_and_message() {
+        assert_eq!(Status::new(Code::NotFound, "no such user").to_string(), "not_found: no such user");
+        assert_eq!(Status::from_code(Code::Internal).to_string(), "internal");
+    }
+
+    #[test]
+    fn detail_strips_type_url_prefix() {
+        let d = ErrorDetail::new("type.googleapis.com/google.rpc.RetryInfo", Bytes::from_static(b"\x0a\x00"));
+        assert_eq!(d.type_name(), "google.rpc.RetryInfo");
+        assert_eq!(d.type_url(), "type.googleapis.com/google.rpc.RetryInfo");
+    }
+
+    #[test]
+    fn detail_packs_and_unpacks_messages() {
+        let msg = buffa_types::google::protobuf::Duration { seconds: 30, nanos: 5, ..Default::default() };
+        let detail = ErrorDetail::from_message(&msg);
+        assert_eq!(detail.type_name(), "google.protobuf.Duration");
+        let back: buffa_types::google::protobuf::Duration = detail.to_message().unwrap().unwrap();
+        assert_eq!(back, msg);
+        assert!(detail.to_message::<buffa_types::google::protobuf::Timestamp>().is_none());
+    }
+}
