@@ -5,8 +5,12 @@
 pub mod code;
 pub mod codec;
 pub mod compression;
+pub mod connect;
 pub mod envelope;
 pub mod error;
+pub mod grpc;
+pub mod grpc_web;
+pub mod metadata;
 pub mod method;
 pub mod protocol;
 pub mod status;

@@ -90,14 +90,6 @@ impl Status {
     pub fn into_parts(self) -> (Code, String, Vec<ErrorDetail>, HeaderMap) {
         (self.code, self.message, self.details, self.metadata)
     }
-
-    pub(crate) fn from_parts(
-        code: Code,
-        message: String,
-        details: Vec<ErrorDetail>,
-        metadata: HeaderMap,
-    ) -> Self {
-        Status { code, message, details, metadata }
     }
 }
 

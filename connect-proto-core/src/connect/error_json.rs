@@ -1,0 +1,235 @@
+//! Connect's JSON `Error` (unary error bodies and the `error` of end-stream messages) and the
+//! `EndStreamResponse` that closes every Connect streaming response.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+use crate::code::Code;
+use crate::metadata::decode_base64_lenient;
+use crate::status::{ErrorDetail, Status};
+
+/// The JSON `Error` object for a status (metadata is not part of it).
+pub fn error_to_json(status: &Status) -> Value {
+    let mut obj = Map::new();
+    obj.insert("code".into(), Value::String(status.code().as_str().into()));
+    if !status.message().is_empty() {
+        obj.insert("message".into(), Value::String(status.message().into()));
+    }
+    if !status.details().is_empty() {
+        let details = status
+            .details()
+            .iter()
+            .map(|d| {
+                let mut detail = Map::new();
+                detail.insert("type".into(), Value::String(d.type_name().into()));
+                detail.insert("value".into(), Value::String(STANDARD_NO_PAD.encode(d.value())));
+                if let Some(debug) = d.debug() {
+                    detail.insert("debug".into(), debug.clone());
+                }
+                Value::Object(detail)
+            })
+            .collect();
+        obj.insert("details".into(), Value::Array(details));
+    }
+    Value::Object(obj)
+}
+
+/// Encodes a unary error body.
+pub fn encode_error_body(status: &Status) -> Bytes {
+    Bytes::from(error_to_json(status).to_string())
+}
+
+/// Decodes a unary error body. `Err` explains why the body is not a valid `Error`; callers
+/// then fall back to the HTTP status mapping.
+pub fn decode_error_body(body: &[u8]) -> Result<Status, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    error_from_json(&value)
+}
+
+/// Parses an `Error` object.
+pub fn error_from_json(value: &Value) -> Result<Status, String> {
+    let obj = value.as_object().ok_or("error is not a JSON object")?;
+    let code = match obj.get("code") {
+        Some(Value::String(name)) => {
+            Code::from_name(name).ok_or_else(|| format!("unknown error code {name:?}"))?
+        }
+        Some(_) => return Err("error code is not a string".into()),
+        None => return Err("error has no code".into()),
+    };
+    let message = match obj.get("message") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(m)) => m.clone(),
+        Some(_) => return Err("error message is not a string".into()),
+    };
+    let mut status = Status::new(code, message);
+    match obj.get("details") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(details)) => {
+            for detail in details {
+                status.add_detail(detail_from_json(detail)?);
+            }
+        }
+        Some(_) => return Err("error details are not an array".into()),
+    }
+    Ok(status)
+}
+
+fn detail_from_json(value: &Value) -> Result<ErrorDetail, String> {
+    let obj = value.as_object().ok_or("error detail is not an object")?;
+    let type_name = obj.get("type").and_then(Value::as_str).ok_or("error detail has no type")?;
+    let encoded = match obj.get("value") {
+        Some(Value::String(v)) => v.as_str(),
+        None => "",
+        Some(_) => return Err("error detail value is not a string".into()),
+    };
+    let raw = decode_base64_lenient(encoded.as_bytes()).ok_or("error detail value is not base64")?;
+    let mut detail = ErrorDetail::new(type_name, raw);
+    if let Some(debug) = obj.get("debug") {
+        detail = detail.with_debug(debug.clone());
+    }
+    Ok(detail)
+}
+
+/// Encodes an `EndStreamResponse`: the error (if the call failed) and the trailing metadata.
+/// For a failed call, `trailers` are usually the status's metadata.
+pub fn encode_end_stream(error: Option<&Status>, trailers: &HeaderMap) -> Bytes {
+    let mut obj = Map::new();
+    if let Some(status) = error {
+        obj.insert("error".into(), error_to_json(status));
+    }
+    if !trailers.is_empty() {
+        let mut metadata = Map::new();
+        for name in trailers.keys() {
+            let values = trailers
+                .get_all(name)
+                .iter()
+                .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            metadata.insert(name.as_str().to_owned(), Value::Array(values));
+        }
+        obj.insert("metadata".into(), Value::Object(metadata));
+    }
+    Bytes::from(Value::Object(obj).to_string())
+}
+
+/// A decoded `EndStreamResponse`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndStream {
+    /// The error, if the call failed. Its metadata is the trailing metadata.
+    pub error: Option<Status>,
+    /// The trailing metadata.
+    pub trailers: HeaderMap,
+}
+
+/// Decodes an `EndStreamResponse`.
+pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let obj = value.as_object().ok_or("end-stream message is not a JSON object")?;
+    let mut trailers = HeaderMap::new();
+    match obj.get("metadata") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(metadata)) => {
+            for (key, values) in metadata {
+                let name = HeaderName::from_bytes(key.as_bytes())
+                    .map_err(|_| format!("invalid metadata key {key:?}"))?;
+                let values = values.as_array().ok_or("metadata values are not an array")?;
+                for v in values {
+                    let v = v.as_str().ok_or("metadata value is not a string")?;
+                    let v = HeaderValue::from_str(v).map_err(|_| format!("invalid metadata value for {key:?}"))?;
+                    trailers.append(name.clone(), v);
+                }
+            }
+        }
+        Some(_) => return Err("end-stream metadata is not an object".into()),
+    }
+    let error = match obj.get("error") {
+        None => None,
+        Some(err) => Some(error_from_json(err)?.with_metadata(trailers.clone())),
+    };
+    Ok(EndStream { error, trailers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rich_status() -> Status {
+        Status::new(Code::Unavailable, "overloaded: back off")
+            .with_detail(ErrorDetail::new("google.rpc.RetryInfo", Bytes::from_static(b"\x0a\x02\x08\x3c")))
+            .with_detail(ErrorDetail::new("acme.Empty", Bytes::new()))
+    }
+
+    #[test]
+    fn error_body_round_trip() {
+        let status = rich_status();
+        let body = encode_error_body(&status);
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.contains("\"code\":\"unavailable\""), "{text}");
+        assert!(text.contains("\"value\":\"CgIIPA\""), "{text}");
+        assert_eq!(decode_error_body(&body).unwrap(), status);
+    }
+
+    #[test]
+    fn error_body_rejections() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{}",
+            b"{\"code\":null}",
+            b"{\"code\":3}",
+            b"{\"code\":\"no_such_code\"}",
+            b"{\"code\":\"internal\",\"message\":5}",
+            b"{\"code\":\"internal\",\"details\":{}}",
+            b"{\"code\":\"internal\",\"details\":[{\"value\":\"AA\"}]}",
+            b"{\"code\":\"internal\",\"details\":[{\"type\":\"x\",\"value\":\"!!\"}]}",
+        ] {
+            assert!(decode_error_body(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn padded_and_url_safe_detail_values_are_accepted() {
+        let body = br#"{"code":"internal","details":[{"type":"a.B","value":"_-8="}]}"#;
+        let status = decode_error_body(body).unwrap();
+        assert_eq!(&status.details()[0].value()[..], &[0xff, 0xef]);
+    }
+
+    #[test]
+    fn end_stream_round_trip_success_and_error() {
+        let mut trailers = HeaderMap::new();
+        trailers.append("x-cost", HeaderValue::from_static("237"));
+        trailers.append("x-cost", HeaderValue::from_static("12"));
+        trailers.insert("x-bin", HeaderValue::from_static("AAEC"));
+        let ok = decode_end_stream(&encode_end_stream(None, &trailers)).unwrap();
+        assert_eq!(ok.error, None);
+        assert_eq!(ok.trailers, trailers);
+
+        let status = rich_status();
+        let failed = decode_end_stream(&encode_end_stream(Some(&status), &trailers)).unwrap();
+        let err = failed.error.unwrap();
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(err.details(), status.details());
+        assert_eq!(err.metadata(), &trailers);
+        assert_eq!(&encode_end_stream(None, &HeaderMap::new())[..], b"{}");
+    }
+
+    #[test]
+    fn end_stream_rejections() {
+        for bad in [
+            &b"null"[..],
+            b"{\"error\":null}",
+            b"{\"error\":{}}",
+            b"{\"error\":{\"code\":null}}",
+            b"{\"metadata\":[]}",
+            b"{\"metadata\":{\"k\":\"v\"}}",
+            b"{\"metadata\":{\"k\":[1]}}",
+            b"{\"metadata\":{\"bad key\":[\"v\"]}}",
+        ] {
+            assert!(decode_end_stream(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
