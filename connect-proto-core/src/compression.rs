@@ -89,11 +89,11 @@ pub fn read_bounded(reader: impl Read, limit: usize) -> Result<Bytes, Decompress
 
 /// The algorithms a side supports, in order of preference.
 ///
-/// Cheap to clone (algorithms are shared behind `Arc`). [`Default`] holds every built-in
+/// Cheap to clone (one reference-count increment). [`Default`] holds every built-in
 /// algorithm enabled by cargo features, in the order `gzip`, `zstd`, `br`, `deflate`, `snappy`.
 #[derive(Clone, Debug)]
 pub struct CompressionRegistry {
-    algorithms: Vec<Arc<dyn Compression>>,
+    algorithms: Arc<[Arc<dyn Compression>]>,
     accept: Option<HeaderValue>,
 }
 
@@ -127,19 +127,20 @@ impl Default for CompressionRegistry {
 impl CompressionRegistry {
     /// A registry that supports no compression (identity only).
     pub fn identity_only() -> Self {
-        CompressionRegistry { algorithms: Vec::new(), accept: None }
+        CompressionRegistry { algorithms: Arc::from(Vec::new()), accept: None }
     }
 
     /// Adds (or replaces, by name) an algorithm; later additions are less preferred.
     #[must_use]
-    pub fn with(mut self, algorithm: Arc<dyn Compression>) -> Self {
-        if let Some(slot) = self.algorithms.iter_mut().find(|a| a.name() == algorithm.name()) {
+    pub fn with(self, algorithm: Arc<dyn Compression>) -> Self {
+        let mut algorithms = self.algorithms.to_vec();
+        if let Some(slot) = algorithms.iter_mut().find(|a| a.name() == algorithm.name()) {
             *slot = algorithm;
         } else {
-            self.algorithms.push(algorithm);
+            algorithms.push(algorithm);
         }
-        self.accept = accept_value(&self.algorithms);
-        self
+        let accept = accept_value(&algorithms);
+        CompressionRegistry { algorithms: Arc::from(algorithms), accept }
     }
 
     /// Looks an algorithm up by its encoding token. `identity` is not an algorithm: it yields

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod code;
 pub mod codec;
 pub mod compression;
@@ -22,3 +23,7 @@ pub use error::{ProtocolError, Rule, UsageError};
 pub use method::{Idempotency, MethodKind, MethodSpec};
 pub use protocol::Protocol;
 pub use status::{ErrorDetail, Status};
+pub use call::{
+    CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Rejection, ServerCall, ServerConfig,
+    ServerEvent, ServerOutput,
+};

@@ -90,7 +90,6 @@ impl Status {
     pub fn into_parts(self) -> (Code, String, Vec<ErrorDetail>, HeaderMap) {
         (self.code, self.message, self.details, self.metadata)
     }
-    }
 }
 
 impl fmt::Debug for Status {

@@ -1,0 +1,353 @@
+//! Admission of a request head: either an accepted [`ServerCall`] (protocol, codec,
+//! compression, deadline, method, GET message) or a [`Rejection`] that renders the exact
+//! response the detected protocol requires.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, request, response};
+
+use crate::call::render::{self, Rendered};
+use crate::call::server::ServerCall;
+use crate::code::Code;
+use crate::codec::Codec;
+use crate::compression::{Compression, CompressionRegistry};
+use crate::connect::get::{CONNECT_V1, decode_get_query};
+use crate::method::MethodSpec;
+use crate::protocol::headers::{
+    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
+    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING,
+    GRPC_ENCODING, GRPC_TIMEOUT,
+};
+use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
+use crate::status::Status;
+use crate::timeout::{parse_connect_timeout, parse_grpc_timeout};
+
+/// Default limit on a received message (after decompression): 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+/// Default threshold below which messages are sent uncompressed.
+pub const DEFAULT_COMPRESS_MIN_BYTES: usize = 1024;
+
+/// Server-side protocol settings shared by every call.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub(crate) max_receive_message_size: usize,
+    pub(crate) max_send_message_size: Option<usize>,
+    pub(crate) compression: CompressionRegistry,
+    pub(crate) compress_min_bytes: usize,
+    pub(crate) require_connect_protocol_header: bool,
+    pub(crate) max_timeout: Option<Duration>,
+    pub(crate) connect: bool,
+    pub(crate) grpc: bool,
+    pub(crate) grpc_web: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_receive_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_send_message_size: None,
+            compression: CompressionRegistry::default(),
+            compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
+            require_connect_protocol_header: false,
+            max_timeout: None,
+            connect: true,
+            grpc: true,
+            grpc_web: true,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The default configuration: all three protocols, 4 MiB receive limit, every compiled-in
+    /// compression algorithm, compression from 1 KiB.
+    pub fn new() -> Self {
+        ServerConfig::default()
+    }
+
+    /// Limit on a received message, after decompression.
+    #[must_use]
+    pub fn max_receive_message_size(mut self, limit: usize) -> Self {
+        self.max_receive_message_size = limit;
+        self
+    }
+
+    /// Limit on a sent message (before compression); `None` for no limit.
+    #[must_use]
+    pub fn max_send_message_size(mut self, limit: Option<usize>) -> Self {
+        self.max_send_message_size = limit;
+        self
+    }
+
+    /// The supported compression algorithms.
+    #[must_use]
+    pub fn compression(mut self, registry: CompressionRegistry) -> Self {
+        self.compression = registry;
+        self
+    }
+
+    /// Messages shorter than this are sent uncompressed even when compression was negotiated.
+    #[must_use]
+    pub fn compress_min_bytes(mut self, min: usize) -> Self {
+        self.compress_min_bytes = min;
+        self
+    }
+
+    /// Reject Connect requests without `connect-protocol-version: 1` (or GETs without
+    /// `connect=v1`) with `400`/`invalid_argument`.
+    #[must_use]
+    pub fn require_connect_protocol_header(mut self, require: bool) -> Self {
+        self.require_connect_protocol_header = require;
+        self
+    }
+
+    /// Clamp client-requested timeouts to at most this.
+    #[must_use]
+    pub fn max_timeout(mut self, max: Option<Duration>) -> Self {
+        self.max_timeout = max;
+        self
+    }
+
+    /// Enable or disable individual protocols (all enabled by default).
+    #[must_use]
+    pub fn protocols(mut self, connect: bool, grpc: bool, grpc_web: bool) -> Self {
+        self.connect = connect;
+        self.grpc = grpc;
+        self.grpc_web = grpc_web;
+        self
+    }
+
+    /// The receive limit.
+    pub fn receive_limit(&self) -> usize {
+        self.max_receive_message_size
+    }
+
+    /// The compression registry.
+    pub fn compression_registry(&self) -> &CompressionRegistry {
+        &self.compression
+    }
+
+    fn enabled(&self, protocol: Protocol) -> bool {
+        match protocol {
+            Protocol::Connect => self.connect,
+            Protocol::Grpc => self.grpc,
+            Protocol::GrpcWeb => self.grpc_web,
+        }
+    }
+}
+
+/// A request that is not admitted, with the complete response to send.
+#[derive(Debug)]
+pub struct Rejection {
+    head: response::Parts,
+    body: Bytes,
+    status: Option<Status>,
+}
+
+impl Rejection {
+    /// The RPC error the response carries, or `None` for plain HTTP rejections (404 for a
+    /// non-RPC request, 405, 415).
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+
+    /// The HTTP status of the response.
+    pub fn http_status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// The response head and body.
+    pub fn into_parts(self) -> (response::Parts, Bytes) {
+        (self.head, self.body)
+    }
+
+    /// The response.
+    pub fn into_response(self) -> http::Response<Bytes> {
+        http::Response::from_parts(self.head, self.body)
+    }
+
+    fn plain(rendered: Rendered) -> Self {
+        Rejection { head: rendered.head, body: rendered.body, status: None }
+    }
+
+    fn rpc(content_type: ContentType, status: Status) -> Self {
+        let rendered = render::error_response(content_type, &status, &HeaderMap::new());
+        Rejection { head: rendered.head, body: rendered.body, status: Some(status) }
+    }
+}
+
+/// Everything admission decided about a call.
+pub(crate) struct Admitted {
+    pub(crate) content_type: ContentType,
+    pub(crate) method: MethodSpec,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) request_compression: Option<Arc<dyn Compression>>,
+    pub(crate) response_compression: Option<Arc<dyn Compression>>,
+    pub(crate) get_message: Option<Bytes>,
+}
+
+/// Admits or rejects a request head. `lookup` maps the request path to the method (or `None`
+/// for an unknown method).
+pub(crate) fn admit(
+    config: &ServerConfig,
+    now: Instant,
+    head: &request::Parts,
+    lookup: impl FnOnce(&str) -> Option<MethodSpec>,
+) -> Result<Admitted, Rejection> {
+    let is_get = head.method == Method::GET;
+    let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+    let query = if is_get { head.uri.query().map(decode_get_query) } else { None };
+
+    // What protocol does the request look like? Used to render every later error.
+    let detected = if is_get {
+        match &query {
+            Some(Ok(q)) => q.encoding.as_deref().and_then(Codec::from_name).map(ContentType::connect_unary),
+            _ => None,
+        }
+    } else {
+        match header(CONTENT_TYPE).map(ContentType::parse) {
+            Some(ContentTypeMatch::Supported(ct)) => Some(ct),
+            _ => None,
+        }
+    };
+
+    let Some(method) = lookup(head.uri.path()) else {
+        let status = Status::new(Code::Unimplemented, format!("{} is not implemented", head.uri.path()));
+        return Err(match detected {
+            Some(ct) if ct.protocol == Protocol::Connect => {
+                // 404 agrees with `unimplemented` both for clients that read the JSON body and
+                // for those that infer the code from the HTTP status.
+                let mut rejection = Rejection::rpc(ct, status);
+                rejection.head.status = StatusCode::NOT_FOUND;
+                rejection
+            }
+            Some(ct) if config.enabled(ct.protocol) => Rejection::rpc(ct, status),
+            _ => Rejection::plain(Rendered { head: render::parts(StatusCode::NOT_FOUND), body: Bytes::new() }),
+        });
+    };
+
+    let streaming = method.kind.is_streaming();
+    let accept_post = || render::accept_post_list(streaming, config.connect, config.grpc, config.grpc_web);
+
+    // HTTP method.
+    if is_get {
+        if !(config.connect && method.allows_get()) {
+            return Err(Rejection::plain(render::method_not_allowed("POST")));
+        }
+    } else if head.method != Method::POST {
+        let allow = if config.connect && method.allows_get() { "GET, POST" } else { "POST" };
+        return Err(Rejection::plain(render::method_not_allowed(allow)));
+    }
+
+    // Content type.
+    let content_type = match detected {
+        Some(ct) if config.enabled(ct.protocol) && (ct.protocol != Protocol::Connect || ct.streaming == streaming) => ct,
+        _ => return Err(Rejection::plain(render::unsupported_media_type(&accept_post()))),
+    };
+    let reject = |code: Code, message: String| Rejection::rpc(content_type, Status::new(code, message));
+
+    // Protocol version (Connect).
+    if content_type.protocol == Protocol::Connect {
+        let version = if is_get {
+            match &query {
+                Some(Ok(q)) => q.connect_version.as_deref().map(|v| (v, CONNECT_V1)),
+                _ => None,
+            }
+        } else {
+            header(CONNECT_PROTOCOL_VERSION).map(|v| (v, CONNECT_PROTOCOL_VERSION_1))
+        };
+        match version {
+            Some((got, want)) if got.trim() != want => {
+                return Err(reject(
+                    Code::InvalidArgument,
+                    format!("connect protocol version must be {want:?}, got {got:?}"),
+                ));
+            }
+            None if config.require_connect_protocol_header => {
+                let what = if is_get { "query parameter connect=v1" } else { "header connect-protocol-version: 1" };
+                return Err(reject(Code::InvalidArgument, format!("missing required {what}")));
+            }
+            _ => {}
+        }
+    }
+
+    // Deadline.
+    let timeout = match content_type.protocol {
+        Protocol::Connect => head
+            .headers
+            .get(CONNECT_TIMEOUT_MS)
+            .map(|v| parse_connect_timeout(v.as_bytes())),
+        Protocol::Grpc | Protocol::GrpcWeb => {
+            head.headers.get(GRPC_TIMEOUT).map(|v| parse_grpc_timeout(v.as_bytes()))
+        }
+    };
+    let timeout = match timeout.transpose() {
+        Ok(t) => t,
+        Err(why) => return Err(reject(Code::InvalidArgument, format!("protocol error: invalid timeout: {why}"))),
+    };
+    let timeout = match (timeout, config.max_timeout) {
+        (Some(t), Some(max)) => Some(t.min(max)),
+        (t, _) => t,
+    };
+    let deadline = timeout.map(|t| now.checked_add(t).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)));
+
+    // Compression.
+    let (encoding_header, accept_header) = match (content_type.protocol, content_type.streaming) {
+        (Protocol::Connect, false) => (CONTENT_ENCODING, ACCEPT_ENCODING),
+        (Protocol::Connect, true) => (CONNECT_CONTENT_ENCODING, CONNECT_ACCEPT_ENCODING),
+        (Protocol::Grpc | Protocol::GrpcWeb, _) => (GRPC_ENCODING, GRPC_ACCEPT_ENCODING),
+    };
+    let requested = if is_get {
+        match &query {
+            Some(Ok(q)) => q.compression.as_deref(),
+            _ => None,
+        }
+    } else {
+        header(encoding_header)
+    };
+    let request_compression = match config.compression.resolve(requested) {
+        Ok(alg) => alg,
+        Err(name) => {
+            let mut rejection = reject(
+                Code::Unimplemented,
+                format!("unknown compression {name:?}: supported encodings are {}", config.compression.supported_list()),
+            );
+            if content_type.protocol != Protocol::Connect {
+                if let Some(accept) = config.compression.accept_encoding() {
+                    rejection.head.headers.insert(GRPC_ACCEPT_ENCODING, accept.clone());
+                }
+            }
+            return Err(rejection);
+        }
+    };
+    let accept = head.headers.get_all(accept_header).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let accept = (!accept.is_empty()).then_some(accept);
+    let response_compression = config.compression.negotiate(request_compression.as_ref(), accept.as_deref());
+
+    // GET message.
+    let get_message = match query {
+        Some(Ok(q)) => Some(q.message),
+        Some(Err(why)) => return Err(reject(Code::InvalidArgument, format!("invalid GET request: {why}"))),
+        None if is_get => Some(Bytes::new()),
+        None => None,
+    };
+
+    Ok(Admitted { content_type, method, deadline, request_compression, response_compression, get_message })
+}
+
+impl ServerCall {
+    /// Admits a request head, or returns the response that rejects it.
+    ///
+    /// `lookup` maps the request path to its method; `None` means the method is unknown and
+    /// renders `unimplemented` in the detected protocol (404 for Connect).
+    pub fn accept(
+        config: &ServerConfig,
+        now: Instant,
+        head: &request::Parts,
+        lookup: impl FnOnce(&str) -> Option<MethodSpec>,
+    ) -> Result<ServerCall, Rejection> {
+        let admitted = admit(config, now, head, lookup)?;
+        Ok(ServerCall::from_admitted(config, admitted))
+    }
+}

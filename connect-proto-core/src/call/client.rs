@@ -1,0 +1,656 @@
+//! The client side of one call.
+//!
+//! ```text
+//!  request side                               response side
+//!  ────────────                               ─────────────
+//!  start ─┬─ streaming requests: Head ──┐     AwaitingHead ──handle_response_head──> Body
+//!         └─ unary requests: (nothing)  │        │  (trailers-only, HTTP error)          │
+//!  send_message ── Head? Data (End) ────┤        v                                       v
+//!  close_send ──── End ─────────────────┘     Finished <── end-stream / trailers / end ──┘
+//!                                               ^── deadline, cancel, reset, protocol error (+ Cancel output)
+//! ```
+//!
+//! Inputs are `handle_*`; drain [`ClientCall::poll_output`] (what the adapter must send) and
+//! [`ClientCall::poll_event`] (what the application receives) after every input.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, request, response};
+
+use crate::call::client_config::{CallOptions, ClientConfig};
+use crate::call::inbound::{Framing, Inbound, Reader, frame_message};
+use crate::code::Code;
+use crate::codec::Codec;
+use crate::compression::{Compression, CompressionRegistry};
+use crate::connect::error_json::{decode_end_stream, decode_error_body};
+use crate::connect::get::encode_get_query;
+use crate::connect::split_unary_headers;
+use crate::error::{ProtocolError, Rule, UsageError};
+use crate::grpc::decode_status;
+use crate::grpc_web::decode_trailer_block;
+use crate::metadata::{copy_metadata, metadata_of};
+use crate::method::MethodSpec;
+use crate::protocol::headers::{
+    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
+    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING,
+    GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, TE_TRAILERS, USER_AGENT, X_USER_AGENT,
+};
+use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
+use crate::status::Status;
+use crate::timeout::{format_connect_timeout, format_grpc_timeout};
+
+/// `x-grpc-web`, sent by gRPC-Web clients.
+const X_GRPC_WEB: &str = "x-grpc-web";
+
+/// Something the application receives.
+#[derive(Debug, PartialEq)]
+#[must_use]
+pub enum ClientEvent {
+    /// The response headers (application metadata only). Comes once, before any message.
+    Headers(HeaderMap),
+    /// A response message (decompressed, encoded with the call's codec).
+    Message(Bytes),
+    /// The call ended: `Ok(trailers)` on success, `Err(status)` on failure (its metadata are
+    /// the trailers). Always the last event.
+    Finished(Result<HeaderMap, Status>),
+}
+
+/// Something the adapter must do with the HTTP request.
+#[derive(Debug)]
+#[must_use]
+pub enum ClientOutput {
+    /// Send the request head. Always first.
+    Head(request::Parts),
+    /// Send a chunk of the request body.
+    Data(Bytes),
+    /// The request body is complete.
+    End,
+    /// Abandon the exchange: reset the stream / close the connection, stop reading.
+    Cancel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SendState {
+    /// Nothing sent yet (unary requests send their head with the message).
+    Idle,
+    /// Head sent, body open.
+    Open,
+    /// Body complete.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReceiveState {
+    AwaitingHead,
+    /// Reading a normal response body.
+    Body,
+    /// Reading a Connect unary error body (non-200).
+    ErrorBody { status: StatusCode, json: bool },
+    Finished,
+}
+
+/// One client-side call: application messages in, HTTP request out; HTTP response in,
+/// messages and the outcome out. No I/O.
+#[derive(Debug)]
+pub struct ClientCall {
+    content_type: ContentType,
+    method: MethodSpec,
+    uri: Uri,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    send_compression: Option<Arc<dyn Compression>>,
+    accept_compression: CompressionRegistry,
+    compress_min_bytes: usize,
+    send_limit: Option<usize>,
+    use_get: bool,
+    max_get_url_bytes: usize,
+    headers: HeaderMap,
+    user_agent: HeaderValue,
+    send: SendState,
+    sent_messages: usize,
+    receive: ReceiveState,
+    reader: Reader,
+    received_messages: usize,
+    /// Trailing metadata carried in Connect unary response headers.
+    unary_trailers: HeaderMap,
+    events: VecDeque<ClientEvent>,
+    outputs: VecDeque<ClientOutput>,
+    scratch: Vec<Inbound>,
+}
+
+impl ClientCall {
+    /// Starts a call. Streaming-request methods queue their request head at once (so a
+    /// full-duplex peer can answer before the first message); unary-request methods send the
+    /// head together with their one message.
+    pub fn start(config: &ClientConfig, now: Instant, method: &MethodSpec, options: CallOptions) -> Result<Self, UsageError> {
+        let protocol = config.protocol;
+        let codec = config.codec;
+        let content_type = match protocol {
+            Protocol::Connect if method.kind.is_streaming() => ContentType::connect_streaming(codec),
+            Protocol::Connect => ContentType::connect_unary(codec),
+            Protocol::Grpc => ContentType::grpc(codec),
+            Protocol::GrpcWeb if config.grpc_web_text => ContentType::grpc_web_text(codec),
+            Protocol::GrpcWeb => ContentType::grpc_web(codec),
+        };
+        let uri = join_uri(&config.base_uri, method.path)?;
+        let timeout = options.timeout.or(config.default_timeout);
+        let deadline = timeout.map(|t| now.checked_add(t).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)));
+        let mut headers = config.default_headers.clone();
+        for (name, value) in &options.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        let receive_limit = options.max_receive_message_size.unwrap_or(config.max_receive_message_size);
+        let framing = if content_type.streaming { Framing::Enveloped } else { Framing::Bare };
+        let mut call = ClientCall {
+            content_type,
+            method: *method,
+            uri,
+            timeout,
+            deadline,
+            send_compression: options.send_compression.unwrap_or_else(|| config.send_compression.clone()),
+            accept_compression: config.accept_compression.clone(),
+            compress_min_bytes: config.compress_min_bytes,
+            send_limit: options.max_send_message_size.or(config.max_send_message_size),
+            use_get: protocol == Protocol::Connect
+                && method.allows_get()
+                && options.use_get.unwrap_or(config.use_get),
+            max_get_url_bytes: config.max_get_url_bytes,
+            headers,
+            user_agent: config.user_agent.clone(),
+            send: SendState::Idle,
+            sent_messages: 0,
+            receive: ReceiveState::AwaitingHead,
+            reader: Reader::new(protocol, framing, true, content_type.text, None, receive_limit),
+            received_messages: 0,
+            unary_trailers: HeaderMap::new(),
+            events: VecDeque::new(),
+            outputs: VecDeque::new(),
+            scratch: Vec::new(),
+        };
+        if method.kind.streams_requests() {
+            let head = call.request_head(Method::POST, call.uri.clone(), call.send_compression.is_some());
+            call.outputs.push_back(ClientOutput::Head(head));
+            call.send = SendState::Open;
+        }
+        Ok(call)
+    }
+
+    /// The protocol of the call.
+    pub fn protocol(&self) -> Protocol {
+        self.content_type.protocol
+    }
+
+    /// The codec of the call.
+    pub fn codec(&self) -> Codec {
+        self.content_type.codec
+    }
+
+    /// The method being called.
+    pub fn method(&self) -> &MethodSpec {
+        &self.method
+    }
+
+    /// The call's deadline, if it has a timeout.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the outcome is known ([`ClientEvent::Finished`] was queued).
+    pub fn is_finished(&self) -> bool {
+        self.receive == ReceiveState::Finished
+    }
+
+    /// Whether the request body is complete.
+    pub fn is_send_closed(&self) -> bool {
+        self.send == SendState::Closed
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() { None } else { self.deadline }
+    }
+
+    /// Sends one request message (encoded with the call's codec). For unary-request methods
+    /// this also sends the head and ends the request body.
+    pub fn send_message(&mut self, _now: Instant, message: Bytes) -> Result<(), UsageError> {
+        if self.is_finished() {
+            return Err(UsageError::AlreadyFinished);
+        }
+        if self.send == SendState::Closed {
+            return Err(if self.method.kind.streams_requests() {
+                UsageError::SendClosed
+            } else {
+                UsageError::SecondUnaryMessage
+            });
+        }
+        if let Some(limit) = self.send_limit {
+            if message.len() > limit {
+                return Err(UsageError::MessageTooLarge { size: message.len(), limit });
+            }
+        }
+        self.sent_messages += 1;
+        if self.method.kind.streams_requests() {
+            let (framed, _) = self.frame(message)?;
+            self.outputs.push_back(ClientOutput::Data(framed));
+            return Ok(());
+        }
+        if self.use_get {
+            let (payload, compressed) = match &self.send_compression {
+                Some(alg) if message.len() >= self.compress_min_bytes && !message.is_empty() => {
+                    (alg.compress(&message).map_err(|e| UsageError::Compression(e.to_string()))?, Some(alg.name()))
+                }
+                _ => (message.clone(), None),
+            };
+            let query = encode_get_query(self.content_type.codec, compressed, &payload);
+            let uri = with_query(&self.uri, &query)?;
+            if uri.to_string().len() <= self.max_get_url_bytes {
+                let head = self.request_head(Method::GET, uri, false);
+                self.outputs.push_back(ClientOutput::Head(head));
+                self.outputs.push_back(ClientOutput::End);
+                self.send = SendState::Closed;
+                return Ok(());
+            }
+        }
+        let (framed, compressed) = self.frame(message)?;
+        let head = self.request_head(Method::POST, self.uri.clone(), compressed);
+        self.outputs.push_back(ClientOutput::Head(head));
+        self.outputs.push_back(ClientOutput::Data(framed));
+        self.outputs.push_back(ClientOutput::End);
+        self.send = SendState::Closed;
+        Ok(())
+    }
+
+    /// Ends the request stream (streaming-request methods). Unary-request methods must send
+    /// their message instead.
+    pub fn close_send(&mut self, _now: Instant) -> Result<(), UsageError> {
+        match self.send {
+            SendState::Closed => Ok(()),
+            SendState::Idle => Err(UsageError::MissingUnaryMessage),
+            SendState::Open => {
+                self.send = SendState::Closed;
+                if !self.is_finished() {
+                    self.outputs.push_back(ClientOutput::End);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Cancels the call: the outcome becomes `canceled` and the exchange is abandoned.
+    pub fn cancel(&mut self, _now: Instant) {
+        if !self.is_finished() {
+            self.abort(Status::new(Code::Canceled, "the call was cancelled"));
+        }
+    }
+
+    /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.is_finished() && self.deadline.is_some_and(|d| now >= d) {
+            self.abort(Status::new(Code::DeadlineExceeded, "the call's deadline expired"));
+        }
+    }
+
+    /// The response head arrived.
+    pub fn handle_response_head(&mut self, _now: Instant, head: response::Parts) {
+        if self.receive != ReceiveState::AwaitingHead {
+            return;
+        }
+        match self.content_type.protocol {
+            Protocol::Connect if !self.content_type.streaming => self.connect_unary_head(head),
+            Protocol::Connect => self.connect_streaming_head(head),
+            Protocol::Grpc | Protocol::GrpcWeb => self.grpc_head(head),
+        }
+    }
+
+    /// A chunk of the response body arrived.
+    pub fn handle_data(&mut self, _now: Instant, chunk: Bytes) {
+        match self.receive {
+            ReceiveState::Body | ReceiveState::ErrorBody { .. } => {}
+            ReceiveState::AwaitingHead => {
+                return self.protocol_error(Rule::InvalidHeader("body data before the response head".into()));
+            }
+            ReceiveState::Finished => return,
+        }
+        let mut items = std::mem::take(&mut self.scratch);
+        let result = self.reader.push(chunk, &mut items);
+        self.take_items(&mut items);
+        self.scratch = items;
+        if let Err(rule) = result {
+            self.protocol_error(rule);
+        }
+    }
+
+    /// The response trailers arrived (gRPC; tolerated from gRPC-Web servers).
+    pub fn handle_trailers(&mut self, _now: Instant, trailers: HeaderMap) {
+        if self.receive != ReceiveState::Body {
+            return;
+        }
+        match self.content_type.protocol {
+            Protocol::Grpc | Protocol::GrpcWeb => self.finish_with_trailers(&trailers),
+            Protocol::Connect => {}
+        }
+    }
+
+    /// The response body ended (after trailers, if any).
+    pub fn handle_end(&mut self, _now: Instant) {
+        match self.receive {
+            ReceiveState::Finished => {}
+            ReceiveState::AwaitingHead => self.protocol_error(Rule::InvalidHeader("the response ended before its head".into())),
+            ReceiveState::ErrorBody { status, json } => {
+                let body = self.reader.take_raw();
+                let error = if json { self.decode_unary_error(body) } else { None };
+                let mut error = error.unwrap_or_else(|| http_status_error(status));
+                *error.metadata_mut() = std::mem::take(&mut self.unary_trailers);
+                self.finish(Err(error));
+            }
+            ReceiveState::Body => {
+                let mut items = std::mem::take(&mut self.scratch);
+                let result = self.reader.finish(&mut items);
+                self.take_items(&mut items);
+                self.scratch = items;
+                if let Err(rule) = result {
+                    return self.protocol_error(rule);
+                }
+                if self.receive == ReceiveState::Finished {
+                    return;
+                }
+                match self.content_type.protocol {
+                    Protocol::Connect if !self.content_type.streaming => {
+                        let trailers = std::mem::take(&mut self.unary_trailers);
+                        self.finish_success(trailers);
+                    }
+                    Protocol::Connect => self.protocol_error(Rule::MissingEndStream),
+                    Protocol::Grpc | Protocol::GrpcWeb => self.protocol_error(Rule::MissingGrpcStatus),
+                }
+            }
+        }
+    }
+
+    /// The server reset the stream (`h2_error_code` is the HTTP/2 error code, when known).
+    pub fn handle_reset(&mut self, _now: Instant, h2_error_code: Option<u32>) {
+        if self.is_finished() {
+            return;
+        }
+        let code = match h2_error_code {
+            Some(0x7) => Code::Unavailable,          // REFUSED_STREAM
+            Some(0x8) => Code::Canceled,             // CANCEL
+            Some(0xb) => Code::ResourceExhausted,    // ENHANCE_YOUR_CALM
+            Some(0xc) => Code::PermissionDenied,     // INADEQUATE_SECURITY
+            Some(_) => Code::Internal,
+            None => Code::Unavailable,
+        };
+        let reason = match h2_error_code {
+            Some(c) => format!("the server reset the stream (HTTP/2 error 0x{c:x})"),
+            None => "the server reset the stream".into(),
+        };
+        self.finish(Err(Status::new(code, reason)));
+    }
+
+    /// The transport failed (connection refused, closed, TLS error…): `unavailable`.
+    pub fn handle_transport_error(&mut self, _now: Instant, message: &str) {
+        if !self.is_finished() {
+            self.finish(Err(Status::new(Code::Unavailable, message.to_owned())));
+        }
+    }
+
+    /// Next output for the adapter.
+    pub fn poll_output(&mut self) -> Option<ClientOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn frame(&self, message: Bytes) -> Result<(Bytes, bool), UsageError> {
+        frame_message(
+            message,
+            self.content_type.streaming,
+            self.send_compression.as_ref(),
+            self.compress_min_bytes,
+            self.content_type.text,
+        )
+    }
+
+    fn request_head(&self, method: Method, uri: Uri, compressed: bool) -> request::Parts {
+        let (mut head, ()) = http::Request::new(()).into_parts();
+        head.method = method.clone();
+        head.uri = uri;
+        let h = &mut head.headers;
+        copy_metadata(&self.headers, h);
+        let protocol = self.content_type.protocol;
+        if method == Method::POST {
+            h.insert(CONTENT_TYPE, self.content_type.header_value());
+        }
+        let accept = self.accept_compression.accept_encoding().cloned();
+        let encoding = self.send_compression.as_ref().filter(|_| compressed).map(|a| HeaderValue::from_static(a.name()));
+        match protocol {
+            Protocol::Connect => {
+                h.insert(USER_AGENT, self.user_agent.clone());
+                if method == Method::POST {
+                    h.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static(CONNECT_PROTOCOL_VERSION_1));
+                }
+                if let Some(timeout) = self.timeout {
+                    insert_str(h, CONNECT_TIMEOUT_MS, &format_connect_timeout(timeout));
+                }
+                let (enc, acc) = if self.content_type.streaming {
+                    (CONNECT_CONTENT_ENCODING, CONNECT_ACCEPT_ENCODING)
+                } else {
+                    (CONTENT_ENCODING, ACCEPT_ENCODING)
+                };
+                if let Some(v) = encoding {
+                    h.insert(enc, v);
+                }
+                if let Some(v) = accept {
+                    h.insert(acc, v);
+                }
+            }
+            Protocol::Grpc | Protocol::GrpcWeb => {
+                if protocol == Protocol::Grpc {
+                    h.insert(TE, HeaderValue::from_static(TE_TRAILERS));
+                    h.insert(USER_AGENT, self.user_agent.clone());
+                } else {
+                    h.insert(X_GRPC_WEB, HeaderValue::from_static("1"));
+                    h.insert(X_USER_AGENT, self.user_agent.clone());
+                }
+                if let Some(timeout) = self.timeout {
+                    insert_str(h, GRPC_TIMEOUT, &format_grpc_timeout(timeout));
+                }
+                if let Some(v) = encoding {
+                    h.insert(GRPC_ENCODING, v);
+                }
+                if let Some(v) = accept {
+                    h.insert(GRPC_ACCEPT_ENCODING, v);
+                }
+            }
+        }
+        head
+    }
+
+    fn resolve_encoding(&mut self, head: &response::Parts, header: &str) -> Result<(), Rule> {
+        let name = head.headers.get(header).and_then(|v| v.to_str().ok());
+        let alg = self.accept_compression.resolve(name).map_err(Rule::UnsupportedCompression)?;
+        self.reader.set_compression(alg);
+        Ok(())
+    }
+
+    fn connect_unary_head(&mut self, head: response::Parts) {
+        let (leading, trailing) = split_unary_headers(&head.headers);
+        self.unary_trailers = trailing;
+        let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if head.status != StatusCode::OK {
+            let json = matches!(ContentType::parse(content_type), ContentTypeMatch::Supported(ct)
+                if ct.protocol == Protocol::Connect && !ct.streaming && ct.codec == Codec::Json);
+            // An unsupported encoding leaves the error body unreadable; the HTTP status still
+            // tells the code.
+            let _ = self.resolve_encoding(&head, CONTENT_ENCODING);
+            self.events.push_back(ClientEvent::Headers(leading));
+            self.receive = ReceiveState::ErrorBody { status: head.status, json };
+            return;
+        }
+        if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
+            return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
+        }
+        if let Err(rule) = self.resolve_encoding(&head, CONTENT_ENCODING) {
+            return self.protocol_error(rule);
+        }
+        self.events.push_back(ClientEvent::Headers(leading));
+        self.receive = ReceiveState::Body;
+    }
+
+    fn connect_streaming_head(&mut self, head: response::Parts) {
+        if head.status != StatusCode::OK {
+            let mut error = http_status_error(head.status);
+            *error.metadata_mut() = metadata_of(&head.headers);
+            return self.finish(Err(error));
+        }
+        let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
+            return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
+        }
+        if let Err(rule) = self.resolve_encoding(&head, CONNECT_CONTENT_ENCODING) {
+            return self.protocol_error(rule);
+        }
+        self.events.push_back(ClientEvent::Headers(metadata_of(&head.headers)));
+        self.receive = ReceiveState::Body;
+    }
+
+    fn grpc_head(&mut self, head: response::Parts) {
+        if head.status != StatusCode::OK {
+            let mut error = http_status_error(head.status);
+            *error.metadata_mut() = metadata_of(&head.headers);
+            return self.finish(Err(error));
+        }
+        let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let matches = match ContentType::parse(content_type) {
+            ContentTypeMatch::Supported(ct) => {
+                ct.protocol == self.content_type.protocol && ct.codec == self.content_type.codec && ct.text == self.content_type.text
+            }
+            _ => false,
+        };
+        if head.headers.contains_key(GRPC_STATUS) {
+            // Trailers-only: the head is the whole response.
+            self.events.push_back(ClientEvent::Headers(HeaderMap::new()));
+            self.receive = ReceiveState::Body;
+            return self.finish_with_trailers(&head.headers);
+        }
+        if !matches {
+            return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
+        }
+        if let Err(rule) = self.resolve_encoding(&head, GRPC_ENCODING) {
+            return self.protocol_error(rule);
+        }
+        self.events.push_back(ClientEvent::Headers(metadata_of(&head.headers)));
+        self.receive = ReceiveState::Body;
+    }
+
+    fn take_items(&mut self, items: &mut Vec<Inbound>) {
+        for item in items.drain(..) {
+            if self.receive == ReceiveState::Finished {
+                return;
+            }
+            match item {
+                Inbound::Message(message) => {
+                    if !self.method.kind.streams_responses() && self.received_messages > 0 {
+                        return self.protocol_error(Rule::ExtraMessage);
+                    }
+                    self.received_messages += 1;
+                    self.events.push_back(ClientEvent::Message(message));
+                }
+                Inbound::EndStream(json) => match decode_end_stream(&json) {
+                    Ok(end) => match end.error {
+                        Some(error) => self.finish(Err(error)),
+                        None => self.finish_success(end.trailers),
+                    },
+                    Err(why) => self.protocol_error(Rule::InvalidErrorBody(why)),
+                },
+                Inbound::Trailers(block) => match decode_trailer_block(&block) {
+                    Ok(trailers) => self.finish_with_trailers(&trailers),
+                    Err(rule) => self.protocol_error(rule),
+                },
+            }
+        }
+    }
+
+    fn finish_with_trailers(&mut self, trailers: &HeaderMap) {
+        match decode_status(trailers) {
+            Ok(None) => self.finish_success(metadata_of(trailers)),
+            Ok(Some(error)) => self.finish(Err(error)),
+            Err(rule) => self.protocol_error(rule),
+        }
+    }
+
+    fn finish_success(&mut self, trailers: HeaderMap) {
+        if !self.method.kind.streams_responses() && self.received_messages == 0 {
+            return self.protocol_error(Rule::MissingMessage);
+        }
+        self.finish(Ok(trailers));
+    }
+
+    fn decode_unary_error(&self, body: Bytes) -> Option<Status> {
+        // The body may be compressed with the response's content-encoding.
+        let plain = self.reader.decompress(body).ok()?;
+        decode_error_body(&plain).ok()
+    }
+
+    fn protocol_error(&mut self, rule: Rule) {
+        self.abort(ProtocolError::in_response(rule).to_status());
+    }
+
+    /// Fails the call and abandons the exchange.
+    fn abort(&mut self, status: Status) {
+        self.finish(Err(status));
+        self.outputs.clear();
+        self.outputs.push_back(ClientOutput::Cancel);
+    }
+
+    fn finish(&mut self, outcome: Result<HeaderMap, Status>) {
+        if self.receive == ReceiveState::Finished {
+            return;
+        }
+        if self.receive == ReceiveState::AwaitingHead {
+            self.events.push_back(ClientEvent::Headers(HeaderMap::new()));
+        }
+        self.receive = ReceiveState::Finished;
+        self.events.push_back(ClientEvent::Finished(outcome));
+    }
+}
+
+/// The status for an HTTP error without a usable RPC error in it.
+fn http_status_error(status: StatusCode) -> Status {
+    let code = Code::from_http_status(status).unwrap_or(Code::Unknown);
+    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
+    Status::new(code, format!("HTTP status {}{reason}", status.as_u16()))
+}
+
+fn insert_str(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// `base` (scheme, authority, path prefix) joined with a method path.
+fn join_uri(base: &Uri, method_path: &str) -> Result<Uri, UsageError> {
+    let prefix = base.path().trim_end_matches('/');
+    replace_path_and_query(base, format!("{prefix}{method_path}"))
+}
+
+/// `uri` with `query` appended to its path.
+fn with_query(uri: &Uri, query: &str) -> Result<Uri, UsageError> {
+    replace_path_and_query(uri, format!("{}?{query}", uri.path()))
+}
+
+fn replace_path_and_query(uri: &Uri, path_and_query: String) -> Result<Uri, UsageError> {
+    let mut builder = Uri::builder().path_and_query(path_and_query);
+    if let Some(scheme) = uri.scheme() {
+        builder = builder.scheme(scheme.clone());
+    }
+    if let Some(authority) = uri.authority() {
+        builder = builder.authority(authority.clone());
+    }
+    builder.build().map_err(|e| UsageError::InvalidRequest(e.to_string()))
+}
