@@ -210,7 +210,10 @@ mod tests {
         assert_eq!(Code::from_http_status(s(403)), Some(Code::PermissionDenied));
         assert_eq!(Code::from_http_status(s(404)), Some(Code::Unimplemented));
         for unavailable in [429, 502, 503, 504] {
-            assert_eq!(Code::from_http_status(s(unavailable)), Some(Code::Unavailable));
+            assert_eq!(
+                Code::from_http_status(s(unavailable)),
+                Some(Code::Unavailable)
+            );
         }
         for other in [201, 302, 405, 415, 500, 501, 599] {
             assert_eq!(Code::from_http_status(s(other)), Some(Code::Unknown));

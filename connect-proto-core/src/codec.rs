@@ -48,7 +48,11 @@ impl CodecError {
 
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = if self.decoding { "unmarshal" } else { "marshal" };
+        let verb = if self.decoding {
+            "unmarshal"
+        } else {
+            "marshal"
+        };
         write!(f, "{verb} {}: {}", self.codec.name(), self.detail)
     }
 }
@@ -86,16 +90,27 @@ impl Codec {
             Codec::Proto => Ok(message.encode_to_bytes()),
             Codec::Json => serde_json::to_vec(message)
                 .map(Bytes::from)
-                .map_err(|e| CodecError { codec: self, decoding: false, detail: e.to_string() }),
+                .map_err(|e| CodecError {
+                    codec: self,
+                    decoding: false,
+                    detail: e.to_string(),
+                }),
         }
     }
 
     /// Decodes a message from `bytes`, rejecting JSON input longer than `limit` bytes before
     /// parsing it. Binary protobuf inherits buffa's recursion and memory limits.
     pub fn decode<M: CodecMessage>(self, bytes: &[u8], limit: usize) -> Result<M, CodecError> {
-        let err = |detail: String| CodecError { codec: self, decoding: true, detail };
+        let err = |detail: String| CodecError {
+            codec: self,
+            decoding: true,
+            detail,
+        };
         if bytes.len() > limit {
-            return Err(err(format!("message of {} bytes exceeds limit {limit}", bytes.len())));
+            return Err(err(format!(
+                "message of {} bytes exceeds limit {limit}",
+                bytes.len()
+            )));
         }
         match self {
             Codec::Proto => buffa::DecodeOptions::new()
@@ -113,7 +128,9 @@ impl Codec {
     /// Decodes a zero-copy view of a binary protobuf message. Views borrow from `bytes`; use
     /// [`buffa::view::OwnedView`] to keep one beyond the borrow. Only [`Codec::Proto`] has
     /// views; for JSON decode owned with [`Codec::decode`].
-    pub fn decode_view<'a, V: buffa::view::MessageView<'a>>(bytes: &'a [u8]) -> Result<V, CodecError> {
+    pub fn decode_view<'a, V: buffa::view::MessageView<'a>>(
+        bytes: &'a [u8],
+    ) -> Result<V, CodecError> {
         V::decode_view(bytes).map_err(|e| CodecError {
             codec: Codec::Proto,
             decoding: true,
@@ -135,7 +152,11 @@ mod tests {
 
     #[test]
     fn proto_and_json_round_trip() {
-        let msg = PbDuration { seconds: 12, nanos: 500_000_000, ..Default::default() };
+        let msg = PbDuration {
+            seconds: 12,
+            nanos: 500_000_000,
+            ..Default::default()
+        };
         for codec in [Codec::Proto, Codec::Json] {
             let bytes = codec.encode(&msg).unwrap();
             let back: PbDuration = codec.decode(&bytes, 1024).unwrap();
@@ -147,7 +168,9 @@ mod tests {
     #[test]
     fn json_is_capped_before_parsing() {
         let big = format!("\"{}s\"", "1".repeat(100));
-        let err = Codec::Json.decode::<PbDuration>(big.as_bytes(), 16).unwrap_err();
+        let err = Codec::Json
+            .decode::<PbDuration>(big.as_bytes(), 16)
+            .unwrap_err();
         assert!(err.is_decode());
         assert!(err.to_string().contains("exceeds limit 16"), "{err}");
     }
@@ -155,10 +178,18 @@ mod tests {
     #[test]
     fn malformed_inputs_fail_cleanly() {
         assert!(Codec::Proto.decode::<PbDuration>(&[0x08], 100).is_err());
-        assert!(Codec::Proto.decode::<PbDuration>(&[0xff, 0xff, 0xff], 100).is_err());
+        assert!(
+            Codec::Proto
+                .decode::<PbDuration>(&[0xff, 0xff, 0xff], 100)
+                .is_err()
+        );
         assert!(Codec::Json.decode::<PbDuration>(b"{", 100).is_err());
         assert!(Codec::Json.decode::<PbDuration>(b"", 100).is_err());
-        assert!(Codec::Json.decode::<PbDuration>(b"\"1s\" trailing", 100).is_err());
+        assert!(
+            Codec::Json
+                .decode::<PbDuration>(b"\"1s\" trailing", 100)
+                .is_err()
+        );
     }
 
     #[test]

@@ -127,7 +127,10 @@ impl Default for CompressionRegistry {
 impl CompressionRegistry {
     /// A registry that supports no compression (identity only).
     pub fn identity_only() -> Self {
-        CompressionRegistry { algorithms: Arc::from(Vec::new()), accept: None }
+        CompressionRegistry {
+            algorithms: Arc::from(Vec::new()),
+            accept: None,
+        }
     }
 
     /// Adds (or replaces, by name) an algorithm; later additions are less preferred.
@@ -140,13 +143,18 @@ impl CompressionRegistry {
             algorithms.push(algorithm);
         }
         let accept = accept_value(&algorithms);
-        CompressionRegistry { algorithms: Arc::from(algorithms), accept }
+        CompressionRegistry {
+            algorithms: Arc::from(algorithms),
+            accept,
+        }
     }
 
     /// Looks an algorithm up by its encoding token. `identity` is not an algorithm: it yields
     /// `None` like any unknown name; use [`CompressionRegistry::resolve`] to tell them apart.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Compression>> {
-        self.algorithms.iter().find(|a| a.name().eq_ignore_ascii_case(name))
+        self.algorithms
+            .iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
     }
 
     /// Resolves a peer's content-encoding header value: `Ok(None)` for identity (or an absent
@@ -203,7 +211,9 @@ impl CompressionRegistry {
             let name = parts.next().unwrap_or("").trim();
             let refused = parts.any(|param| {
                 let param = param.trim();
-                param.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>() == Ok(0.0))
+                param
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>() == Ok(0.0))
             });
             if refused || name.is_empty() {
                 continue;
@@ -220,7 +230,11 @@ fn accept_value(algorithms: &[Arc<dyn Compression>]) -> Option<HeaderValue> {
     if algorithms.is_empty() {
         return None;
     }
-    let joined = algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
+    let joined = algorithms
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(", ");
     HeaderValue::from_str(&joined).ok()
 }
 
@@ -241,8 +255,13 @@ impl Compression for Gzip {
             Vec::with_capacity(input.len() / 2 + 32),
             flate2::Compression::default(),
         );
-        encoder.write_all(input).map_err(|e| CompressionError(e.to_string()))?;
-        encoder.finish().map(Bytes::from).map_err(|e| CompressionError(e.to_string()))
+        encoder
+            .write_all(input)
+            .map_err(|e| CompressionError(e.to_string()))?;
+        encoder
+            .finish()
+            .map(Bytes::from)
+            .map_err(|e| CompressionError(e.to_string()))
     }
 
     fn decompress(&self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
@@ -268,8 +287,13 @@ impl Compression for Deflate {
             Vec::with_capacity(input.len() / 2 + 16),
             flate2::Compression::default(),
         );
-        encoder.write_all(input).map_err(|e| CompressionError(e.to_string()))?;
-        encoder.finish().map(Bytes::from).map_err(|e| CompressionError(e.to_string()))
+        encoder
+            .write_all(input)
+            .map_err(|e| CompressionError(e.to_string()))?;
+        encoder
+            .finish()
+            .map(Bytes::from)
+            .map_err(|e| CompressionError(e.to_string()))
     }
 
     fn decompress(&self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
@@ -289,12 +313,14 @@ impl Compression for Zstd {
     }
 
     fn compress(&self, input: &[u8]) -> Result<Bytes, CompressionError> {
-        zstd::bulk::compress(input, 3).map(Bytes::from).map_err(|e| CompressionError(e.to_string()))
+        zstd::bulk::compress(input, 3)
+            .map(Bytes::from)
+            .map_err(|e| CompressionError(e.to_string()))
     }
 
     fn decompress(&self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
-        let decoder =
-            zstd::stream::read::Decoder::new(input).map_err(|e| DecompressError::Corrupt(e.to_string()))?;
+        let decoder = zstd::stream::read::Decoder::new(input)
+            .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
         read_bounded(decoder, limit)
     }
 }
@@ -315,8 +341,12 @@ impl Compression for Brotli {
         let mut out = Vec::with_capacity(input.len() / 2 + 16);
         {
             let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-            writer.write_all(input).map_err(|e| CompressionError(e.to_string()))?;
-            writer.flush().map_err(|e| CompressionError(e.to_string()))?;
+            writer
+                .write_all(input)
+                .map_err(|e| CompressionError(e.to_string()))?;
+            writer
+                .flush()
+                .map_err(|e| CompressionError(e.to_string()))?;
         }
         Ok(Bytes::from(out))
     }
@@ -340,8 +370,13 @@ impl Compression for Snappy {
     fn compress(&self, input: &[u8]) -> Result<Bytes, CompressionError> {
         use std::io::Write;
         let mut encoder = snap::write::FrameEncoder::new(Vec::with_capacity(input.len() + 32));
-        encoder.write_all(input).map_err(|e| CompressionError(e.to_string()))?;
-        encoder.into_inner().map(Bytes::from).map_err(|e| CompressionError(e.to_string()))
+        encoder
+            .write_all(input)
+            .map_err(|e| CompressionError(e.to_string()))?;
+        encoder
+            .into_inner()
+            .map(Bytes::from)
+            .map_err(|e| CompressionError(e.to_string()))
     }
 
     fn decompress(&self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {

@@ -85,7 +85,13 @@ pub struct EnvelopeDecoder {
 impl EnvelopeDecoder {
     /// A decoder that rejects payloads larger than `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        EnvelopeDecoder { front: Bytes::new(), rest: VecDeque::new(), buffered: 0, limit, pending: None }
+        EnvelopeDecoder {
+            front: Bytes::new(),
+            rest: VecDeque::new(),
+            buffered: 0,
+            limit,
+            pending: None,
+        }
     }
 
     /// The payload size limit.
@@ -125,7 +131,10 @@ impl EnvelopeDecoder {
                 let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
                 let len = len as usize;
                 if len > self.limit {
-                    return Err(Rule::MessageTooLarge { size: len as u64, limit: self.limit });
+                    return Err(Rule::MessageTooLarge {
+                        size: len as u64,
+                        limit: self.limit,
+                    });
                 }
                 self.pending = Some((prefix[0], len));
                 (prefix[0], len)
@@ -135,7 +144,10 @@ impl EnvelopeDecoder {
             return Ok(None);
         }
         self.pending = None;
-        Ok(Some(Envelope { flags, payload: self.take_bytes(len) }))
+        Ok(Some(Envelope {
+            flags,
+            payload: self.take_bytes(len),
+        }))
     }
 
     /// Checks that the body ended on an envelope boundary.
@@ -145,9 +157,10 @@ impl EnvelopeDecoder {
                 received: PREFIX_LEN + self.buffered,
                 expected: Some(PREFIX_LEN as u64 + len as u64),
             }),
-            None if self.buffered > 0 => {
-                Err(Rule::IncompleteEnvelope { received: self.buffered, expected: None })
-            }
+            None if self.buffered > 0 => Err(Rule::IncompleteEnvelope {
+                received: self.buffered,
+                expected: None,
+            }),
             None => Ok(()),
         }
     }
@@ -231,23 +244,39 @@ mod tests {
     }
 
     fn chunked(data: &[u8], size: usize) -> Vec<Bytes> {
-        data.chunks(size.max(1)).map(Bytes::copy_from_slice).collect()
+        data.chunks(size.max(1))
+            .map(Bytes::copy_from_slice)
+            .collect()
     }
 
-    const SAMPLE: &[(u8, &[u8])] =
-        &[(0, b"first"), (FLAG_COMPRESSED, b""), (0, &[0xff; 300]), (FLAG_END_STREAM, b"{}")];
+    const SAMPLE: &[(u8, &[u8])] = &[
+        (0, b"first"),
+        (FLAG_COMPRESSED, b""),
+        (0, &[0xff; 300]),
+        (FLAG_END_STREAM, b"{}"),
+    ];
 
     #[test]
     fn whole_byte_at_a_time_and_every_split() {
         let data = wire(SAMPLE);
         let expected: Vec<Envelope> = SAMPLE
             .iter()
-            .map(|(f, p)| Envelope { flags: *f, payload: Bytes::copy_from_slice(p) })
+            .map(|(f, p)| Envelope {
+                flags: *f,
+                payload: Bytes::copy_from_slice(p),
+            })
             .collect();
-        assert_eq!(decode_all(vec![Bytes::from(data.clone())], 1000).unwrap(), expected);
+        assert_eq!(
+            decode_all(vec![Bytes::from(data.clone())], 1000).unwrap(),
+            expected
+        );
         assert_eq!(decode_all(chunked(&data, 1), 1000).unwrap(), expected);
         for size in [2, 3, 4, 5, 6, 7, 11, 64, 305] {
-            assert_eq!(decode_all(chunked(&data, size), 1000).unwrap(), expected, "chunk {size}");
+            assert_eq!(
+                decode_all(chunked(&data, size), 1000).unwrap(),
+                expected,
+                "chunk {size}"
+            );
         }
     }
 
@@ -257,12 +286,18 @@ mod tests {
         data.extend_from_slice(&[0, 0]);
         assert_eq!(
             decode_all(vec![Bytes::from(data.clone())], 100),
-            Err(Rule::IncompleteEnvelope { received: 2, expected: None })
+            Err(Rule::IncompleteEnvelope {
+                received: 2,
+                expected: None
+            })
         );
         data.extend_from_slice(&[0, 0, 9, 1]);
         assert_eq!(
             decode_all(chunked(&data, 1), 100),
-            Err(Rule::IncompleteEnvelope { received: 6, expected: Some(14) })
+            Err(Rule::IncompleteEnvelope {
+                received: 6,
+                expected: Some(14)
+            })
         );
     }
 
@@ -272,7 +307,10 @@ mod tests {
         decoder.push(Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]));
         assert_eq!(
             decoder.decode(),
-            Err(Rule::MessageTooLarge { size: u32::MAX as u64, limit: 10 })
+            Err(Rule::MessageTooLarge {
+                size: u32::MAX as u64,
+                limit: 10
+            })
         );
         let mut decoder = EnvelopeDecoder::new(10);
         decoder.push(encode_envelope(0, &[1; 10]).unwrap());
@@ -316,15 +354,20 @@ mod tests {
             let owned: Vec<(u8, Vec<u8>)> = (0..count)
                 .map(|_| {
                     let len = (next() % 700) as usize;
-                    ((next() & 0xff) as u8, (0..len).map(|_| next() as u8).collect())
+                    (
+                        (next() & 0xff) as u8,
+                        (0..len).map(|_| next() as u8).collect(),
+                    )
                 })
                 .collect();
             let borrowed: Vec<(u8, &[u8])> = owned.iter().map(|(f, p)| (*f, &p[..])).collect();
             let data = wire(&borrowed);
             let split = (next() % 40 + 1) as usize;
             let decoded = decode_all(chunked(&data, split), 700).unwrap();
-            let again: Vec<(u8, Vec<u8>)> =
-                decoded.into_iter().map(|e| (e.flags, e.payload.to_vec())).collect();
+            let again: Vec<(u8, Vec<u8>)> = decoded
+                .into_iter()
+                .map(|e| (e.flags, e.payload.to_vec()))
+                .collect();
             assert_eq!(again, owned);
         }
     }

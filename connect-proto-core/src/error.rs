@@ -87,12 +87,18 @@ pub enum Rule {
 impl ProtocolError {
     /// A protocol error detected by a server in a client's request.
     pub fn in_request(rule: Rule) -> Self {
-        ProtocolError { peer: Peer::Client, rule }
+        ProtocolError {
+            peer: Peer::Client,
+            rule,
+        }
     }
 
     /// A protocol error detected by a client in a server's response.
     pub fn in_response(rule: Rule) -> Self {
-        ProtocolError { peer: Peer::Server, rule }
+        ProtocolError {
+            peer: Peer::Server,
+            rule,
+        }
     }
 
     /// Which peer broke the rule.
@@ -165,17 +171,32 @@ impl fmt::Display for ProtocolError {
             Rule::MessageTooLarge { size, limit } => {
                 write!(f, "{who} message size {size} exceeds limit {limit}")
             }
-            Rule::IncompleteEnvelope { received, expected: Some(expected) } => {
-                write!(f, "{who} body ended inside an envelope ({received} of {expected} bytes)")
+            Rule::IncompleteEnvelope {
+                received,
+                expected: Some(expected),
+            } => {
+                write!(
+                    f,
+                    "{who} body ended inside an envelope ({received} of {expected} bytes)"
+                )
             }
-            Rule::IncompleteEnvelope { received, expected: None } => {
-                write!(f, "{who} body ended inside an envelope prefix ({received} of 5 bytes)")
+            Rule::IncompleteEnvelope {
+                received,
+                expected: None,
+            } => {
+                write!(
+                    f,
+                    "{who} body ended inside an envelope prefix ({received} of 5 bytes)"
+                )
             }
             Rule::InvalidEnvelopeFlags(flags) => {
                 write!(f, "{who} envelope has invalid flags 0x{flags:02x}")
             }
             Rule::CompressedWithoutEncoding => {
-                write!(f, "{who} envelope is marked compressed but no compression was negotiated")
+                write!(
+                    f,
+                    "{who} envelope is marked compressed but no compression was negotiated"
+                )
             }
             Rule::UnsupportedCompression(name) => {
                 write!(f, "{who} uses unsupported compression {name:?}")
@@ -186,7 +207,9 @@ impl fmt::Display for ProtocolError {
             Rule::ExtraMessage => write!(f, "unary {who} has multiple messages"),
             Rule::DataAfterEnd => write!(f, "{who} has data after the end of the stream"),
             Rule::UnexpectedEndStream => write!(f, "{who} has an unexpected end-of-stream frame"),
-            Rule::MissingEndStream => write!(f, "{who} stream ended without an end-of-stream message"),
+            Rule::MissingEndStream => {
+                write!(f, "{who} stream ended without an end-of-stream message")
+            }
             Rule::InvalidErrorBody(why) => write!(f, "invalid error in {who}: {why}"),
             Rule::InvalidTrailers(why) => write!(f, "invalid {who} trailers: {why}"),
             Rule::MissingGrpcStatus => write!(f, "{who} is missing grpc-status"),
@@ -238,7 +261,9 @@ impl fmt::Display for UsageError {
         match self {
             UsageError::AlreadyFinished => f.write_str("the call has already finished"),
             UsageError::SendClosed => f.write_str("the sending half is already closed"),
-            UsageError::SecondUnaryMessage => f.write_str("a unary side carries exactly one message"),
+            UsageError::SecondUnaryMessage => {
+                f.write_str("a unary side carries exactly one message")
+            }
             UsageError::MissingUnaryMessage => {
                 f.write_str("a unary side was closed without its message")
             }
@@ -269,20 +294,38 @@ mod tests {
 
     #[test]
     fn codes_depend_on_the_side() {
-        let bad = Rule::IncompleteEnvelope { received: 3, expected: None };
-        assert_eq!(ProtocolError::in_request(bad.clone()).code(), Code::InvalidArgument);
+        let bad = Rule::IncompleteEnvelope {
+            received: 3,
+            expected: None,
+        };
+        assert_eq!(
+            ProtocolError::in_request(bad.clone()).code(),
+            Code::InvalidArgument
+        );
         assert_eq!(ProtocolError::in_response(bad).code(), Code::Internal);
         let big = Rule::MessageTooLarge { size: 10, limit: 5 };
-        assert_eq!(ProtocolError::in_request(big.clone()).code(), Code::ResourceExhausted);
-        assert_eq!(ProtocolError::in_response(big).code(), Code::ResourceExhausted);
+        assert_eq!(
+            ProtocolError::in_request(big.clone()).code(),
+            Code::ResourceExhausted
+        );
+        assert_eq!(
+            ProtocolError::in_response(big).code(),
+            Code::ResourceExhausted
+        );
         let comp = Rule::UnsupportedCompression("lz4".into());
-        assert_eq!(ProtocolError::in_request(comp.clone()).code(), Code::Unimplemented);
+        assert_eq!(
+            ProtocolError::in_request(comp.clone()).code(),
+            Code::Unimplemented
+        );
         assert_eq!(ProtocolError::in_response(comp).code(), Code::Internal);
         assert_eq!(
             ProtocolError::in_response(Rule::UnexpectedHttpStatus(503)).code(),
             Code::Unavailable
         );
-        assert_eq!(ProtocolError::in_response(Rule::MissingGrpcStatus).code(), Code::Unknown);
+        assert_eq!(
+            ProtocolError::in_response(Rule::MissingGrpcStatus).code(),
+            Code::Unknown
+        );
     }
 
     #[test]
@@ -290,6 +333,10 @@ mod tests {
         let err = ProtocolError::in_request(Rule::MessageTooLarge { size: 10, limit: 5 });
         let status = err.to_status();
         assert_eq!(status.code(), Code::ResourceExhausted);
-        assert!(status.message().contains("exceeds limit 5"), "{}", status.message());
+        assert!(
+            status.message().contains("exceeds limit 5"),
+            "{}",
+            status.message()
+        );
     }
 }

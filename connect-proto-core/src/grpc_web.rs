@@ -35,8 +35,12 @@ pub fn decode_trailer_block(block: &[u8]) -> Result<HeaderMap, Rule> {
             .ok_or_else(|| Rule::InvalidTrailers("trailer line has no colon".into()))?;
         let name = trim(&line[..colon]).to_ascii_lowercase();
         let value = trim(&line[colon + 1..]);
-        let name = HeaderName::from_bytes(&name)
-            .map_err(|_| Rule::InvalidTrailers(format!("invalid trailer name {:?}", String::from_utf8_lossy(&name))))?;
+        let name = HeaderName::from_bytes(&name).map_err(|_| {
+            Rule::InvalidTrailers(format!(
+                "invalid trailer name {:?}",
+                String::from_utf8_lossy(&name)
+            ))
+        })?;
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| Rule::InvalidTrailers(format!("invalid value for trailer {name}")))?;
         trailers.append(name, value);
@@ -45,8 +49,14 @@ pub fn decode_trailer_block(block: &[u8]) -> Result<HeaderMap, Rule> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| *b != b' ' && *b != b'\t').unwrap_or(s.len());
-    let end = s.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(start, |i| i + 1);
+    let start = s
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |i| i + 1);
     &s[start..end]
 }
 
@@ -72,7 +82,8 @@ impl TextDecoder {
 
     /// Decodes as much of `chunk` (plus earlier leftovers) as forms whole groups.
     pub fn decode(&mut self, chunk: &[u8]) -> Result<Bytes, Rule> {
-        self.pending.extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        self.pending
+            .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
         let whole = self.pending.len() / 4 * 4;
         if whole == 0 {
             return Ok(Bytes::new());
@@ -94,7 +105,11 @@ impl TextDecoder {
 
     /// Checks that the body ended on a group boundary.
     pub fn finish(&self) -> Result<(), Rule> {
-        if self.pending.is_empty() { Ok(()) } else { Err(Rule::InvalidBase64) }
+        if self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(Rule::InvalidBase64)
+        }
     }
 }
 
@@ -114,7 +129,9 @@ mod tests {
 
     #[test]
     fn trailer_block_is_lenient_where_the_spec_allows() {
-        let t = decode_trailer_block(b"Grpc-Status:3\nGRPC-MESSAGE:  oops \r\n\r\nx-a: 1\r\nX-A: 2").unwrap();
+        let t =
+            decode_trailer_block(b"Grpc-Status:3\nGRPC-MESSAGE:  oops \r\n\r\nx-a: 1\r\nX-A: 2")
+                .unwrap();
         assert_eq!(t.get("grpc-status").unwrap(), "3");
         assert_eq!(t.get("grpc-message").unwrap(), "oops");
         assert_eq!(t.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);

@@ -42,8 +42,14 @@ pub(crate) fn decode_base64_lenient(value: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn trim_ascii(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &value[start..end]
 }
 
@@ -102,7 +108,11 @@ mod tests {
         let encoded = encode_binary_value(&raw);
         assert_eq!(encoded, "AAEC/v8");
         for form in ["AAEC/v8", "AAEC/v8=", "AAEC_v8", "AAEC_v8=", " AAEC/v8 "] {
-            assert_eq!(decode_binary_value(form.as_bytes()).as_deref(), Some(&raw[..]), "{form}");
+            assert_eq!(
+                decode_binary_value(form.as_bytes()).as_deref(),
+                Some(&raw[..]),
+                "{form}"
+            );
         }
         assert_eq!(decode_binary_value(b"!!"), None);
         assert!(is_binary_key("x-trace-bin"));

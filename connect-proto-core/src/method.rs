@@ -17,12 +17,18 @@ pub enum MethodKind {
 impl MethodKind {
     /// Whether the client sends a stream (more than one message may be sent).
     pub fn streams_requests(self) -> bool {
-        matches!(self, MethodKind::ClientStreaming | MethodKind::BidiStreaming)
+        matches!(
+            self,
+            MethodKind::ClientStreaming | MethodKind::BidiStreaming
+        )
     }
 
     /// Whether the server sends a stream.
     pub fn streams_responses(self) -> bool {
-        matches!(self, MethodKind::ServerStreaming | MethodKind::BidiStreaming)
+        matches!(
+            self,
+            MethodKind::ServerStreaming | MethodKind::BidiStreaming
+        )
     }
 
     /// Whether the method uses Connect's streaming (enveloped) form rather than unary.
@@ -57,17 +63,25 @@ pub struct MethodSpec {
 impl MethodSpec {
     /// A method spec.
     pub const fn new(path: &'static str, kind: MethodKind, idempotency: Idempotency) -> Self {
-        MethodSpec { path, kind, idempotency }
+        MethodSpec {
+            path,
+            kind,
+            idempotency,
+        }
     }
 
     /// The fully-qualified service name (`package.Service`).
     pub fn service_name(&self) -> &'static str {
-        split_path(self.path).map(|(service, _)| service).unwrap_or("")
+        split_path(self.path)
+            .map(|(service, _)| service)
+            .unwrap_or("")
     }
 
     /// The method name (`Method`).
     pub fn method_name(&self) -> &'static str {
-        split_path(self.path).map(|(_, method)| method).unwrap_or("")
+        split_path(self.path)
+            .map(|(_, method)| method)
+            .unwrap_or("")
     }
 
     /// Whether Connect GET is allowed for this method (unary and `NO_SIDE_EFFECTS`).
@@ -81,7 +95,8 @@ impl MethodSpec {
 pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?;
     let (service, method) = rest.rsplit_once('/')?;
-    (!service.is_empty() && !method.is_empty() && !method.contains('/')).then_some((service, method))
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
 }
 
 #[cfg(test)]
@@ -90,7 +105,11 @@ mod tests {
 
     #[test]
     fn path_parts() {
-        let spec = MethodSpec::new("/acme.v1.Greeter/SayHello", MethodKind::Unary, Idempotency::NoSideEffects);
+        let spec = MethodSpec::new(
+            "/acme.v1.Greeter/SayHello",
+            MethodKind::Unary,
+            Idempotency::NoSideEffects,
+        );
         assert_eq!(spec.service_name(), "acme.v1.Greeter");
         assert_eq!(spec.method_name(), "SayHello");
         assert!(spec.allows_get());
@@ -103,7 +122,11 @@ mod tests {
 
     #[test]
     fn get_requires_unary_and_no_side_effects() {
-        let streaming = MethodSpec::new("/s/M", MethodKind::ServerStreaming, Idempotency::NoSideEffects);
+        let streaming = MethodSpec::new(
+            "/s/M",
+            MethodKind::ServerStreaming,
+            Idempotency::NoSideEffects,
+        );
         assert!(!streaming.allows_get());
         let idempotent = MethodSpec::new("/s/M", MethodKind::Unary, Idempotency::Idempotent);
         assert!(!idempotent.allows_get());

@@ -131,27 +131,52 @@ pub enum ContentTypeMatch {
 impl ContentType {
     /// Connect unary.
     pub const fn connect_unary(codec: Codec) -> Self {
-        ContentType { protocol: Protocol::Connect, codec, streaming: false, text: false }
+        ContentType {
+            protocol: Protocol::Connect,
+            codec,
+            streaming: false,
+            text: false,
+        }
     }
 
     /// Connect streaming.
     pub const fn connect_streaming(codec: Codec) -> Self {
-        ContentType { protocol: Protocol::Connect, codec, streaming: true, text: false }
+        ContentType {
+            protocol: Protocol::Connect,
+            codec,
+            streaming: true,
+            text: false,
+        }
     }
 
     /// gRPC.
     pub const fn grpc(codec: Codec) -> Self {
-        ContentType { protocol: Protocol::Grpc, codec, streaming: true, text: false }
+        ContentType {
+            protocol: Protocol::Grpc,
+            codec,
+            streaming: true,
+            text: false,
+        }
     }
 
     /// gRPC-Web (binary).
     pub const fn grpc_web(codec: Codec) -> Self {
-        ContentType { protocol: Protocol::GrpcWeb, codec, streaming: true, text: false }
+        ContentType {
+            protocol: Protocol::GrpcWeb,
+            codec,
+            streaming: true,
+            text: false,
+        }
     }
 
     /// gRPC-Web text (base64 body).
     pub const fn grpc_web_text(codec: Codec) -> Self {
-        ContentType { protocol: Protocol::GrpcWeb, codec, streaming: true, text: true }
+        ContentType {
+            protocol: Protocol::GrpcWeb,
+            codec,
+            streaming: true,
+            text: true,
+        }
     }
 
     /// Parses a `content-type` header value. Media types compare case-insensitively and
@@ -162,34 +187,43 @@ impl ContentType {
             return ContentTypeMatch::Unrecognized;
         };
         let lower = sub.to_ascii_lowercase();
-        let (protocol, streaming, text, codec_name) = if let Some(rest) = lower.strip_prefix("grpc-web-text") {
-            match suffix(rest) {
-                Some(codec) => (Protocol::GrpcWeb, true, true, codec),
-                None => return ContentTypeMatch::Unrecognized,
-            }
-        } else if let Some(rest) = lower.strip_prefix("grpc-web") {
-            match suffix(rest) {
-                Some(codec) => (Protocol::GrpcWeb, true, false, codec),
-                None => return ContentTypeMatch::Unrecognized,
-            }
-        } else if let Some(rest) = lower.strip_prefix("grpc") {
-            match suffix(rest) {
-                Some(codec) => (Protocol::Grpc, true, false, codec),
-                None => return ContentTypeMatch::Unrecognized,
-            }
-        } else if let Some(rest) = lower.strip_prefix("connect+") {
-            (Protocol::Connect, true, false, rest)
-        } else {
-            (Protocol::Connect, false, false, lower.as_str())
-        };
+        let (protocol, streaming, text, codec_name) =
+            if let Some(rest) = lower.strip_prefix("grpc-web-text") {
+                match suffix(rest) {
+                    Some(codec) => (Protocol::GrpcWeb, true, true, codec),
+                    None => return ContentTypeMatch::Unrecognized,
+                }
+            } else if let Some(rest) = lower.strip_prefix("grpc-web") {
+                match suffix(rest) {
+                    Some(codec) => (Protocol::GrpcWeb, true, false, codec),
+                    None => return ContentTypeMatch::Unrecognized,
+                }
+            } else if let Some(rest) = lower.strip_prefix("grpc") {
+                match suffix(rest) {
+                    Some(codec) => (Protocol::Grpc, true, false, codec),
+                    None => return ContentTypeMatch::Unrecognized,
+                }
+            } else if let Some(rest) = lower.strip_prefix("connect+") {
+                (Protocol::Connect, true, false, rest)
+            } else {
+                (Protocol::Connect, false, false, lower.as_str())
+            };
         match Codec::from_name(codec_name) {
-            Some(codec) => ContentTypeMatch::Supported(ContentType { protocol, codec, streaming, text }),
+            Some(codec) => ContentTypeMatch::Supported(ContentType {
+                protocol,
+                codec,
+                streaming,
+                text,
+            }),
             None if protocol == Protocol::Connect && !streaming => {
                 // `application/<anything>` only looks like Connect unary; it is not a Connect
                 // request unless the codec is one we know.
                 ContentTypeMatch::Unrecognized
             }
-            None => ContentTypeMatch::UnsupportedCodec { protocol, streaming },
+            None => ContentTypeMatch::UnsupportedCodec {
+                protocol,
+                streaming,
+            },
         }
     }
 
@@ -226,7 +260,8 @@ fn suffix(rest: &str) -> Option<&str> {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -242,19 +277,58 @@ mod tests {
 
     #[test]
     fn recognises_every_protocol_form() {
-        assert_eq!(supported("application/proto"), ContentType::connect_unary(Codec::Proto));
-        assert_eq!(supported("application/json"), ContentType::connect_unary(Codec::Json));
-        assert_eq!(supported("application/json; charset=utf-8"), ContentType::connect_unary(Codec::Json));
-        assert_eq!(supported("application/connect+proto"), ContentType::connect_streaming(Codec::Proto));
-        assert_eq!(supported("Application/Connect+JSON"), ContentType::connect_streaming(Codec::Json));
-        assert_eq!(supported("application/grpc"), ContentType::grpc(Codec::Proto));
-        assert_eq!(supported("application/grpc+proto"), ContentType::grpc(Codec::Proto));
-        assert_eq!(supported("application/grpc+json"), ContentType::grpc(Codec::Json));
-        assert_eq!(supported("application/grpc-web"), ContentType::grpc_web(Codec::Proto));
-        assert_eq!(supported("application/grpc-web+proto"), ContentType::grpc_web(Codec::Proto));
-        assert_eq!(supported("application/grpc-web+json"), ContentType::grpc_web(Codec::Json));
-        assert_eq!(supported("application/grpc-web-text"), ContentType::grpc_web_text(Codec::Proto));
-        assert_eq!(supported("application/grpc-web-text+proto"), ContentType::grpc_web_text(Codec::Proto));
+        assert_eq!(
+            supported("application/proto"),
+            ContentType::connect_unary(Codec::Proto)
+        );
+        assert_eq!(
+            supported("application/json"),
+            ContentType::connect_unary(Codec::Json)
+        );
+        assert_eq!(
+            supported("application/json; charset=utf-8"),
+            ContentType::connect_unary(Codec::Json)
+        );
+        assert_eq!(
+            supported("application/connect+proto"),
+            ContentType::connect_streaming(Codec::Proto)
+        );
+        assert_eq!(
+            supported("Application/Connect+JSON"),
+            ContentType::connect_streaming(Codec::Json)
+        );
+        assert_eq!(
+            supported("application/grpc"),
+            ContentType::grpc(Codec::Proto)
+        );
+        assert_eq!(
+            supported("application/grpc+proto"),
+            ContentType::grpc(Codec::Proto)
+        );
+        assert_eq!(
+            supported("application/grpc+json"),
+            ContentType::grpc(Codec::Json)
+        );
+        assert_eq!(
+            supported("application/grpc-web"),
+            ContentType::grpc_web(Codec::Proto)
+        );
+        assert_eq!(
+            supported("application/grpc-web+proto"),
+            ContentType::grpc_web(Codec::Proto)
+        );
+        assert_eq!(
+            supported("application/grpc-web+json"),
+            ContentType::grpc_web(Codec::Json)
+        );
+        assert_eq!(
+            supported("application/grpc-web-text"),
+            ContentType::grpc_web_text(Codec::Proto)
+        );
+        assert_eq!(
+            supported("application/grpc-web-text+proto"),
+            ContentType::grpc_web_text(Codec::Proto)
+        );
     }
 
     #[test]
@@ -279,13 +353,26 @@ mod tests {
     fn unsupported_codecs_and_strangers() {
         assert_eq!(
             ContentType::parse("application/grpc+thrift"),
-            ContentTypeMatch::UnsupportedCodec { protocol: Protocol::Grpc, streaming: true }
+            ContentTypeMatch::UnsupportedCodec {
+                protocol: Protocol::Grpc,
+                streaming: true
+            }
         );
         assert_eq!(
             ContentType::parse("application/connect+xml"),
-            ContentTypeMatch::UnsupportedCodec { protocol: Protocol::Connect, streaming: true }
+            ContentTypeMatch::UnsupportedCodec {
+                protocol: Protocol::Connect,
+                streaming: true
+            }
         );
-        for v in ["", "text/plain", "application/xml", "application/grpcx", "application/grpc-webby", "applicatio"] {
+        for v in [
+            "",
+            "text/plain",
+            "application/xml",
+            "application/grpcx",
+            "application/grpc-webby",
+            "applicatio",
+        ] {
             assert_eq!(ContentType::parse(v), ContentTypeMatch::Unrecognized, "{v}");
         }
     }

@@ -27,7 +27,12 @@ pub struct Status {
 impl Status {
     /// A status with a code and a message.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Status { code, message: message.into(), details: Vec::new(), metadata: HeaderMap::new() }
+        Status {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            metadata: HeaderMap::new(),
+        }
     }
 
     /// A status with only a code.
@@ -138,7 +143,11 @@ impl ErrorDetail {
         if let Some(stripped) = type_name.strip_prefix(TYPE_URL_PREFIX) {
             type_name = stripped.to_owned();
         }
-        ErrorDetail { type_name, value: value.into(), debug: None }
+        ErrorDetail {
+            type_name,
+            value: value.into(),
+            debug: None,
+        }
     }
 
     /// Packs a message as a detail.
@@ -197,24 +206,38 @@ mod tests {
 
     #[test]
     fn display_includes_code_and_message() {
-        assert_eq!(Status::new(Code::NotFound, "no such user").to_string(), "not_found: no such user");
+        assert_eq!(
+            Status::new(Code::NotFound, "no such user").to_string(),
+            "not_found: no such user"
+        );
         assert_eq!(Status::from_code(Code::Internal).to_string(), "internal");
     }
 
     #[test]
     fn detail_strips_type_url_prefix() {
-        let d = ErrorDetail::new("type.googleapis.com/google.rpc.RetryInfo", Bytes::from_static(b"\x0a\x00"));
+        let d = ErrorDetail::new(
+            "type.googleapis.com/google.rpc.RetryInfo",
+            Bytes::from_static(b"\x0a\x00"),
+        );
         assert_eq!(d.type_name(), "google.rpc.RetryInfo");
         assert_eq!(d.type_url(), "type.googleapis.com/google.rpc.RetryInfo");
     }
 
     #[test]
     fn detail_packs_and_unpacks_messages() {
-        let msg = buffa_types::google::protobuf::Duration { seconds: 30, nanos: 5, ..Default::default() };
+        let msg = buffa_types::google::protobuf::Duration {
+            seconds: 30,
+            nanos: 5,
+            ..Default::default()
+        };
         let detail = ErrorDetail::from_message(&msg);
         assert_eq!(detail.type_name(), "google.protobuf.Duration");
         let back: buffa_types::google::protobuf::Duration = detail.to_message().unwrap().unwrap();
         assert_eq!(back, msg);
-        assert!(detail.to_message::<buffa_types::google::protobuf::Timestamp>().is_none());
+        assert!(
+            detail
+                .to_message::<buffa_types::google::protobuf::Timestamp>()
+                .is_none()
+        );
     }
 }

@@ -95,7 +95,9 @@ fn parse_digits(digits: &[u8], max_digits: usize) -> Result<u64, TimeoutError> {
         return Err(TimeoutError::TooManyDigits);
     }
     // At most 10 digits: fits a u64 with room to multiply by 3600.
-    Ok(digits.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+    Ok(digits
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -111,28 +113,49 @@ mod tests {
         assert_eq!(parse_grpc_timeout(b"6u"), Ok(Duration::from_micros(6)));
         assert_eq!(parse_grpc_timeout(b"7n"), Ok(Duration::from_nanos(7)));
         assert_eq!(parse_grpc_timeout(b"0n"), Ok(Duration::ZERO));
-        assert_eq!(parse_grpc_timeout(b"99999999H"), Ok(Duration::from_secs(99_999_999 * 3600)));
+        assert_eq!(
+            parse_grpc_timeout(b"99999999H"),
+            Ok(Duration::from_secs(99_999_999 * 3600))
+        );
     }
 
     #[test]
     fn grpc_rejections() {
         assert_eq!(parse_grpc_timeout(b""), Err(TimeoutError::Empty));
         assert_eq!(parse_grpc_timeout(b"S"), Err(TimeoutError::Empty));
-        assert_eq!(parse_grpc_timeout(b"100"), Err(TimeoutError::UnknownUnit('0')));
-        assert_eq!(parse_grpc_timeout(b"1x"), Err(TimeoutError::UnknownUnit('x')));
-        assert_eq!(parse_grpc_timeout(b"123456789S"), Err(TimeoutError::TooManyDigits));
+        assert_eq!(
+            parse_grpc_timeout(b"100"),
+            Err(TimeoutError::UnknownUnit('0'))
+        );
+        assert_eq!(
+            parse_grpc_timeout(b"1x"),
+            Err(TimeoutError::UnknownUnit('x'))
+        );
+        assert_eq!(
+            parse_grpc_timeout(b"123456789S"),
+            Err(TimeoutError::TooManyDigits)
+        );
         assert_eq!(parse_grpc_timeout(b"-1S"), Err(TimeoutError::NotDigits));
         assert_eq!(parse_grpc_timeout(b" 1S"), Err(TimeoutError::NotDigits));
         assert_eq!(parse_grpc_timeout(b"1.5S"), Err(TimeoutError::NotDigits));
-        assert_eq!(parse_grpc_timeout(b"1\xff"), Err(TimeoutError::UnknownUnit('\u{ff}')));
+        assert_eq!(
+            parse_grpc_timeout(b"1\xff"),
+            Err(TimeoutError::UnknownUnit('\u{ff}'))
+        );
     }
 
     #[test]
     fn connect_values() {
         assert_eq!(parse_connect_timeout(b"0"), Ok(Duration::ZERO));
         assert_eq!(parse_connect_timeout(b"5000"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_connect_timeout(b"9999999999"), Ok(Duration::from_millis(9_999_999_999)));
-        assert_eq!(parse_connect_timeout(b"10000000000"), Err(TimeoutError::TooManyDigits));
+        assert_eq!(
+            parse_connect_timeout(b"9999999999"),
+            Ok(Duration::from_millis(9_999_999_999))
+        );
+        assert_eq!(
+            parse_connect_timeout(b"10000000000"),
+            Err(TimeoutError::TooManyDigits)
+        );
         assert_eq!(parse_connect_timeout(b""), Err(TimeoutError::Empty));
         assert_eq!(parse_connect_timeout(b"1s"), Err(TimeoutError::NotDigits));
         assert_eq!(parse_connect_timeout(b"+5"), Err(TimeoutError::NotDigits));

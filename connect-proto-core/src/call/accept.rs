@@ -17,8 +17,8 @@ use crate::connect::get::{CONNECT_V1, decode_get_query};
 use crate::method::MethodSpec;
 use crate::protocol::headers::{
     ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
-    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING,
-    GRPC_ENCODING, GRPC_TIMEOUT,
+    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE,
+    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT,
 };
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
 use crate::status::Status;
@@ -139,7 +139,10 @@ impl ServerConfig {
 
 /// A request that is not admitted, with the complete response to send.
 #[derive(Debug)]
-pub struct Rejection {
+pub struct Rejection(Box<RejectionParts>);
+
+#[derive(Debug)]
+struct RejectionParts {
     head: response::Parts,
     body: Bytes,
     status: Option<Status>,
@@ -149,31 +152,41 @@ impl Rejection {
     /// The RPC error the response carries, or `None` for plain HTTP rejections (404 for a
     /// non-RPC request, 405, 415).
     pub fn status(&self) -> Option<&Status> {
-        self.status.as_ref()
+        self.0.status.as_ref()
     }
 
     /// The HTTP status of the response.
     pub fn http_status(&self) -> StatusCode {
-        self.head.status
+        self.0.head.status
     }
 
     /// The response head and body.
     pub fn into_parts(self) -> (response::Parts, Bytes) {
-        (self.head, self.body)
+        let parts = *self.0;
+        (parts.head, parts.body)
     }
 
     /// The response.
     pub fn into_response(self) -> http::Response<Bytes> {
-        http::Response::from_parts(self.head, self.body)
+        let (head, body) = self.into_parts();
+        http::Response::from_parts(head, body)
     }
 
     fn plain(rendered: Rendered) -> Self {
-        Rejection { head: rendered.head, body: rendered.body, status: None }
+        Rejection(Box::new(RejectionParts {
+            head: rendered.head,
+            body: rendered.body,
+            status: None,
+        }))
     }
 
     fn rpc(content_type: ContentType, status: Status) -> Self {
         let rendered = render::error_response(content_type, &status, &HeaderMap::new());
-        Rejection { head: rendered.head, body: rendered.body, status: Some(status) }
+        Rejection(Box::new(RejectionParts {
+            head: rendered.head,
+            body: rendered.body,
+            status: Some(status),
+        }))
     }
 }
 
@@ -197,12 +210,20 @@ pub(crate) fn admit(
 ) -> Result<Admitted, Rejection> {
     let is_get = head.method == Method::GET;
     let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
-    let query = if is_get { head.uri.query().map(decode_get_query) } else { None };
+    let query = if is_get {
+        head.uri.query().map(decode_get_query)
+    } else {
+        None
+    };
 
     // What protocol does the request look like? Used to render every later error.
     let detected = if is_get {
         match &query {
-            Some(Ok(q)) => q.encoding.as_deref().and_then(Codec::from_name).map(ContentType::connect_unary),
+            Some(Ok(q)) => q
+                .encoding
+                .as_deref()
+                .and_then(Codec::from_name)
+                .map(ContentType::connect_unary),
             _ => None,
         }
     } else {
@@ -213,22 +234,29 @@ pub(crate) fn admit(
     };
 
     let Some(method) = lookup(head.uri.path()) else {
-        let status = Status::new(Code::Unimplemented, format!("{} is not implemented", head.uri.path()));
+        let status = Status::new(
+            Code::Unimplemented,
+            format!("{} is not implemented", head.uri.path()),
+        );
         return Err(match detected {
             Some(ct) if ct.protocol == Protocol::Connect => {
                 // 404 agrees with `unimplemented` both for clients that read the JSON body and
                 // for those that infer the code from the HTTP status.
                 let mut rejection = Rejection::rpc(ct, status);
-                rejection.head.status = StatusCode::NOT_FOUND;
+                rejection.0.head.status = StatusCode::NOT_FOUND;
                 rejection
             }
             Some(ct) if config.enabled(ct.protocol) => Rejection::rpc(ct, status),
-            _ => Rejection::plain(Rendered { head: render::parts(StatusCode::NOT_FOUND), body: Bytes::new() }),
+            _ => Rejection::plain(Rendered {
+                head: render::parts(StatusCode::NOT_FOUND),
+                body: Bytes::new(),
+            }),
         });
     };
 
     let streaming = method.kind.is_streaming();
-    let accept_post = || render::accept_post_list(streaming, config.connect, config.grpc, config.grpc_web);
+    let accept_post =
+        || render::accept_post_list(streaming, config.connect, config.grpc, config.grpc_web);
 
     // HTTP method.
     if is_get {
@@ -236,16 +264,30 @@ pub(crate) fn admit(
             return Err(Rejection::plain(render::method_not_allowed("POST")));
         }
     } else if head.method != Method::POST {
-        let allow = if config.connect && method.allows_get() { "GET, POST" } else { "POST" };
+        let allow = if config.connect && method.allows_get() {
+            "GET, POST"
+        } else {
+            "POST"
+        };
         return Err(Rejection::plain(render::method_not_allowed(allow)));
     }
 
     // Content type.
     let content_type = match detected {
-        Some(ct) if config.enabled(ct.protocol) && (ct.protocol != Protocol::Connect || ct.streaming == streaming) => ct,
-        _ => return Err(Rejection::plain(render::unsupported_media_type(&accept_post()))),
+        Some(ct)
+            if config.enabled(ct.protocol)
+                && (ct.protocol != Protocol::Connect || ct.streaming == streaming) =>
+        {
+            ct
+        }
+        _ => {
+            return Err(Rejection::plain(render::unsupported_media_type(
+                &accept_post(),
+            )));
+        }
     };
-    let reject = |code: Code, message: String| Rejection::rpc(content_type, Status::new(code, message));
+    let reject =
+        |code: Code, message: String| Rejection::rpc(content_type, Status::new(code, message));
 
     // Protocol version (Connect).
     if content_type.protocol == Protocol::Connect {
@@ -265,8 +307,15 @@ pub(crate) fn admit(
                 ));
             }
             None if config.require_connect_protocol_header => {
-                let what = if is_get { "query parameter connect=v1" } else { "header connect-protocol-version: 1" };
-                return Err(reject(Code::InvalidArgument, format!("missing required {what}")));
+                let what = if is_get {
+                    "query parameter connect=v1"
+                } else {
+                    "header connect-protocol-version: 1"
+                };
+                return Err(reject(
+                    Code::InvalidArgument,
+                    format!("missing required {what}"),
+                ));
             }
             _ => {}
         }
@@ -278,19 +327,28 @@ pub(crate) fn admit(
             .headers
             .get(CONNECT_TIMEOUT_MS)
             .map(|v| parse_connect_timeout(v.as_bytes())),
-        Protocol::Grpc | Protocol::GrpcWeb => {
-            head.headers.get(GRPC_TIMEOUT).map(|v| parse_grpc_timeout(v.as_bytes()))
-        }
+        Protocol::Grpc | Protocol::GrpcWeb => head
+            .headers
+            .get(GRPC_TIMEOUT)
+            .map(|v| parse_grpc_timeout(v.as_bytes())),
     };
     let timeout = match timeout.transpose() {
         Ok(t) => t,
-        Err(why) => return Err(reject(Code::InvalidArgument, format!("protocol error: invalid timeout: {why}"))),
+        Err(why) => {
+            return Err(reject(
+                Code::InvalidArgument,
+                format!("protocol error: invalid timeout: {why}"),
+            ));
+        }
     };
     let timeout = match (timeout, config.max_timeout) {
         (Some(t), Some(max)) => Some(t.min(max)),
         (t, _) => t,
     };
-    let deadline = timeout.map(|t| now.checked_add(t).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)));
+    let deadline = timeout.map(|t| {
+        now.checked_add(t)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+    });
 
     // Compression.
     let (encoding_header, accept_header) = match (content_type.protocol, content_type.streaming) {
@@ -311,29 +369,56 @@ pub(crate) fn admit(
         Err(name) => {
             let mut rejection = reject(
                 Code::Unimplemented,
-                format!("unknown compression {name:?}: supported encodings are {}", config.compression.supported_list()),
+                format!(
+                    "unknown compression {name:?}: supported encodings are {}",
+                    config.compression.supported_list()
+                ),
             );
             if content_type.protocol != Protocol::Connect {
                 if let Some(accept) = config.compression.accept_encoding() {
-                    rejection.head.headers.insert(GRPC_ACCEPT_ENCODING, accept.clone());
+                    rejection
+                        .0
+                        .head
+                        .headers
+                        .insert(GRPC_ACCEPT_ENCODING, accept.clone());
                 }
             }
             return Err(rejection);
         }
     };
-    let accept = head.headers.get_all(accept_header).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let accept = head
+        .headers
+        .get_all(accept_header)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
     let accept = (!accept.is_empty()).then_some(accept);
-    let response_compression = config.compression.negotiate(request_compression.as_ref(), accept.as_deref());
+    let response_compression = config
+        .compression
+        .negotiate(request_compression.as_ref(), accept.as_deref());
 
     // GET message.
     let get_message = match query {
         Some(Ok(q)) => Some(q.message),
-        Some(Err(why)) => return Err(reject(Code::InvalidArgument, format!("invalid GET request: {why}"))),
+        Some(Err(why)) => {
+            return Err(reject(
+                Code::InvalidArgument,
+                format!("invalid GET request: {why}"),
+            ));
+        }
         None if is_get => Some(Bytes::new()),
         None => None,
     };
 
-    Ok(Admitted { content_type, method, deadline, request_compression, response_compression, get_message })
+    Ok(Admitted {
+        content_type,
+        method,
+        deadline,
+        request_compression,
+        response_compression,
+        get_message,
+    })
 }
 
 impl ServerCall {

@@ -35,8 +35,9 @@ use crate::metadata::{copy_metadata, metadata_of};
 use crate::method::MethodSpec;
 use crate::protocol::headers::{
     ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
-    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING,
-    GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, TE_TRAILERS, USER_AGENT, X_USER_AGENT,
+    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE,
+    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, TE_TRAILERS, USER_AGENT,
+    X_USER_AGENT,
 };
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
 use crate::status::Status;
@@ -88,7 +89,10 @@ enum ReceiveState {
     /// Reading a normal response body.
     Body,
     /// Reading a Connect unary error body (non-200).
-    ErrorBody { status: StatusCode, json: bool },
+    ErrorBody {
+        status: StatusCode,
+        json: bool,
+    },
     Finished,
 }
 
@@ -125,11 +129,18 @@ impl ClientCall {
     /// Starts a call. Streaming-request methods queue their request head at once (so a
     /// full-duplex peer can answer before the first message); unary-request methods send the
     /// head together with their one message.
-    pub fn start(config: &ClientConfig, now: Instant, method: &MethodSpec, options: CallOptions) -> Result<Self, UsageError> {
+    pub fn start(
+        config: &ClientConfig,
+        now: Instant,
+        method: &MethodSpec,
+        options: CallOptions,
+    ) -> Result<Self, UsageError> {
         let protocol = config.protocol;
         let codec = config.codec;
         let content_type = match protocol {
-            Protocol::Connect if method.kind.is_streaming() => ContentType::connect_streaming(codec),
+            Protocol::Connect if method.kind.is_streaming() => {
+                ContentType::connect_streaming(codec)
+            }
             Protocol::Connect => ContentType::connect_unary(codec),
             Protocol::Grpc => ContentType::grpc(codec),
             Protocol::GrpcWeb if config.grpc_web_text => ContentType::grpc_web_text(codec),
@@ -137,23 +148,36 @@ impl ClientCall {
         };
         let uri = join_uri(&config.base_uri, method.path)?;
         let timeout = options.timeout.or(config.default_timeout);
-        let deadline = timeout.map(|t| now.checked_add(t).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)));
+        let deadline = timeout.map(|t| {
+            now.checked_add(t)
+                .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+        });
         let mut headers = config.default_headers.clone();
         for (name, value) in &options.headers {
             headers.append(name.clone(), value.clone());
         }
-        let receive_limit = options.max_receive_message_size.unwrap_or(config.max_receive_message_size);
-        let framing = if content_type.streaming { Framing::Enveloped } else { Framing::Bare };
+        let receive_limit = options
+            .max_receive_message_size
+            .unwrap_or(config.max_receive_message_size);
+        let framing = if content_type.streaming {
+            Framing::Enveloped
+        } else {
+            Framing::Bare
+        };
         let mut call = ClientCall {
             content_type,
             method: *method,
             uri,
             timeout,
             deadline,
-            send_compression: options.send_compression.unwrap_or_else(|| config.send_compression.clone()),
+            send_compression: options
+                .send_compression
+                .unwrap_or_else(|| config.send_compression.clone()),
             accept_compression: config.accept_compression.clone(),
             compress_min_bytes: config.compress_min_bytes,
-            send_limit: options.max_send_message_size.or(config.max_send_message_size),
+            send_limit: options
+                .max_send_message_size
+                .or(config.max_send_message_size),
             use_get: protocol == Protocol::Connect
                 && method.allows_get()
                 && options.use_get.unwrap_or(config.use_get),
@@ -163,7 +187,14 @@ impl ClientCall {
             send: SendState::Idle,
             sent_messages: 0,
             receive: ReceiveState::AwaitingHead,
-            reader: Reader::new(protocol, framing, true, content_type.text, None, receive_limit),
+            reader: Reader::new(
+                protocol,
+                framing,
+                true,
+                content_type.text,
+                None,
+                receive_limit,
+            ),
             received_messages: 0,
             unary_trailers: HeaderMap::new(),
             events: VecDeque::new(),
@@ -171,7 +202,11 @@ impl ClientCall {
             scratch: Vec::new(),
         };
         if method.kind.streams_requests() {
-            let head = call.request_head(Method::POST, call.uri.clone(), call.send_compression.is_some());
+            let head = call.request_head(
+                Method::POST,
+                call.uri.clone(),
+                call.send_compression.is_some(),
+            );
             call.outputs.push_back(ClientOutput::Head(head));
             call.send = SendState::Open;
         }
@@ -210,7 +245,11 @@ impl ClientCall {
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_finished() { None } else { self.deadline }
+        if self.is_finished() {
+            None
+        } else {
+            self.deadline
+        }
     }
 
     /// Sends one request message (encoded with the call's codec). For unary-request methods
@@ -228,7 +267,10 @@ impl ClientCall {
         }
         if let Some(limit) = self.send_limit {
             if message.len() > limit {
-                return Err(UsageError::MessageTooLarge { size: message.len(), limit });
+                return Err(UsageError::MessageTooLarge {
+                    size: message.len(),
+                    limit,
+                });
             }
         }
         self.sent_messages += 1;
@@ -239,9 +281,11 @@ impl ClientCall {
         }
         if self.use_get {
             let (payload, compressed) = match &self.send_compression {
-                Some(alg) if message.len() >= self.compress_min_bytes && !message.is_empty() => {
-                    (alg.compress(&message).map_err(|e| UsageError::Compression(e.to_string()))?, Some(alg.name()))
-                }
+                Some(alg) if message.len() >= self.compress_min_bytes && !message.is_empty() => (
+                    alg.compress(&message)
+                        .map_err(|e| UsageError::Compression(e.to_string()))?,
+                    Some(alg.name()),
+                ),
                 _ => (message.clone(), None),
             };
             let query = encode_get_query(self.content_type.codec, compressed, &payload);
@@ -289,7 +333,10 @@ impl ClientCall {
     /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_finished() && self.deadline.is_some_and(|d| now >= d) {
-            self.abort(Status::new(Code::DeadlineExceeded, "the call's deadline expired"));
+            self.abort(Status::new(
+                Code::DeadlineExceeded,
+                "the call's deadline expired",
+            ));
         }
     }
 
@@ -310,7 +357,9 @@ impl ClientCall {
         match self.receive {
             ReceiveState::Body | ReceiveState::ErrorBody { .. } => {}
             ReceiveState::AwaitingHead => {
-                return self.protocol_error(Rule::InvalidHeader("body data before the response head".into()));
+                return self.protocol_error(Rule::InvalidHeader(
+                    "body data before the response head".into(),
+                ));
             }
             ReceiveState::Finished => return,
         }
@@ -338,10 +387,16 @@ impl ClientCall {
     pub fn handle_end(&mut self, _now: Instant) {
         match self.receive {
             ReceiveState::Finished => {}
-            ReceiveState::AwaitingHead => self.protocol_error(Rule::InvalidHeader("the response ended before its head".into())),
+            ReceiveState::AwaitingHead => self.protocol_error(Rule::InvalidHeader(
+                "the response ended before its head".into(),
+            )),
             ReceiveState::ErrorBody { status, json } => {
                 let body = self.reader.take_raw();
-                let error = if json { self.decode_unary_error(body) } else { None };
+                let error = if json {
+                    self.decode_unary_error(body)
+                } else {
+                    None
+                };
                 let mut error = error.unwrap_or_else(|| http_status_error(status));
                 *error.metadata_mut() = std::mem::take(&mut self.unary_trailers);
                 self.finish(Err(error));
@@ -363,7 +418,9 @@ impl ClientCall {
                         self.finish_success(trailers);
                     }
                     Protocol::Connect => self.protocol_error(Rule::MissingEndStream),
-                    Protocol::Grpc | Protocol::GrpcWeb => self.protocol_error(Rule::MissingGrpcStatus),
+                    Protocol::Grpc | Protocol::GrpcWeb => {
+                        self.protocol_error(Rule::MissingGrpcStatus)
+                    }
                 }
             }
         }
@@ -375,10 +432,10 @@ impl ClientCall {
             return;
         }
         let code = match h2_error_code {
-            Some(0x7) => Code::Unavailable,          // REFUSED_STREAM
-            Some(0x8) => Code::Canceled,             // CANCEL
-            Some(0xb) => Code::ResourceExhausted,    // ENHANCE_YOUR_CALM
-            Some(0xc) => Code::PermissionDenied,     // INADEQUATE_SECURITY
+            Some(0x7) => Code::Unavailable,       // REFUSED_STREAM
+            Some(0x8) => Code::Canceled,          // CANCEL
+            Some(0xb) => Code::ResourceExhausted, // ENHANCE_YOUR_CALM
+            Some(0xc) => Code::PermissionDenied,  // INADEQUATE_SECURITY
             Some(_) => Code::Internal,
             None => Code::Unavailable,
         };
@@ -427,12 +484,19 @@ impl ClientCall {
             h.insert(CONTENT_TYPE, self.content_type.header_value());
         }
         let accept = self.accept_compression.accept_encoding().cloned();
-        let encoding = self.send_compression.as_ref().filter(|_| compressed).map(|a| HeaderValue::from_static(a.name()));
+        let encoding = self
+            .send_compression
+            .as_ref()
+            .filter(|_| compressed)
+            .map(|a| HeaderValue::from_static(a.name()));
         match protocol {
             Protocol::Connect => {
                 h.insert(USER_AGENT, self.user_agent.clone());
                 if method == Method::POST {
-                    h.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static(CONNECT_PROTOCOL_VERSION_1));
+                    h.insert(
+                        CONNECT_PROTOCOL_VERSION,
+                        HeaderValue::from_static(CONNECT_PROTOCOL_VERSION_1),
+                    );
                 }
                 if let Some(timeout) = self.timeout {
                     insert_str(h, CONNECT_TIMEOUT_MS, &format_connect_timeout(timeout));
@@ -473,7 +537,10 @@ impl ClientCall {
 
     fn resolve_encoding(&mut self, head: &response::Parts, header: &str) -> Result<(), Rule> {
         let name = head.headers.get(header).and_then(|v| v.to_str().ok());
-        let alg = self.accept_compression.resolve(name).map_err(Rule::UnsupportedCompression)?;
+        let alg = self
+            .accept_compression
+            .resolve(name)
+            .map_err(Rule::UnsupportedCompression)?;
         self.reader.set_compression(alg);
         Ok(())
     }
@@ -481,7 +548,11 @@ impl ClientCall {
     fn connect_unary_head(&mut self, head: response::Parts) {
         let (leading, trailing) = split_unary_headers(&head.headers);
         self.unary_trailers = trailing;
-        let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if head.status != StatusCode::OK {
             let json = matches!(ContentType::parse(content_type), ContentTypeMatch::Supported(ct)
                 if ct.protocol == Protocol::Connect && !ct.streaming && ct.codec == Codec::Json);
@@ -489,7 +560,10 @@ impl ClientCall {
             // tells the code.
             let _ = self.resolve_encoding(&head, CONTENT_ENCODING);
             self.events.push_back(ClientEvent::Headers(leading));
-            self.receive = ReceiveState::ErrorBody { status: head.status, json };
+            self.receive = ReceiveState::ErrorBody {
+                status: head.status,
+                json,
+            };
             return;
         }
         if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
@@ -508,14 +582,19 @@ impl ClientCall {
             *error.metadata_mut() = metadata_of(&head.headers);
             return self.finish(Err(error));
         }
-        let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
             return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
         }
         if let Err(rule) = self.resolve_encoding(&head, CONNECT_CONTENT_ENCODING) {
             return self.protocol_error(rule);
         }
-        self.events.push_back(ClientEvent::Headers(metadata_of(&head.headers)));
+        self.events
+            .push_back(ClientEvent::Headers(metadata_of(&head.headers)));
         self.receive = ReceiveState::Body;
     }
 
@@ -525,16 +604,23 @@ impl ClientCall {
             *error.metadata_mut() = metadata_of(&head.headers);
             return self.finish(Err(error));
         }
-        let content_type = head.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let matches = match ContentType::parse(content_type) {
             ContentTypeMatch::Supported(ct) => {
-                ct.protocol == self.content_type.protocol && ct.codec == self.content_type.codec && ct.text == self.content_type.text
+                ct.protocol == self.content_type.protocol
+                    && ct.codec == self.content_type.codec
+                    && ct.text == self.content_type.text
             }
             _ => false,
         };
         if head.headers.contains_key(GRPC_STATUS) {
             // Trailers-only: the head is the whole response.
-            self.events.push_back(ClientEvent::Headers(HeaderMap::new()));
+            self.events
+                .push_back(ClientEvent::Headers(HeaderMap::new()));
             self.receive = ReceiveState::Body;
             return self.finish_with_trailers(&head.headers);
         }
@@ -544,7 +630,8 @@ impl ClientCall {
         if let Err(rule) = self.resolve_encoding(&head, GRPC_ENCODING) {
             return self.protocol_error(rule);
         }
-        self.events.push_back(ClientEvent::Headers(metadata_of(&head.headers)));
+        self.events
+            .push_back(ClientEvent::Headers(metadata_of(&head.headers)));
         self.receive = ReceiveState::Body;
     }
 
@@ -613,7 +700,8 @@ impl ClientCall {
             return;
         }
         if self.receive == ReceiveState::AwaitingHead {
-            self.events.push_back(ClientEvent::Headers(HeaderMap::new()));
+            self.events
+                .push_back(ClientEvent::Headers(HeaderMap::new()));
         }
         self.receive = ReceiveState::Finished;
         self.events.push_back(ClientEvent::Finished(outcome));
@@ -623,7 +711,10 @@ impl ClientCall {
 /// The status for an HTTP error without a usable RPC error in it.
 fn http_status_error(status: StatusCode) -> Status {
     let code = Code::from_http_status(status).unwrap_or(Code::Unknown);
-    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
+    let reason = status
+        .canonical_reason()
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default();
     Status::new(code, format!("HTTP status {}{reason}", status.as_u16()))
 }
 
@@ -652,5 +743,7 @@ fn replace_path_and_query(uri: &Uri, path_and_query: String) -> Result<Uri, Usag
     if let Some(authority) = uri.authority() {
         builder = builder.authority(authority.clone());
     }
-    builder.build().map_err(|e| UsageError::InvalidRequest(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| UsageError::InvalidRequest(e.to_string()))
 }

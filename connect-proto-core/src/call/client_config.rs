@@ -52,7 +52,10 @@ impl ClientConfig {
             default_headers: HeaderMap::new(),
             use_get: true,
             max_get_url_bytes: DEFAULT_MAX_GET_URL_BYTES,
-            user_agent: HeaderValue::from_static(concat!("connect-rust/", env!("CARGO_PKG_VERSION"))),
+            user_agent: HeaderValue::from_static(concat!(
+                "connect-rust/",
+                env!("CARGO_PKG_VERSION")
+            )),
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::compression::{Compression, DecompressError};
-use crate::envelope::{EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS, encode_envelope};
+use crate::envelope::{
+    EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS, encode_envelope,
+};
 use crate::error::{Rule, UsageError};
 use crate::grpc_web::TextDecoder;
 use crate::protocol::Protocol;
@@ -79,7 +81,6 @@ impl Reader {
         self.pass_through = pass_through;
     }
 
-
     /// Adds a chunk and reads every complete item out of the buffered data.
     pub(crate) fn push(&mut self, chunk: Bytes, out: &mut Vec<Inbound>) -> Result<(), Rule> {
         let chunk = match &mut self.text {
@@ -97,7 +98,10 @@ impl Reader {
             Framing::Bare => {
                 let size = self.envelopes.buffered_len();
                 if size > self.limit {
-                    return Err(Rule::MessageTooLarge { size: size as u64, limit: self.limit });
+                    return Err(Rule::MessageTooLarge {
+                        size: size as u64,
+                        limit: self.limit,
+                    });
                 }
                 Ok(())
             }
@@ -173,9 +177,10 @@ impl Reader {
         match &self.compression {
             Some(alg) if !payload.is_empty() && !self.pass_through => {
                 alg.decompress(&payload, self.limit).map_err(|e| match e {
-                    DecompressError::LimitExceeded { limit } => {
-                        Rule::MessageTooLarge { size: limit as u64 + 1, limit }
-                    }
+                    DecompressError::LimitExceeded { limit } => Rule::MessageTooLarge {
+                        size: limit as u64 + 1,
+                        limit,
+                    },
                     other => Rule::Decompression(other.to_string()),
                 })
             }
@@ -194,17 +199,30 @@ pub(crate) fn frame_message(
     text: bool,
 ) -> Result<(Bytes, bool), UsageError> {
     let (flags, body) = match compression {
-        Some(alg) if payload.len() >= min_bytes && !payload.is_empty() => {
-            (FLAG_COMPRESSED, alg.compress(&payload).map_err(|e| UsageError::Compression(e.to_string()))?)
-        }
+        Some(alg) if payload.len() >= min_bytes && !payload.is_empty() => (
+            FLAG_COMPRESSED,
+            alg.compress(&payload)
+                .map_err(|e| UsageError::Compression(e.to_string()))?,
+        ),
         _ => (0, payload),
     };
-    let framed = if enveloped { frame_envelope(flags, &body)? } else { body };
-    let framed = if text { crate::grpc_web::encode_text_chunk(&framed) } else { framed };
+    let framed = if enveloped {
+        frame_envelope(flags, &body)?
+    } else {
+        body
+    };
+    let framed = if text {
+        crate::grpc_web::encode_text_chunk(&framed)
+    } else {
+        framed
+    };
     Ok((framed, flags & FLAG_COMPRESSED != 0))
 }
 
 /// One envelope as a contiguous buffer, with the size checked against the `u32` length field.
 pub(crate) fn frame_envelope(flags: u8, body: &[u8]) -> Result<Bytes, UsageError> {
-    encode_envelope(flags, body).map_err(|size| UsageError::MessageTooLarge { size, limit: u32::MAX as usize })
+    encode_envelope(flags, body).map_err(|size| UsageError::MessageTooLarge {
+        size,
+        limit: u32::MAX as usize,
+    })
 }

@@ -29,19 +29,28 @@ pub(crate) fn parts(status: StatusCode) -> response::Parts {
 
 /// The response for an error that ends a call before any response byte was sent.
 /// `headers` are response headers the application set; the status's metadata are trailers.
-pub(crate) fn error_response(content_type: ContentType, status: &Status, headers: &HeaderMap) -> Rendered {
+pub(crate) fn error_response(
+    content_type: ContentType,
+    status: &Status,
+    headers: &HeaderMap,
+) -> Rendered {
     match content_type.protocol {
         Protocol::Connect if !content_type.streaming => {
             let mut head = parts(status.code().http_status());
             copy_metadata(headers, &mut head.headers);
             prefix_trailers(status.metadata(), &mut head.headers);
-            head.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            Rendered { head, body: encode_error_body(status) }
+            head.headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Rendered {
+                head,
+                body: encode_error_body(status),
+            }
         }
         Protocol::Connect => {
             let mut head = parts(StatusCode::OK);
             copy_metadata(headers, &mut head.headers);
-            head.headers.insert(CONTENT_TYPE, content_type.header_value());
+            head.headers
+                .insert(CONTENT_TYPE, content_type.header_value());
             let end = encode_end_stream(Some(status), status.metadata());
             let body = crate::envelope::encode_envelope(FLAG_END_STREAM, &end).unwrap_or_default();
             Rendered { head, body }
@@ -49,9 +58,13 @@ pub(crate) fn error_response(content_type: ContentType, status: &Status, headers
         Protocol::Grpc | Protocol::GrpcWeb => {
             let mut head = parts(StatusCode::OK);
             copy_metadata(headers, &mut head.headers);
-            head.headers.insert(CONTENT_TYPE, content_type.header_value());
+            head.headers
+                .insert(CONTENT_TYPE, content_type.header_value());
             encode_status(Some(status), &HeaderMap::new(), &mut head.headers);
-            Rendered { head, body: Bytes::new() }
+            Rendered {
+                head,
+                body: Bytes::new(),
+            }
         }
     }
 }
@@ -62,18 +75,29 @@ pub(crate) fn unsupported_media_type(accept_post: &str) -> Rendered {
     if let Ok(v) = HeaderValue::from_str(accept_post) {
         head.headers.insert(ACCEPT_POST, v);
     }
-    Rendered { head, body: Bytes::new() }
+    Rendered {
+        head,
+        body: Bytes::new(),
+    }
 }
 
 /// `405 Method Not Allowed` with the allowed methods.
 pub(crate) fn method_not_allowed(allow: &'static str) -> Rendered {
     let mut head = parts(StatusCode::METHOD_NOT_ALLOWED);
     head.headers.insert(ALLOW, HeaderValue::from_static(allow));
-    Rendered { head, body: Bytes::new() }
+    Rendered {
+        head,
+        body: Bytes::new(),
+    }
 }
 
 /// The content types a server accepts for a method of the given streaming form.
-pub(crate) fn accept_post_list(streaming: bool, connect: bool, grpc: bool, grpc_web: bool) -> String {
+pub(crate) fn accept_post_list(
+    streaming: bool,
+    connect: bool,
+    grpc: bool,
+    grpc_web: bool,
+) -> String {
     let mut list: Vec<&str> = Vec::new();
     for codec in [Codec::Proto, Codec::Json] {
         if connect {
@@ -85,7 +109,11 @@ pub(crate) fn accept_post_list(streaming: bool, connect: bool, grpc: bool, grpc_
         }
     }
     if grpc {
-        list.extend(["application/grpc", "application/grpc+proto", "application/grpc+json"]);
+        list.extend([
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc+json",
+        ]);
     }
     if grpc_web {
         list.extend([

@@ -35,8 +35,8 @@ use crate::grpc_web::encode_trailer_block;
 use crate::metadata::copy_metadata;
 use crate::method::MethodSpec;
 use crate::protocol::headers::{
-    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE,
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
+    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONTENT_ENCODING,
+    CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
 };
 use crate::protocol::{ContentType, Protocol};
 use crate::status::Status;
@@ -110,9 +110,19 @@ pub struct ServerCall {
 
 impl ServerCall {
     pub(crate) fn from_admitted(config: &ServerConfig, admitted: Admitted) -> Self {
-        let Admitted { content_type, method, deadline, request_compression, response_compression, get_message } =
-            admitted;
-        let framing = if content_type.streaming { Framing::Enveloped } else { Framing::Bare };
+        let Admitted {
+            content_type,
+            method,
+            deadline,
+            request_compression,
+            response_compression,
+            get_message,
+        } = admitted;
+        let framing = if content_type.streaming {
+            Framing::Enveloped
+        } else {
+            Framing::Bare
+        };
         let reader = Reader::new(
             content_type.protocol,
             framing,
@@ -211,7 +221,11 @@ impl ServerCall {
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_finished() { None } else { self.deadline }
+        if self.is_finished() {
+            None
+        } else {
+            self.deadline
+        }
     }
 
     /// A chunk of the request body arrived.
@@ -238,7 +252,10 @@ impl ServerCall {
         self.request = RequestState::Failed;
         self.response = ResponseState::Finished;
         self.outputs.clear();
-        self.events.push_back(ServerEvent::Failed(Status::new(Code::Canceled, "the client cancelled the call")));
+        self.events.push_back(ServerEvent::Failed(Status::new(
+            Code::Canceled,
+            "the client cancelled the call",
+        )));
     }
 
     /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`.
@@ -280,7 +297,10 @@ impl ServerCall {
         }
         if let Some(limit) = self.send_limit {
             if message.len() > limit {
-                return Err(UsageError::MessageTooLarge { size: message.len(), limit });
+                return Err(UsageError::MessageTooLarge {
+                    size: message.len(),
+                    limit,
+                });
             }
         }
         if !self.method.kind.streams_responses() && self.response_messages > 0 {
@@ -309,14 +329,21 @@ impl ServerCall {
     /// Ends the call: `Ok(trailers)` for success, `Err(status)` for failure (the status's
     /// metadata are the trailers). A unary response without its message is a usage error; the
     /// call then ends with `internal` so the wire is never left open.
-    pub fn finish(&mut self, _now: Instant, outcome: Result<HeaderMap, Status>) -> Result<(), UsageError> {
+    pub fn finish(
+        &mut self,
+        _now: Instant,
+        outcome: Result<HeaderMap, Status>,
+    ) -> Result<(), UsageError> {
         if self.response == ResponseState::Finished {
             return Err(UsageError::AlreadyFinished);
         }
         match outcome {
             Ok(trailers) => {
                 if !self.method.kind.streams_responses() && self.response_messages == 0 {
-                    self.fail(Status::new(Code::Internal, "the handler returned no response message"));
+                    self.fail(Status::new(
+                        Code::Internal,
+                        "the handler returned no response message",
+                    ));
                     return Err(UsageError::MissingUnaryMessage);
                 }
                 self.finish_ok(trailers);
@@ -409,7 +436,8 @@ impl ServerCall {
     fn head_parts(&self) -> response::Parts {
         let mut head = render::parts(StatusCode::OK);
         copy_metadata(&self.response_headers, &mut head.headers);
-        head.headers.insert(CONTENT_TYPE, self.content_type.header_value());
+        head.headers
+            .insert(CONTENT_TYPE, self.content_type.header_value());
         let (encoding, accept) = match (self.content_type.protocol, self.content_type.streaming) {
             (Protocol::Connect, false) => (CONTENT_ENCODING, ACCEPT_ENCODING),
             (Protocol::Connect, true) => (CONNECT_CONTENT_ENCODING, CONNECT_ACCEPT_ENCODING),
@@ -418,10 +446,13 @@ impl ServerCall {
         let compressing = if self.content_type.streaming {
             self.response_compression.as_ref()
         } else {
-            self.response_compression.as_ref().filter(|_| self.unary_response_compressed)
+            self.response_compression
+                .as_ref()
+                .filter(|_| self.unary_response_compressed)
         };
         if let Some(alg) = compressing {
-            head.headers.insert(encoding, HeaderValue::from_static(alg.name()));
+            head.headers
+                .insert(encoding, HeaderValue::from_static(alg.name()));
         }
         if let Some(value) = &self.accept_encoding {
             head.headers.insert(accept, value.clone());
@@ -471,7 +502,8 @@ impl ServerCall {
     fn finish_err(&mut self, status: Status) {
         self.unary_response = None;
         if self.response == ResponseState::Idle {
-            let rendered = render::error_response(self.content_type, &status, &self.response_headers);
+            let rendered =
+                render::error_response(self.content_type, &status, &self.response_headers);
             let mut head = rendered.head;
             if let Some(value) = &self.accept_encoding {
                 let accept = match (self.content_type.protocol, self.content_type.streaming) {
@@ -537,7 +569,11 @@ impl ServerCall {
     fn push_frame(&mut self, flags: u8, payload: &[u8]) {
         // End-of-stream frames are small JSON or header blocks; never compressed.
         if let Ok(frame) = frame_envelope(flags, payload) {
-            let frame = if self.content_type.text { crate::grpc_web::encode_text_chunk(&frame) } else { frame };
+            let frame = if self.content_type.text {
+                crate::grpc_web::encode_text_chunk(&frame)
+            } else {
+                frame
+            };
             self.outputs.push_back(ServerOutput::Data(frame));
         }
     }

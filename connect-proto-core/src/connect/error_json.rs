@@ -25,7 +25,10 @@ pub fn error_to_json(status: &Status) -> Value {
             .map(|d| {
                 let mut detail = Map::new();
                 detail.insert("type".into(), Value::String(d.type_name().into()));
-                detail.insert("value".into(), Value::String(STANDARD_NO_PAD.encode(d.value())));
+                detail.insert(
+                    "value".into(),
+                    Value::String(STANDARD_NO_PAD.encode(d.value())),
+                );
                 if let Some(debug) = d.debug() {
                     detail.insert("debug".into(), debug.clone());
                 }
@@ -79,13 +82,17 @@ pub fn error_from_json(value: &Value) -> Result<Status, String> {
 
 fn detail_from_json(value: &Value) -> Result<ErrorDetail, String> {
     let obj = value.as_object().ok_or("error detail is not an object")?;
-    let type_name = obj.get("type").and_then(Value::as_str).ok_or("error detail has no type")?;
+    let type_name = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("error detail has no type")?;
     let encoded = match obj.get("value") {
         Some(Value::String(v)) => v.as_str(),
         None => "",
         Some(_) => return Err("error detail value is not a string".into()),
     };
-    let raw = decode_base64_lenient(encoded.as_bytes()).ok_or("error detail value is not base64")?;
+    let raw =
+        decode_base64_lenient(encoded.as_bytes()).ok_or("error detail value is not base64")?;
     let mut detail = ErrorDetail::new(type_name, raw);
     if let Some(debug) = obj.get("debug") {
         detail = detail.with_debug(debug.clone());
@@ -127,7 +134,9 @@ pub struct EndStream {
 /// Decodes an `EndStreamResponse`.
 pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let obj = value.as_object().ok_or("end-stream message is not a JSON object")?;
+    let obj = value
+        .as_object()
+        .ok_or("end-stream message is not a JSON object")?;
     let mut trailers = HeaderMap::new();
     match obj.get("metadata") {
         None | Some(Value::Null) => {}
@@ -135,10 +144,13 @@ pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
             for (key, values) in metadata {
                 let name = HeaderName::from_bytes(key.as_bytes())
                     .map_err(|_| format!("invalid metadata key {key:?}"))?;
-                let values = values.as_array().ok_or("metadata values are not an array")?;
+                let values = values
+                    .as_array()
+                    .ok_or("metadata values are not an array")?;
                 for v in values {
                     let v = v.as_str().ok_or("metadata value is not a string")?;
-                    let v = HeaderValue::from_str(v).map_err(|_| format!("invalid metadata value for {key:?}"))?;
+                    let v = HeaderValue::from_str(v)
+                        .map_err(|_| format!("invalid metadata value for {key:?}"))?;
                     trailers.append(name.clone(), v);
                 }
             }
@@ -158,7 +170,10 @@ mod tests {
 
     fn rich_status() -> Status {
         Status::new(Code::Unavailable, "overloaded: back off")
-            .with_detail(ErrorDetail::new("google.rpc.RetryInfo", Bytes::from_static(b"\x0a\x02\x08\x3c")))
+            .with_detail(ErrorDetail::new(
+                "google.rpc.RetryInfo",
+                Bytes::from_static(b"\x0a\x02\x08\x3c"),
+            ))
             .with_detail(ErrorDetail::new("acme.Empty", Bytes::new()))
     }
 
@@ -187,7 +202,11 @@ mod tests {
             b"{\"code\":\"internal\",\"details\":[{\"value\":\"AA\"}]}",
             b"{\"code\":\"internal\",\"details\":[{\"type\":\"x\",\"value\":\"!!\"}]}",
         ] {
-            assert!(decode_error_body(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                decode_error_body(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -229,7 +248,11 @@ mod tests {
             b"{\"metadata\":{\"k\":[1]}}",
             b"{\"metadata\":{\"bad key\":[\"v\"]}}",
         ] {
-            assert!(decode_end_stream(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                decode_end_stream(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

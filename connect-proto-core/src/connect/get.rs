@@ -23,7 +23,11 @@ pub const PARAM_COMPRESSION: &str = "compression";
 pub const CONNECT_V1: &str = "v1";
 
 /// Characters left unescaped in query values: RFC 3986 unreserved.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A decoded GET query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,13 +95,19 @@ pub fn decode_get_query(query: &str) -> Result<GetQuery, GetQueryError> {
     } else {
         raw
     };
-    Ok(GetQuery { connect_version, encoding, compression, message: Bytes::from(message) })
+    Ok(GetQuery {
+        connect_version,
+        encoding,
+        compression,
+        message: Bytes::from(message),
+    })
 }
 
 /// Encodes a GET query string. The message is base64-encoded (URL-safe, unpadded) when it is
 /// binary (proto) or compressed, and percent-encoded otherwise.
 pub fn encode_get_query(codec: Codec, compression: Option<&str>, message: &[u8]) -> String {
-    let use_base64 = !codec.is_text() || compression.is_some() || std::str::from_utf8(message).is_err();
+    let use_base64 =
+        !codec.is_text() || compression.is_some() || std::str::from_utf8(message).is_err();
     let mut query = String::with_capacity(message.len() * 4 / 3 + 64);
     query.push_str("connect=v1&encoding=");
     query.push_str(codec.name());
@@ -121,7 +131,10 @@ pub fn encode_get_query(codec: Codec, compression: Option<&str>, message: &[u8])
 
 /// Percent-decodes a query component, treating `+` as a space (form encoding).
 fn unescape(component: &str) -> Vec<u8> {
-    let bytes: Vec<u8> = component.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
+    let bytes: Vec<u8> = component
+        .bytes()
+        .map(|b| if b == b'+' { b' ' } else { b })
+        .collect();
     percent_decode(&bytes).collect()
 }
 
@@ -152,7 +165,8 @@ mod tests {
 
     #[test]
     fn servers_accept_any_order_unknown_params_and_padding() {
-        let d = decode_get_query("message=CgNCdWY%3D&x=1&base64=1&encoding=proto&&connect=v1").unwrap();
+        let d =
+            decode_get_query("message=CgNCdWY%3D&x=1&base64=1&encoding=proto&&connect=v1").unwrap();
         assert_eq!(&d.message[..], b"\x0a\x03Buf");
         let d = decode_get_query("encoding=json&message=%7B%7D").unwrap();
         assert_eq!(d.connect_version, None);
@@ -165,7 +179,13 @@ mod tests {
 
     #[test]
     fn rejections() {
-        assert_eq!(decode_get_query("encoding=proto&base64=1&message=!!!"), Err(GetQueryError::InvalidBase64));
-        assert_eq!(decode_get_query("encoding=proto&message=%FF%FE"), Err(GetQueryError::BinaryWithoutBase64));
+        assert_eq!(
+            decode_get_query("encoding=proto&base64=1&message=!!!"),
+            Err(GetQueryError::InvalidBase64)
+        );
+        assert_eq!(
+            decode_get_query("encoding=proto&message=%FF%FE"),
+            Err(GetQueryError::BinaryWithoutBase64)
+        );
     }
 }

@@ -51,13 +51,19 @@ mod tests {
         trailers.append("x-cost", HeaderValue::from_static("2"));
         trailers.insert("grpc-status", HeaderValue::from_static("0"));
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/proto"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/proto"),
+        );
         headers.insert("x-lead", HeaderValue::from_static("a"));
         prefix_trailers(&trailers, &mut headers);
         assert_eq!(headers.get_all("trailer-x-cost").iter().count(), 2);
         assert!(!headers.contains_key("trailer-grpc-status"));
         let (leading, trailing) = split_unary_headers(&headers);
         assert_eq!(leading.len(), 1);
-        assert_eq!(trailing.get_all("x-cost").iter().collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(
+            trailing.get_all("x-cost").iter().collect::<Vec<_>>(),
+            ["1", "2"]
+        );
     }
 }

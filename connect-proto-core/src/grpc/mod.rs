@@ -129,9 +129,19 @@ mod tests {
 
     #[test]
     fn percent_encoding_round_trips() {
-        for msg in ["", "plain", "100%", "caf\u{e9} \u{1f600}", "tab\tnew\nline", "%%41"] {
+        for msg in [
+            "",
+            "plain",
+            "100%",
+            "caf\u{e9} \u{1f600}",
+            "tab\tnew\nline",
+            "%%41",
+        ] {
             let encoded = percent_encode_message(msg);
-            assert!(encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{encoded}");
+            assert!(
+                encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+                "{encoded}"
+            );
             assert_eq!(percent_decode_message(encoded.as_bytes()), msg);
         }
         assert_eq!(percent_encode_message("a%b\u{e9}"), "a%25b%C3%A9");
@@ -166,11 +176,17 @@ mod tests {
         let mut ok = HeaderMap::new();
         encode_status(None, &HeaderMap::new(), &mut ok);
         assert_eq!(decode_status(&ok), Ok(None));
-        assert_eq!(decode_status(&HeaderMap::new()), Err(Rule::MissingGrpcStatus));
+        assert_eq!(
+            decode_status(&HeaderMap::new()),
+            Err(Rule::MissingGrpcStatus)
+        );
         for bad in ["", "x", "-1", "1.0", " 1"] {
             let mut t = HeaderMap::new();
             t.insert(GRPC_STATUS, HeaderValue::from_str(bad).unwrap());
-            assert!(matches!(decode_status(&t), Err(Rule::InvalidTrailers(_))), "{bad:?}");
+            assert!(
+                matches!(decode_status(&t), Err(Rule::InvalidTrailers(_))),
+                "{bad:?}"
+            );
         }
         let mut t = HeaderMap::new();
         t.insert(GRPC_STATUS, HeaderValue::from_static("99"));

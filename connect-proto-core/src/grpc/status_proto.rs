@@ -19,7 +19,9 @@ pub struct RpcStatus {
 
 /// Encodes a `google.rpc.Status`.
 pub fn encode_rpc_status(code: i32, message: &str, details: &[ErrorDetail]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + message.len() + details.iter().map(|d| d.value().len() + 64).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        16 + message.len() + details.iter().map(|d| d.value().len() + 64).sum::<usize>(),
+    );
     if code != 0 {
         put_varint(&mut out, 1 << 3);
         // int32 is sign-extended to 64 bits on the wire.
@@ -49,7 +51,9 @@ pub fn decode_rpc_status(mut input: &[u8]) -> Result<RpcStatus, &'static str> {
             (1, 0) => status.code = read_varint(&mut input)? as i32,
             (2, 2) => {
                 let raw = read_len_delimited(&mut input)?;
-                status.message = std::str::from_utf8(raw).map_err(|_| "message is not UTF-8")?.to_owned();
+                status.message = std::str::from_utf8(raw)
+                    .map_err(|_| "message is not UTF-8")?
+                    .to_owned();
             }
             (3, 2) => {
                 let raw = read_len_delimited(&mut input)?;
@@ -152,7 +156,10 @@ mod tests {
     #[test]
     fn round_trip() {
         let details = vec![
-            ErrorDetail::new("google.rpc.RetryInfo", Bytes::from_static(b"\x0a\x02\x08\x3c")),
+            ErrorDetail::new(
+                "google.rpc.RetryInfo",
+                Bytes::from_static(b"\x0a\x02\x08\x3c"),
+            ),
             ErrorDetail::new("acme.Empty", Bytes::new()),
         ];
         let wire = encode_rpc_status(14, "overloaded \u{1f525}", &details);
@@ -168,15 +175,28 @@ mod tests {
         let mut wire = vec![0x20, 0x05, 0x2d, 1, 2, 3, 4, 0x31, 0, 0, 0, 0, 0, 0, 0, 0];
         wire.extend(encode_rpc_status(5, "x", &[]));
         assert_eq!(decode_rpc_status(&wire).unwrap().code, 5);
-        let full = encode_rpc_status(3, "hello", &[ErrorDetail::new("a.B", Bytes::from_static(b"zz"))]);
+        let full = encode_rpc_status(
+            3,
+            "hello",
+            &[ErrorDetail::new("a.B", Bytes::from_static(b"zz"))],
+        );
         let whole = decode_rpc_status(&full).unwrap();
         for cut in 1..full.len() {
             // A cut on a field boundary is a valid shorter message; never the whole one.
-            assert_ne!(decode_rpc_status(&full[..cut]).ok(), Some(whole.clone()), "cut at {cut}");
+            assert_ne!(
+                decode_rpc_status(&full[..cut]).ok(),
+                Some(whole.clone()),
+                "cut at {cut}"
+            );
         }
         assert!(decode_rpc_status(&full[..1]).is_err());
         assert!(decode_rpc_status(&full[..5]).is_err());
-        assert!(decode_rpc_status(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(
+            decode_rpc_status(&[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ])
+            .is_err()
+        );
         assert!(decode_rpc_status(&[0x00]).is_err());
         assert!(decode_rpc_status(&[0x0b]).is_err());
     }
