@@ -46,18 +46,26 @@ impl Default for Builder {
 impl Builder {
     /// A builder with default [`Options`], writing to `$OUT_DIR`.
     pub fn new() -> Self {
-        Builder { files: Vec::new(), includes: Vec::new(), out_dir: None, options: Options::default(), cargo_instructions: true }
+        Builder {
+            files: Vec::new(),
+            includes: Vec::new(),
+            out_dir: None,
+            options: Options::default(),
+            cargo_instructions: true,
+        }
     }
 
     /// Adds `.proto` files to generate. Each must lie inside one of the [`includes`](Self::includes).
     pub fn files(mut self, files: &[impl AsRef<Path>]) -> Self {
-        self.files.extend(files.iter().map(|f| f.as_ref().to_path_buf()));
+        self.files
+            .extend(files.iter().map(|f| f.as_ref().to_path_buf()));
         self
     }
 
     /// Adds include directories (protoc's `-I`), searched in order.
     pub fn includes(mut self, includes: &[impl AsRef<Path>]) -> Self {
-        self.includes.extend(includes.iter().map(|i| i.as_ref().to_path_buf()));
+        self.includes
+            .extend(includes.iter().map(|i| i.as_ref().to_path_buf()));
         self
     }
 
@@ -68,7 +76,11 @@ impl Builder {
     }
 
     /// See [`Options::extern_path`].
-    pub fn extern_path(mut self, proto_path: impl Into<String>, rust_path: impl Into<String>) -> Self {
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
         self.options = self.options.extern_path(proto_path, rust_path);
         self
     }
@@ -120,7 +132,9 @@ impl Builder {
     pub fn compile(self) -> Result<(), Error> {
         let out_dir = match &self.out_dir {
             Some(dir) => dir.clone(),
-            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(Error::NoOutDir)?,
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or(Error::NoOutDir)?,
         };
         if self.cargo_instructions {
             self.print_rerun_instructions();
@@ -131,37 +145,49 @@ impl Builder {
                 println!("cargo:warning={}", warning.replace('\n', " "));
             }
         }
-        std::fs::create_dir_all(&out_dir).map_err(Error::io(format!("creating {}", out_dir.display())))?;
+        std::fs::create_dir_all(&out_dir)
+            .map_err(Error::io(format!("creating {}", out_dir.display())))?;
         for file in &generated.files {
             let path = out_dir.join(&file.name);
-            std::fs::write(&path, &file.content).map_err(Error::io(format!("writing {}", path.display())))?;
+            std::fs::write(&path, &file.content)
+                .map_err(Error::io(format!("writing {}", path.display())))?;
         }
         Ok(())
     }
 
     /// Runs protoc and generation without writing anything.
     pub fn generate(&self) -> Result<Generated, Error> {
-        let files_to_generate =
-            self.files.iter().map(|f| proto_name(f, &self.includes)).collect::<Result<Vec<_>, _>>()?;
+        let files_to_generate = self
+            .files
+            .iter()
+            .map(|f| proto_name(f, &self.includes))
+            .collect::<Result<Vec<_>, _>>()?;
         let set = self.descriptor_set()?;
         generate(&set.file, &files_to_generate, &self.options)
     }
 
-    /// Runs protoc and decodes the descriptor set (imports and source info included).
-    fn descriptor_set(&self) -> Result<FileDescriptorSet, Error> {
+    /// Runs protoc and decodes the descriptor set of the files, imports and source info
+    /// included (what [`generate`](Self::generate) generates from).
+    pub fn descriptor_set(&self) -> Result<FileDescriptorSet, Error> {
         let protoc = protoc_path()?;
         let vendored_include = protoc_bin_vendored::include_path().ok();
         let set_path = scratch_path();
         let mut command = Command::new(&protoc);
-        command.arg("--include_imports").arg("--include_source_info").arg(flag("--descriptor_set_out=", &set_path));
+        command
+            .arg("--include_imports")
+            .arg("--include_source_info")
+            .arg(flag("--descriptor_set_out=", &set_path));
         for include in self.includes.iter().chain(&vendored_include) {
             command.arg(flag("--proto_path=", include));
         }
         command.args(&self.files);
-        let output = command.output().map_err(Error::io(format!("running {}", protoc.display())));
+        let output = command
+            .output()
+            .map_err(Error::io(format!("running {}", protoc.display())));
         let bytes = output.and_then(|output| {
             if output.status.success() {
-                std::fs::read(&set_path).map_err(Error::io(format!("reading {}", set_path.display())))
+                std::fs::read(&set_path)
+                    .map_err(Error::io(format!("reading {}", set_path.display())))
             } else {
                 Err(Error::Protoc {
                     status: output.status.to_string(),
@@ -174,7 +200,13 @@ impl Builder {
         let options = buffa_codegen::tooling_decode_options().map_err(Error::Decode)?;
         options
             .decode_from_slice::<FileDescriptorSet>(&bytes)
-            .map_err(|e| Error::Decode(buffa_codegen::decode_failure("FileDescriptorSet", &e, options.element_memory_limit())))
+            .map_err(|e| {
+                Error::Decode(buffa_codegen::decode_failure(
+                    "FileDescriptorSet",
+                    &e,
+                    options.element_memory_limit(),
+                ))
+            })
     }
 
     fn print_rerun_instructions(&self) {
@@ -189,19 +221,29 @@ impl Builder {
 fn protoc_path() -> Result<PathBuf, Error> {
     match std::env::var_os(PROTOC_ENV) {
         Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => protoc_bin_vendored::protoc_bin_path().map_err(|e| Error::ProtocNotFound(e.to_string())),
+        _ => {
+            protoc_bin_vendored::protoc_bin_path().map_err(|e| Error::ProtocNotFound(e.to_string()))
+        }
     }
 }
 
 /// The name protoc gives `file`: its path relative to the first include directory holding it,
 /// with `/` separators.
 fn proto_name(file: &Path, includes: &[PathBuf]) -> Result<String, Error> {
-    let canonical = |p: &Path| p.canonicalize().map_err(Error::io(format!("resolving {}", p.display())));
+    let canonical = |p: &Path| {
+        p.canonicalize()
+            .map_err(Error::io(format!("resolving {}", p.display())))
+    };
     let file_abs = canonical(file)?;
     for include in includes {
-        let Ok(include_abs) = canonical(include) else { continue };
+        let Ok(include_abs) = canonical(include) else {
+            continue;
+        };
         if let Ok(relative) = file_abs.strip_prefix(&include_abs) {
-            let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let parts: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
             return Ok(parts.join("/"));
         }
     }
@@ -212,8 +254,14 @@ fn proto_name(file: &Path, includes: &[PathBuf]) -> Result<String, Error> {
 fn scratch_path() -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    std::env::temp_dir().join(format!("connect-codegen-{}-{n}-{nanos}.binpb", std::process::id()))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!(
+        "connect-codegen-{}-{n}-{nanos}.binpb",
+        std::process::id()
+    ))
 }
 
 fn flag(name: &str, path: &Path) -> std::ffi::OsString {
@@ -230,8 +278,17 @@ mod tests {
     fn proto_names_are_include_relative() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protos");
         let file = root.join("acme/v1/greeter.proto");
-        assert_eq!(proto_name(&file, &[PathBuf::from("/nonexistent"), root.clone()]).unwrap(), "acme/v1/greeter.proto");
-        assert_eq!(proto_name(&file, &[root.join("acme")]).unwrap(), "v1/greeter.proto");
-        assert!(matches!(proto_name(&file, &[root.join("legacy")]), Err(Error::NotInIncludes(_))));
+        assert_eq!(
+            proto_name(&file, &[PathBuf::from("/nonexistent"), root.clone()]).unwrap(),
+            "acme/v1/greeter.proto"
+        );
+        assert_eq!(
+            proto_name(&file, &[root.join("acme")]).unwrap(),
+            "v1/greeter.proto"
+        );
+        assert!(matches!(
+            proto_name(&file, &[root.join("legacy")]),
+            Err(Error::NotInIncludes(_))
+        ));
     }
 }

@@ -33,12 +33,19 @@ pub(crate) fn doc_lines(comment: &str) -> Vec<String> {
         if line.trim().is_empty() {
             out.push(String::new());
             i += 1;
-        } else if let Some(fence) = (indent < CODE_INDENT).then(|| Fence::open(line.trim_start())).flatten() {
+        } else if let Some(fence) = (indent < CODE_INDENT)
+            .then(|| Fence::open(line.trim_start()))
+            .flatten()
+        {
             i = copy_fenced(&lines, i + 1, fence, &mut out);
         } else if indent >= CODE_INDENT && starts_block(&out) {
             i = wrap_indented(&lines, i, &mut out);
         } else {
-            let text = if indent >= CODE_INDENT { line.trim_start() } else { line.as_str() };
+            let text = if indent >= CODE_INDENT {
+                line.trim_start()
+            } else {
+                line.as_str()
+            };
             out.push(format!(" {}", escape_inline(text)));
             i += 1;
         }
@@ -49,14 +56,33 @@ pub(crate) fn doc_lines(comment: &str) -> Vec<String> {
 /// Splits into lines, expands leading tabs, removes the common indentation and surrounding
 /// blank lines, trims line ends.
 fn normalise(comment: &str) -> Vec<String> {
-    let expanded: Vec<String> = comment.lines().map(|l| expand_leading_tabs(l.trim_end())).collect();
-    let common = expanded.iter().filter(|l| !l.trim().is_empty()).map(|l| indent_width(l)).min().unwrap_or(0);
-    let mut lines: Vec<String> =
-        expanded.into_iter().map(|l| if l.trim().is_empty() { String::new() } else { l[common..].to_string() }).collect();
+    let expanded: Vec<String> = comment
+        .lines()
+        .map(|l| expand_leading_tabs(l.trim_end()))
+        .collect();
+    let common = expanded
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent_width(l))
+        .min()
+        .unwrap_or(0);
+    let mut lines: Vec<String> = expanded
+        .into_iter()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                l[common..].to_string()
+            }
+        })
+        .collect();
     while lines.last().is_some_and(String::is_empty) {
         lines.pop();
     }
-    let first = lines.iter().position(|l| !l.is_empty()).unwrap_or(lines.len());
+    let first = lines
+        .iter()
+        .position(|l| !l.is_empty())
+        .unwrap_or(lines.len());
     lines.drain(..first);
     lines
 }
@@ -142,9 +168,16 @@ fn wrap_indented(lines: &[String], start: usize, out: &mut Vec<String>) -> usize
         }
         end += 1;
     }
-    let block: Vec<&str> = lines[start..=last_content].iter().map(|l| l.get(CODE_INDENT..).unwrap_or("")).collect();
+    let block: Vec<&str> = lines[start..=last_content]
+        .iter()
+        .map(|l| l.get(CODE_INDENT..).unwrap_or(""))
+        .collect();
     // The fence must be longer than any backtick run that starts a line of the block.
-    let longest = block.iter().map(|l| l.trim_start().chars().take_while(|c| *c == '`').count()).max().unwrap_or(0);
+    let longest = block
+        .iter()
+        .map(|l| l.trim_start().chars().take_while(|c| *c == '`').count())
+        .max()
+        .unwrap_or(0);
     let fence: String = std::iter::repeat_n('`', longest.max(2) + 1).collect();
     out.push(format!(" {fence}text"));
     out.extend(block.iter().map(|l| code_line(l)));
@@ -153,7 +186,11 @@ fn wrap_indented(lines: &[String], start: usize, out: &mut Vec<String>) -> usize
 }
 
 fn code_line(line: &str) -> String {
-    if line.is_empty() { String::new() } else { format!(" {line}") }
+    if line.is_empty() {
+        String::new()
+    } else {
+        format!(" {line}")
+    }
 }
 
 /// Escapes one line of prose; see the module docs for the rules.
@@ -214,8 +251,12 @@ fn closing_backticks(s: &str, run: usize) -> Option<usize> {
 
 /// Length of a bare `http(s)://` URL at the start of `s`, without trailing punctuation.
 fn bare_url_len(s: &str) -> Option<usize> {
-    let scheme = ["https://", "http://"].into_iter().find(|p| s.starts_with(p))?;
-    let end = s.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`')).unwrap_or(s.len());
+    let scheme = ["https://", "http://"]
+        .into_iter()
+        .find(|p| s.starts_with(p))?;
+    let end = s
+        .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`'))
+        .unwrap_or(s.len());
     let url = s[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'', ']']);
     (url.len() > scheme.len()).then_some(url.len())
 }
@@ -230,7 +271,10 @@ mod tests {
 
     #[test]
     fn prose_is_escaped() {
-        assert_eq!(doc(" See [foo] and <b>bold</b>.\n"), r" See \[foo\] and \<b>bold\</b>.");
+        assert_eq!(
+            doc(" See [foo] and <b>bold</b>.\n"),
+            r" See \[foo\] and \<b>bold\</b>."
+        );
         assert_eq!(doc(r" a \ b"), r" a \\ b");
     }
 
@@ -243,7 +287,10 @@ mod tests {
 
     #[test]
     fn urls_become_autolinks() {
-        assert_eq!(doc(" See https://connectrpc.com/docs."), " See <https://connectrpc.com/docs>.");
+        assert_eq!(
+            doc(" See https://connectrpc.com/docs."),
+            " See <https://connectrpc.com/docs>."
+        );
         assert_eq!(doc(" (http://a.b/c)"), " (<http://a.b/c>)");
         assert_eq!(doc(" http:// alone"), " http:// alone");
     }
@@ -256,7 +303,10 @@ mod tests {
     #[test]
     fn indented_block_is_fenced_as_text() {
         let got = doc(" Example:\n\n     let x = [1];\n\n     y();\n\n After.");
-        assert_eq!(got, " Example:\n\n ```text\n let x = [1];\n\n y();\n ```\n\n After.");
+        assert_eq!(
+            got,
+            " Example:\n\n ```text\n let x = [1];\n\n y();\n ```\n\n After."
+        );
     }
 
     #[test]
@@ -266,7 +316,10 @@ mod tests {
 
     #[test]
     fn author_fences_become_text_and_are_closed() {
-        assert_eq!(doc(" ```rust\n fn x() {}\n ```\n after"), " ```text\n fn x() {}\n ```\n after");
+        assert_eq!(
+            doc(" ```rust\n fn x() {}\n ```\n after"),
+            " ```text\n fn x() {}\n ```\n after"
+        );
         assert_eq!(doc(" ~~~~\n [a]"), " ~~~~text\n [a]\n ~~~~");
     }
 

@@ -46,11 +46,22 @@ pub(crate) struct Companion {
 
 /// Renders the companion file of one `.proto` file.
 pub(crate) fn companion(file: &FileServices, plan: Plan) -> Result<Companion, Error> {
-    let services: TokenStream = file.services.iter().map(|s| service_module(s, &file.file_name, plan)).collect();
+    let services: TokenStream = file
+        .services
+        .iter()
+        .map(|s| service_module(s, &file.file_name, plan))
+        .collect();
     let syntax = syn::parse2::<syn::File>(services).map_err(|e| Error::Syntax(e.to_string()))?;
     Ok(Companion {
-        name: format!("{}{COMPANION_SUFFIX}", buffa_codegen::proto_path_to_stem(&file.file_name)),
-        content: format!("{GENERATED_HEADER}\n// source: {}\n\n{}", file.file_name, prettyplease::unparse(&syntax)),
+        name: format!(
+            "{}{COMPANION_SUFFIX}",
+            buffa_codegen::proto_path_to_stem(&file.file_name)
+        ),
+        content: format!(
+            "{GENERATED_HEADER}\n// source: {}\n\n{}",
+            file.file_name,
+            prettyplease::unparse(&syntax)
+        ),
     })
 }
 
@@ -79,7 +90,10 @@ fn service_module(service: &ServiceModel, file_name: &str, plan: Plan) -> TokenS
 
 /// `SERVICE_NAME` and one `MethodSpec` constant per method.
 fn method_specs(service: &ServiceModel) -> TokenStream {
-    let service_doc = format!(" The fully-qualified name of the service: `{}`.", service.full_name);
+    let service_doc = format!(
+        " The fully-qualified name of the service: `{}`.",
+        service.full_name
+    );
     let service_name = &service.full_name;
     let core = ident(CORE_CRATE);
     let methods = service.methods.iter().map(|method| {
@@ -154,9 +168,16 @@ fn method_summary(method: &MethodModel) -> String {
     )
 }
 
-/// An intra-doc link to buffa's owned type, labelled with the proto name.
+/// An intra-doc link to buffa's owned type, labelled with the proto name. Rustdoc reads `#`
+/// as the start of a fragment, so raw identifiers are written bare in link targets (rustdoc
+/// resolves `super::type::Money` by name).
 fn type_link(message: &MessageRef) -> String {
-    format!("[`{}`]({})", message.proto_name, message.owned_path)
+    let target: Vec<&str> = message
+        .owned_path
+        .split("::")
+        .map(|segment| segment.strip_prefix("r#").unwrap_or(segment))
+        .collect();
+    format!("[`{}`]({})", message.proto_name, target.join("::"))
 }
 
 fn idempotency_variant(idempotency: Idempotency) -> &'static str {
@@ -178,7 +199,11 @@ fn doc_attrs(comment: Option<&str>, last: &str) -> TokenStream {
 }
 
 fn deprecated_attr(deprecated: bool) -> TokenStream {
-    if deprecated { quote! { #[deprecated] } } else { TokenStream::new() }
+    if deprecated {
+        quote! { #[deprecated] }
+    } else {
+        TokenStream::new()
+    }
 }
 
 /// An identifier from its escaped text (`r#type` → raw `type`).

@@ -19,7 +19,8 @@
 //! `SERVICE_NAME` and one `connect_proto_core::MethodSpec` constant per method, named in
 //! `SHOUTY_SNAKE_CASE`. Proto leading comments become rustdoc (escaped so that no `[link]`,
 //! `<tag>` or indented block is misread), `option deprecated = true` becomes `#[deprecated]`.
-//! Service traits, server dispatch and clients follow in a later stage (see the `emit` module).
+//! Service traits, server dispatch and clients follow in a later stage; `src/emit.rs` has one
+//! function per artifact for them.
 //!
 //! # Options
 //!
@@ -94,8 +95,8 @@ pub mod plugin;
 
 use buffa_codegen::context::CodeGenContext;
 use buffa_codegen::{CodeGenConfig, GeneratedFile, GeneratedFileKind, IncludeMode};
-use buffa_descriptor::generated::descriptor::FileDescriptorProto;
 
+pub use buffa_descriptor::generated::descriptor::{FileDescriptorProto, FileDescriptorSet};
 pub use builder::{Builder, PROTOC_ENV};
 pub use error::Error;
 pub use options::{DEFAULT_INCLUDE_FILE, Options};
@@ -128,11 +129,15 @@ pub fn generate(
 ) -> Result<Generated, Error> {
     let config = buffa_config(options)?;
     let include_file = options.checked_include_file()?;
-    let (mut buffa_files, warnings) = buffa_codegen::generate_with_diagnostics(files, files_to_generate, &config)?;
+    let (mut buffa_files, warnings) =
+        buffa_codegen::generate_with_diagnostics(files, files_to_generate, &config)?;
 
     let ctx = CodeGenContext::for_generate(files, files_to_generate, &config);
     let services = model::build(&ctx, files_to_generate, options.views)?;
-    let plan = emit::Plan { server: options.server, client: options.client };
+    let plan = emit::Plan {
+        server: options.server,
+        client: options.client,
+    };
     let companions = services
         .iter()
         .map(|file| {
@@ -152,14 +157,39 @@ pub fn generate(
             .filter(|f| f.kind == GeneratedFileKind::PackageMod)
             .map(|f| (f.name.as_str(), f.package.as_str()))
             .collect();
-        OutputFile { name: name.to_string(), content: buffa_codegen::generate_module_tree(&packages, IncludeMode::Relative(""), false) }
+        OutputFile {
+            name: name.to_string(),
+            content: buffa_codegen::generate_module_tree(
+                &packages,
+                IncludeMode::Relative(""),
+                false,
+            ),
+        }
     });
     let files = buffa_files
         .into_iter()
-        .map(|f| OutputFile { name: f.name, content: f.content })
+        .map(|f| OutputFile {
+            name: f.name,
+            content: f.content,
+        })
         .chain(module_tree)
         .collect();
-    Ok(Generated { files, warnings: warnings.iter().map(ToString::to_string).collect() })
+    Ok(Generated {
+        files,
+        warnings: warnings.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// The service model of `files_to_generate`: what [`generate`] emits service code from, with
+/// every Rust name and message type path resolved (see [`model`]).
+pub fn services(
+    files: &[FileDescriptorProto],
+    files_to_generate: &[String],
+    options: &Options,
+) -> Result<Vec<model::FileServices>, Error> {
+    let config = buffa_config(options)?;
+    let ctx = CodeGenContext::for_generate(files, files_to_generate, &config);
+    model::build(&ctx, files_to_generate, options.views)
 }
 
 /// The buffa configuration for `options`: views and JSON as asked, extern paths checked.

@@ -14,7 +14,7 @@ use buffa_descriptor::generated::descriptor::{
 };
 
 use crate::Error;
-use crate::names::{Namespace, escape_ident, to_shouty_snake_case, to_snake_case};
+use crate::names::{Namespace, escape_ident, escape_path, to_shouty_snake_case, to_snake_case};
 
 /// `FileDescriptorProto.service` field number (a `SourceCodeInfo` path element).
 const FILE_SERVICE_FIELD: i32 = 6;
@@ -24,7 +24,7 @@ const SERVICE_METHOD_FIELD: i32 = 2;
 const SERVICE_MODULE_DEPTH: usize = 1;
 /// Names a service module already holds before any method is added.
 const RESERVED_IN_SERVICE_MODULE: &[&str] = &["SERVICE_NAME"];
-/// Names buffa places at a package root (besides message modules and sub-packages).
+/// Names buffa places at a package root besides messages, enums, their modules and sub-packages.
 const RESERVED_AT_PACKAGE_ROOT: &[&str] = &["__buffa", "register_types", "descriptor_pool"];
 
 /// Every service of one generated `.proto` file.
@@ -132,7 +132,7 @@ pub enum Idempotency {
 /// `ctx` must be built from the same descriptors and configuration buffa generates from
 /// (`CodeGenContext::for_generate`), so that every type path agrees with buffa's output.
 /// Files without services are left out.
-pub fn build(
+pub(crate) fn build(
     ctx: &CodeGenContext<'_>,
     files_to_generate: &[String],
     views: bool,
@@ -144,7 +144,11 @@ pub fn build(
             .files
             .iter()
             .find(|f| f.name.as_deref() == Some(name.as_str()))
-            .ok_or_else(|| Error::Model(format!("file_to_generate '{name}' is not in the descriptor set")))?;
+            .ok_or_else(|| {
+                Error::Model(format!(
+                    "file_to_generate '{name}' is not in the descriptor set"
+                ))
+            })?;
         if file.service.is_empty() {
             continue;
         }
@@ -157,12 +161,23 @@ pub fn build(
             .map(|(index, service)| {
                 let full_name = join(&package, service.name.as_deref().unwrap_or(""));
                 let module_name = module_names.get(&full_name).cloned().unwrap_or_default();
-                service_model(ctx, service, &package, full_name, module_name, comments.service(index), views, |m| {
-                    comments.method(index, m)
-                })
+                service_model(
+                    ctx,
+                    service,
+                    &package,
+                    full_name,
+                    module_name,
+                    comments.service(index),
+                    views,
+                    |m| comments.method(index, m),
+                )
             })
             .collect::<Result<_, _>>()?;
-        out.push(FileServices { file_name: name.clone(), package, services });
+        out.push(FileServices {
+            file_name: name.clone(),
+            package,
+            services,
+        });
     }
     Ok(out)
 }
@@ -178,7 +193,10 @@ fn service_model<'c>(
     views: bool,
     method_comment: impl Fn(usize) -> Option<&'c str>,
 ) -> Result<ServiceModel, Error> {
-    let proto_name = service.name.clone().ok_or_else(|| Error::Model(format!("a service in '{package}' has no name")))?;
+    let proto_name = service
+        .name
+        .clone()
+        .ok_or_else(|| Error::Model(format!("a service in '{package}' has no name")))?;
     let mut consts = Namespace::with_reserved(RESERVED_IN_SERVICE_MODULE.iter().copied());
     let mut fns = Namespace::default();
     let methods = service
@@ -186,7 +204,16 @@ fn service_model<'c>(
         .iter()
         .enumerate()
         .map(|(index, method)| {
-            method_model(ctx, method, package, &full_name, views, &mut consts, &mut fns, method_comment(index))
+            method_model(
+                ctx,
+                method,
+                package,
+                &full_name,
+                views,
+                &mut consts,
+                &mut fns,
+                method_comment(index),
+            )
         })
         .collect::<Result<_, _>>()?;
     Ok(ServiceModel {
@@ -195,7 +222,11 @@ fn service_model<'c>(
         package: package.to_string(),
         module_name,
         comment: comment.map(str::to_string),
-        deprecated: service.options.as_option().and_then(|o| o.deprecated).unwrap_or(false),
+        deprecated: service
+            .options
+            .as_option()
+            .and_then(|o| o.deprecated)
+            .unwrap_or(false),
         methods,
         full_name,
     })
@@ -216,7 +247,10 @@ fn method_model(
         .name
         .clone()
         .ok_or_else(|| Error::Model(format!("a method of '{service_full_name}' has no name")))?;
-    let kind = match (method.client_streaming.unwrap_or(false), method.server_streaming.unwrap_or(false)) {
+    let kind = match (
+        method.client_streaming.unwrap_or(false),
+        method.server_streaming.unwrap_or(false),
+    ) {
         (false, false) => StreamKind::Unary,
         (true, false) => StreamKind::ClientStreaming,
         (false, true) => StreamKind::ServerStreaming,
@@ -231,12 +265,24 @@ fn method_model(
     let what = |side: &str| format!("{side} type of {service_full_name}.{proto_name}");
     Ok(MethodModel {
         path: format!("/{service_full_name}/{proto_name}"),
-        const_name: consts.claim(to_shouty_snake_case(&proto_name)),
-        fn_name: fns.claim(escape_ident(&to_snake_case(&proto_name))),
+        const_name: consts.claim(&to_shouty_snake_case(&proto_name)),
+        fn_name: fns.claim(&to_snake_case(&proto_name)),
         kind,
         idempotency,
-        request: message_ref(ctx, method.input_type.as_deref(), package, views, &what("request"))?,
-        response: message_ref(ctx, method.output_type.as_deref(), package, views, &what("response"))?,
+        request: message_ref(
+            ctx,
+            method.input_type.as_deref(),
+            package,
+            views,
+            &what("request"),
+        )?,
+        response: message_ref(
+            ctx,
+            method.output_type.as_deref(),
+            package,
+            views,
+            &what("response"),
+        )?,
         comment: comment.map(str::to_string),
         deprecated: options.and_then(|o| o.deprecated).unwrap_or(false),
         proto_name,
@@ -253,19 +299,34 @@ fn message_ref(
 ) -> Result<MessageRef, Error> {
     let fqn = type_name.ok_or_else(|| Error::Model(format!("the {what} is missing")))?;
     let unknown = || Error::Model(format!("the {what}, '{fqn}', is not in the descriptor set"));
-    let owned_path = ctx.rust_type_relative(fqn, package, SERVICE_MODULE_DEPTH).ok_or_else(unknown)?;
+    let owned_path = ctx
+        .rust_type_relative(fqn, package, SERVICE_MODULE_DEPTH)
+        .ok_or_else(unknown)?;
     let view_path = if views {
-        let split = ctx.rust_type_relative_split(fqn, package, SERVICE_MODULE_DEPTH).ok_or_else(unknown)?;
+        let split = ctx
+            .rust_type_relative_split(fqn, package, SERVICE_MODULE_DEPTH)
+            .ok_or_else(unknown)?;
         let (within_prefix, last) = match split.within_package.rsplit_once("::") {
             Some((prefix, last)) => (format!("{prefix}::"), last),
             None => (String::new(), split.within_package.as_str()),
         };
-        let to_package = if split.to_package.is_empty() { String::new() } else { format!("{}::", split.to_package) };
-        Some(format!("{to_package}{}::view::{within_prefix}{last}View", buffa_codegen::context::SENTINEL_MOD))
+        let to_package = if split.to_package.is_empty() {
+            String::new()
+        } else {
+            format!("{}::", split.to_package)
+        };
+        Some(format!(
+            "{to_package}{}::view::{within_prefix}{last}View",
+            buffa_codegen::context::SENTINEL_MOD
+        ))
     } else {
         None
     };
-    Ok(MessageRef { proto_name: fqn.trim_start_matches('.').to_string(), owned_path, view_path })
+    Ok(MessageRef {
+        proto_name: fqn.trim_start_matches('.').to_string(),
+        owned_path: escape_path(&owned_path),
+        view_path: view_path.as_deref().map(escape_path),
+    })
 }
 
 /// Module names for every service in the descriptor set, keyed by full name.
@@ -275,11 +336,18 @@ fn message_ref(
 /// package in sorted service-name order, so they depend neither on declaration order nor on
 /// which files of the package are being generated.
 fn service_module_names(ctx: &CodeGenContext<'_>) -> BTreeMap<String, String> {
-    let packages: BTreeSet<&str> = ctx.files.iter().map(|f| f.package.as_deref().unwrap_or("")).collect();
+    let packages: BTreeSet<&str> = ctx
+        .files
+        .iter()
+        .map(|f| f.package.as_deref().unwrap_or(""))
+        .collect();
     let mut by_package: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for file in ctx.files {
         let package = file.package.as_deref().unwrap_or("");
-        by_package.entry(package).or_default().extend(file.service.iter().filter_map(|s| s.name.as_deref()));
+        by_package
+            .entry(package)
+            .or_default()
+            .extend(file.service.iter().filter_map(|s| s.name.as_deref()));
     }
     let mut out = BTreeMap::new();
     for (package, mut services) in by_package {
@@ -287,9 +355,10 @@ fn service_module_names(ctx: &CodeGenContext<'_>) -> BTreeMap<String, String> {
             continue;
         }
         services.sort_unstable();
-        let mut namespace = Namespace::with_reserved(occupied_package_names(ctx, package, &packages));
+        let mut namespace =
+            Namespace::with_reserved(occupied_package_names(ctx, package, &packages));
         for service in services {
-            let name = namespace.claim(escape_ident(&to_snake_case(service)));
+            let name = namespace.claim(&to_snake_case(service));
             out.insert(join(package, service), name);
         }
     }
@@ -297,17 +366,49 @@ fn service_module_names(ctx: &CodeGenContext<'_>) -> BTreeMap<String, String> {
 }
 
 /// Snake-case names buffa may place at the root of `package`.
-fn occupied_package_names(ctx: &CodeGenContext<'_>, package: &str, packages: &BTreeSet<&str>) -> Vec<String> {
-    let mut names: Vec<String> = RESERVED_AT_PACKAGE_ROOT.iter().map(|s| s.to_string()).collect();
-    for file in ctx.files.iter().filter(|f| f.package.as_deref().unwrap_or("") == package) {
+fn occupied_package_names(
+    ctx: &CodeGenContext<'_>,
+    package: &str,
+    packages: &BTreeSet<&str>,
+) -> Vec<String> {
+    let mut names: Vec<String> = RESERVED_AT_PACKAGE_ROOT
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for file in ctx
+        .files
+        .iter()
+        .filter(|f| f.package.as_deref().unwrap_or("") == package)
+    {
         for message in &file.message_type {
-            let module = ctx.nested_module_name(package, message.name.as_deref().unwrap_or(""));
-            names.push(escape_ident(&module));
+            let name = message.name.as_deref().unwrap_or("");
+            // Modules share the type namespace with structs: `message greeter` would clash too.
+            names.push(escape_ident(&format!(
+                "{}{name}",
+                ctx.config.type_name_prefix
+            )));
+            names.push(escape_ident(&ctx.nested_module_name(package, name)));
+        }
+        for enumeration in &file.enum_type {
+            let name = enumeration.name.as_deref().unwrap_or("");
+            names.push(escape_ident(&format!(
+                "{}{name}",
+                ctx.config.type_name_prefix
+            )));
         }
     }
     for other in packages {
-        let child = if package.is_empty() { Some(*other) } else { other.strip_prefix(package).and_then(|r| r.strip_prefix('.')) };
-        if let Some(segment) = child.and_then(|c| c.split('.').next()).filter(|s| !s.is_empty()) {
+        let child = if package.is_empty() {
+            Some(*other)
+        } else {
+            other
+                .strip_prefix(package)
+                .and_then(|r| r.strip_prefix('.'))
+        };
+        if let Some(segment) = child
+            .and_then(|c| c.split('.').next())
+            .filter(|s| !s.is_empty())
+        {
             names.push(escape_ident(segment));
         }
     }
@@ -339,7 +440,12 @@ impl Comments {
     }
 
     fn method(&self, service: usize, method: usize) -> Option<&str> {
-        self.lookup(&[FILE_SERVICE_FIELD, index(service), SERVICE_METHOD_FIELD, index(method)])
+        self.lookup(&[
+            FILE_SERVICE_FIELD,
+            index(service),
+            SERVICE_METHOD_FIELD,
+            index(method),
+        ])
     }
 
     fn lookup(&self, path: &[i32]) -> Option<&str> {
@@ -352,5 +458,9 @@ fn index(i: usize) -> i32 {
 }
 
 fn join(package: &str, name: &str) -> String {
-    if package.is_empty() { name.to_string() } else { format!("{package}.{name}") }
+    if package.is_empty() {
+        name.to_string()
+    } else {
+        format!("{package}.{name}")
+    }
 }

@@ -71,18 +71,39 @@ impl Namespace {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Namespace { taken: reserved.into_iter().map(Into::into).collect() }
+        Namespace {
+            taken: reserved.into_iter().map(Into::into).collect(),
+        }
     }
 
-    /// Claims `candidate`, or the first free `candidate_`, `candidate__`, … and returns it.
-    pub(crate) fn claim(&mut self, candidate: String) -> String {
-        let mut name = candidate;
-        while self.taken.contains(&name) {
-            name.push('_');
+    /// Claims the identifier for `base` (keyword-escaped), or for the first of `base_`,
+    /// `base__`, … whose identifier is free, and returns that identifier.
+    pub(crate) fn claim(&mut self, base: &str) -> String {
+        let mut base = base.to_string();
+        loop {
+            let ident = escape_ident(&base);
+            if self.taken.insert(ident.clone()) {
+                return ident;
+            }
+            base.push('_');
         }
-        self.taken.insert(name.clone());
-        name
     }
+}
+
+/// A `::`-separated Rust path with every segment that is a keyword written as a raw
+/// identifier, the way buffa writes paths (`super::type::Money` → `super::r#type::Money`).
+/// Path keywords (`super`, `self`, `crate`, `Self`) stay as they are.
+pub(crate) fn escape_path(path: &str) -> String {
+    path.split("::")
+        .map(|segment| {
+            if is_rust_keyword(segment) && !NOT_RAW.contains(&segment) {
+                format!("r#{segment}")
+            } else {
+                segment.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 #[cfg(test)]
@@ -124,9 +145,25 @@ mod tests {
 
     #[test]
     fn namespace_suffixes_until_free() {
-        let mut ns = Namespace::with_reserved(["inner", "inner_"]);
-        assert_eq!(ns.claim("inner".into()), "inner__");
-        assert_eq!(ns.claim("inner".into()), "inner___");
-        assert_eq!(ns.claim("other".into()), "other");
+        let mut ns = Namespace::with_reserved(["inner", "inner_", "r#type"]);
+        assert_eq!(ns.claim("inner"), "inner__");
+        assert_eq!(ns.claim("inner"), "inner___");
+        assert_eq!(ns.claim("other"), "other");
+        assert_eq!(ns.claim("type"), "type_");
+        assert_eq!(ns.claim("self"), "self_");
+        assert_eq!(ns.claim("self_"), "self__");
+    }
+
+    #[test]
+    fn paths_escape_keywords_like_buffa() {
+        assert_eq!(escape_path("super::type::Money"), "super::r#type::Money");
+        assert_eq!(
+            escape_path("::buffa_types::google::protobuf::Empty"),
+            "::buffa_types::google::protobuf::Empty"
+        );
+        assert_eq!(
+            escape_path("super::super::match::r#x"),
+            "super::super::r#match::r#x"
+        );
     }
 }

@@ -49,8 +49,13 @@ impl Options {
     /// absolute (`::…` or `crate::…`). The leading `.` of the proto path may be left out.
     /// Well-known types (`.google.protobuf`) map to `::buffa_types::google::protobuf` unless
     /// given here.
-    pub fn extern_path(mut self, proto_path: impl Into<String>, rust_path: impl Into<String>) -> Self {
-        self.extern_paths.push((proto_path.into(), rust_path.into()));
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.extern_paths
+            .push((proto_path.into(), rust_path.into()));
         self
     }
 
@@ -88,16 +93,24 @@ impl Options {
     /// for the keys). Empty entries are ignored; an unknown key is an error.
     pub fn from_parameter(parameter: &str) -> Result<Options, Error> {
         let mut options = Options::default();
-        for entry in parameter.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        for entry in parameter
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
             let (key, value) = entry
                 .split_once('=')
                 .ok_or_else(|| Error::InvalidOption(format!("'{entry}' is not key=value")))?;
             match key.trim() {
                 "extern_path" => {
                     let (proto, rust) = value.split_once('=').ok_or_else(|| {
-                        Error::InvalidOption(format!("extern_path '{value}' is not .proto.path=::rust::path"))
+                        Error::InvalidOption(format!(
+                            "extern_path '{value}' is not .proto.path=::rust::path"
+                        ))
                     })?;
-                    options.extern_paths.push((proto.trim().to_string(), rust.trim().to_string()));
+                    options
+                        .extern_paths
+                        .push((proto.trim().to_string(), rust.trim().to_string()));
                 }
                 "client" => options.client = parse_bool(key, value)?,
                 "server" => options.server = parse_bool(key, value)?,
@@ -140,9 +153,11 @@ impl Options {
     /// The include file name, checked to be a bare file name.
     pub(crate) fn checked_include_file(&self) -> Result<Option<&str>, Error> {
         match self.include_file.as_deref() {
-            Some(name) if name.contains(['/', '\\', '"', '\n']) || !name.ends_with(".rs") => Err(
-                Error::InvalidOption(format!("include_file '{name}' must be a bare file name ending in .rs")),
-            ),
+            Some(name) if name.contains(['/', '\\', '"', '\n']) || !name.ends_with(".rs") => {
+                Err(Error::InvalidOption(format!(
+                    "include_file '{name}' must be a bare file name ending in .rs"
+                )))
+            }
             other => Ok(other),
         }
     }
@@ -152,7 +167,9 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
     match value.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
-        other => Err(Error::InvalidOption(format!("{key}={other}: expected true or false"))),
+        other => Err(Error::InvalidOption(format!(
+            "{key}={other}: expected true or false"
+        ))),
     }
 }
 
@@ -166,7 +183,10 @@ mod tests {
             "extern_path=.acme.common=::acme_common, client=false,server=true,views=false,json=false,include_file=mod.rs",
         )
         .unwrap();
-        assert_eq!(o.extern_paths, vec![(".acme.common".to_string(), "::acme_common".to_string())]);
+        assert_eq!(
+            o.extern_paths,
+            vec![(".acme.common".to_string(), "::acme_common".to_string())]
+        );
         assert!(!o.client && o.server && !o.views && !o.json);
         assert_eq!(o.include_file.as_deref(), Some("mod.rs"));
     }
@@ -179,7 +199,12 @@ mod tests {
 
     #[test]
     fn empty_include_file_disables_it() {
-        assert_eq!(Options::from_parameter("include_file=").unwrap().include_file, None);
+        assert_eq!(
+            Options::from_parameter("include_file=")
+                .unwrap()
+                .include_file,
+            None
+        );
     }
 
     #[test]
@@ -197,20 +222,53 @@ mod tests {
 
     #[test]
     fn extern_paths_are_normalised_and_checked() {
-        let o = Options::new().extern_path("acme.common", "::c").extern_path(".x.Y", "crate::y::Y");
+        let o = Options::new()
+            .extern_path("acme.common", "::c")
+            .extern_path(".x.Y", "crate::y::Y");
         assert_eq!(
             o.normalised_extern_paths().unwrap(),
-            vec![(".acme.common".into(), "::c".into()), (".x.Y".into(), "crate::y::Y".into())]
+            vec![
+                (".acme.common".into(), "::c".into()),
+                (".x.Y".into(), "crate::y::Y".into())
+            ]
         );
-        assert!(Options::new().extern_path(".a", "relative::path").normalised_extern_paths().is_err());
-        assert!(Options::new().extern_path(".a..b", "::x").normalised_extern_paths().is_err());
-        assert!(Options::new().extern_path(".", "::x").normalised_extern_paths().is_err());
+        assert!(
+            Options::new()
+                .extern_path(".a", "relative::path")
+                .normalised_extern_paths()
+                .is_err()
+        );
+        assert!(
+            Options::new()
+                .extern_path(".a..b", "::x")
+                .normalised_extern_paths()
+                .is_err()
+        );
+        assert!(
+            Options::new()
+                .extern_path(".", "::x")
+                .normalised_extern_paths()
+                .is_err()
+        );
     }
 
     #[test]
     fn include_file_must_be_bare() {
-        assert!(Options::new().include_file(Some("a/b.rs")).checked_include_file().is_err());
-        assert!(Options::new().include_file(Some("a.txt")).checked_include_file().is_err());
-        assert_eq!(Options::new().checked_include_file().unwrap(), Some("_include.rs"));
+        assert!(
+            Options::new()
+                .include_file(Some("a/b.rs"))
+                .checked_include_file()
+                .is_err()
+        );
+        assert!(
+            Options::new()
+                .include_file(Some("a.txt"))
+                .checked_include_file()
+                .is_err()
+        );
+        assert_eq!(
+            Options::new().checked_include_file().unwrap(),
+            Some("_include.rs")
+        );
     }
 }

@@ -52,7 +52,11 @@ pub fn respond(request: &CodeGeneratorRequest) -> Outcome {
                 file: generated
                     .files
                     .into_iter()
-                    .map(|f| File { name: Some(f.name), content: Some(f.content), ..Default::default() })
+                    .map(|f| File {
+                        name: Some(f.name),
+                        content: Some(f.content),
+                        ..Default::default()
+                    })
                     .collect(),
                 ..base_response()
             },
@@ -63,12 +67,19 @@ pub fn respond(request: &CodeGeneratorRequest) -> Outcome {
 }
 
 fn failure(error: Error) -> Outcome {
-    Outcome { response: CodeGeneratorResponse { error: Some(error.to_string()), ..base_response() }, warnings: Vec::new() }
+    Outcome {
+        response: CodeGeneratorResponse {
+            error: Some(error.to_string()),
+            ..base_response()
+        },
+        warnings: Vec::new(),
+    }
 }
 
 /// A response announcing proto3 `optional` and editions support.
 fn base_response() -> CodeGeneratorResponse {
-    let features = Feature::FEATURE_PROTO3_OPTIONAL as u64 | Feature::FEATURE_SUPPORTS_EDITIONS as u64;
+    let features =
+        Feature::FEATURE_PROTO3_OPTIONAL as u64 | Feature::FEATURE_SUPPORTS_EDITIONS as u64;
     CodeGeneratorResponse {
         supported_features: Some(features),
         minimum_edition: Some(MINIMUM_EDITION as i32),
@@ -90,7 +101,10 @@ mod tests {
 
     #[test]
     fn bad_parameter_becomes_an_error_response() {
-        let request = CodeGeneratorRequest { parameter: Some("nonsense=1".into()), ..Default::default() };
+        let request = CodeGeneratorRequest {
+            parameter: Some("nonsense=1".into()),
+            ..Default::default()
+        };
         let error = respond(&request).response.error.unwrap_or_default();
         assert!(error.contains("unknown option 'nonsense'"), "{error}");
     }
@@ -99,7 +113,12 @@ mod tests {
     fn empty_request_generates_only_the_module_tree() {
         let outcome = handle(&CodeGeneratorRequest::default().encode_to_vec());
         assert_eq!(outcome.response.error, None);
-        let names: Vec<_> = outcome.response.file.iter().filter_map(|f| f.name.clone()).collect();
+        let names: Vec<_> = outcome
+            .response
+            .file
+            .iter()
+            .filter_map(|f| f.name.clone())
+            .collect();
         assert_eq!(names, vec!["_include.rs".to_string()]);
         assert_eq!(outcome.response.maximum_edition, Some(1001));
     }

@@ -16,8 +16,14 @@ pub(crate) const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
 /// `metadata` holds the trailing metadata that accompanied the error (gRPC trailers, the
 /// Connect end-stream `metadata` object, or `trailer-`-prefixed unary headers). The core
 /// never puts protocol headers (`grpc-status`, `content-type`, …) into it.
+///
+/// A `Status` is one pointer wide (its parts live in one heap allocation), so
+/// `Result<T, Status>` stays small on the success path.
 #[derive(Clone, PartialEq)]
-pub struct Status {
+pub struct Status(Box<StatusParts>);
+
+#[derive(Clone, PartialEq)]
+struct StatusParts {
     code: Code,
     message: String,
     details: Vec<ErrorDetail>,
@@ -27,12 +33,12 @@ pub struct Status {
 impl Status {
     /// A status with a code and a message.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Status {
+        Status(Box::new(StatusParts {
             code,
             message: message.into(),
             details: Vec::new(),
             metadata: HeaderMap::new(),
-        }
+        }))
     }
 
     /// A status with only a code.
@@ -42,70 +48,71 @@ impl Status {
 
     /// The error code.
     pub fn code(&self) -> Code {
-        self.code
+        self.0.code
     }
 
     /// The message, possibly empty.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The details, in wire order.
     pub fn details(&self) -> &[ErrorDetail] {
-        &self.details
+        &self.0.details
     }
 
     /// The error metadata (trailers that came with the error).
     pub fn metadata(&self) -> &HeaderMap {
-        &self.metadata
+        &self.0.metadata
     }
 
     /// Mutable access to the error metadata.
     pub fn metadata_mut(&mut self) -> &mut HeaderMap {
-        &mut self.metadata
+        &mut self.0.metadata
     }
 
     /// Appends a detail.
     pub fn add_detail(&mut self, detail: ErrorDetail) {
-        self.details.push(detail);
+        self.0.details.push(detail);
     }
 
     /// Builder form of [`add_detail`](Self::add_detail).
     #[must_use]
     pub fn with_detail(mut self, detail: ErrorDetail) -> Self {
-        self.details.push(detail);
+        self.0.details.push(detail);
         self
     }
 
     /// Builder form that replaces the metadata.
     #[must_use]
     pub fn with_metadata(mut self, metadata: HeaderMap) -> Self {
-        self.metadata = metadata;
+        self.0.metadata = metadata;
         self
     }
 
     /// Builder form that replaces the message.
     #[must_use]
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = message.into();
+        self.0.message = message.into();
         self
     }
 
     /// Splits the status into its parts.
     pub fn into_parts(self) -> (Code, String, Vec<ErrorDetail>, HeaderMap) {
-        (self.code, self.message, self.details, self.metadata)
+        let parts = *self.0;
+        (parts.code, parts.message, parts.details, parts.metadata)
     }
 }
 
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Status");
-        s.field("code", &self.code).field("message", &self.message);
-        if !self.details.is_empty() {
-            s.field("details", &self.details);
+        s.field("code", &self.0.code).field("message", &self.0.message);
+        if !self.0.details.is_empty() {
+            s.field("details", &self.0.details);
         }
-        if !self.metadata.is_empty() {
-            s.field("metadata", &self.metadata);
+        if !self.0.metadata.is_empty() {
+            s.field("metadata", &self.0.metadata);
         }
         s.finish()
     }
@@ -113,10 +120,10 @@ impl fmt::Debug for Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            write!(f, "{}", self.code)
+        if self.0.message.is_empty() {
+            write!(f, "{}", self.0.code)
         } else {
-            write!(f, "{}: {}", self.code, self.message)
+            write!(f, "{}: {}", self.0.code, self.0.message)
         }
     }
 }

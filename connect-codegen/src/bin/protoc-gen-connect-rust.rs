@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         eprintln!("protoc-gen-connect-rust: warning: {warning}");
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(&outcome.encode()).and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(&outcome.encode())
+        .and_then(|()| stdout.flush())
+    {
         eprintln!("protoc-gen-connect-rust: writing stdout: {e}");
         return ExitCode::FAILURE;
     }

@@ -1,0 +1,56 @@
+//! Turning message bytes into typed messages and back, with the status codes the protocol
+//! wants on failure. Requests decode either into owned buffa messages or into zero-copy views
+//! (`M::ViewHandle`, backed by the received `Bytes`).
+
+use buffa::view::HasMessageView;
+use bytes::Bytes;
+use connect_proto_core::codec::CodecMessage;
+use connect_proto_core::{Code, Codec, Status};
+
+/// How a handler's request type is decoded: codec, message bytes, size limit.
+pub type DecodeFn<T> = fn(Codec, Bytes, usize) -> Result<T, Status>;
+
+/// Decodes an owned message; failures are `invalid_argument` (the peer sent a bad message).
+pub fn decode_owned<M: CodecMessage>(
+    codec: Codec,
+    bytes: Bytes,
+    limit: usize,
+) -> Result<M, Status> {
+    codec
+        .decode(&bytes, limit)
+        .map_err(|e| Status::new(Code::InvalidArgument, e.to_string()))
+}
+
+/// Decodes a zero-copy view handle of `M`. Binary protobuf borrows from `bytes`; JSON is
+/// decoded owned and re-encoded once, since JSON has no zero-copy form.
+pub fn decode_view<M>(codec: Codec, bytes: Bytes, limit: usize) -> Result<M::ViewHandle, Status>
+where
+    M: CodecMessage + HasMessageView,
+{
+    let invalid = |e: &dyn std::fmt::Display| {
+        Status::new(Code::InvalidArgument, format!("unmarshal {codec}: {e}"))
+    };
+    let bytes = match codec {
+        Codec::Json => {
+            let owned: M = decode_owned(codec, bytes, limit)?;
+            buffa::Message::encode_to_bytes(&owned)
+        }
+        _ => bytes,
+    };
+    let options = buffa::DecodeOptions::new().with_max_message_size(limit.max(bytes.len()));
+    M::decode_view_handle_with_options(bytes, &options).map_err(|e| invalid(&e))
+}
+
+/// A response message type: anything that can be encoded with a call's codec.
+pub trait EncodeMessage: Send + 'static {
+    /// Encodes the message.
+    fn encode(&self, codec: Codec) -> Result<Bytes, Status>;
+}
+
+impl<M: CodecMessage> EncodeMessage for M {
+    fn encode(&self, codec: Codec) -> Result<Bytes, Status> {
+        codec
+            .encode(self)
+            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+    }
+}

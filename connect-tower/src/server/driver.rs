@@ -1,0 +1,276 @@
+//! Drives one server call: polls the handler future, enforces the deadline with the runtime's
+//! timer, catches handler panics, and hands the core's outputs to the HTTP response body.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use connect_proto_core::{Code, ServerOutput, Status};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::rt::Sleep;
+use crate::server::shared::Shared;
+
+/// The handler future of one call.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    handler: Option<HandlerFuture>,
+    sleep: Option<(Instant, Sleep)>,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>, handler: HandlerFuture) -> Self {
+        Driver {
+            shared,
+            handler: Some(handler),
+            sleep: None,
+        }
+    }
+
+    /// The next output, running the handler and the deadline as needed. `None` once the
+    /// response is complete.
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<ServerOutput>> {
+        // The handler is polled at most once per call of this function; outputs it queued are
+        // picked up by the next iteration.
+        let mut handler_polled = false;
+        loop {
+            let deadline = {
+                let mut state = self.shared.lock();
+                state.register_driver(cx.waker());
+                if let Some(output) = state.take_output() {
+                    return Poll::Ready(Some(output));
+                }
+                if state.call.is_finished() {
+                    // Everything is written; a handler still running is cancelled by dropping it.
+                    self.handler = None;
+                    return Poll::Ready(None);
+                }
+                state.call.poll_timeout()
+            };
+
+            if let Some(deadline) = deadline {
+                if let DeadlineState::Expired = self.poll_deadline(deadline, cx) {
+                    let mut state = self.shared.lock();
+                    let now = state.timer.now().max(deadline);
+                    state.call.handle_timeout(now);
+                    drop(state);
+                    self.handler = None;
+                    continue;
+                }
+            }
+
+            if handler_polled {
+                return Poll::Pending;
+            }
+            let Some(handler) = self.handler.as_mut() else {
+                // The handler is gone but the call is not finished: it returned without
+                // finishing (adapters always finish) — end the call rather than hang.
+                let status = Status::new(Code::Internal, "the handler ended without a response");
+                self.shared.lock().fail(status);
+                continue;
+            };
+            handler_polled = true;
+            match catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(())) => self.handler = None,
+                Err(_panic) => {
+                    self.handler = None;
+                    self.shared
+                        .lock()
+                        .fail(Status::new(Code::Internal, "the handler panicked"));
+                }
+            }
+        }
+    }
+
+    fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> DeadlineState {
+        let state = self.shared.lock();
+        let timer = state.timer.clone();
+        drop(state);
+        if timer.now() >= deadline {
+            return DeadlineState::Expired;
+        }
+        if self.sleep.as_ref().is_none_or(|(at, _)| *at != deadline) {
+            self.sleep = timer.sleep_until(deadline).map(|sleep| (deadline, sleep));
+        }
+        match &mut self.sleep {
+            Some((_, sleep)) => match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => DeadlineState::Expired,
+                Poll::Pending => DeadlineState::Pending,
+            },
+            None => DeadlineState::Pending,
+        }
+    }
+}
+
+enum DeadlineState {
+    Expired,
+    Pending,
+}
+
+/// The HTTP response body of a call.
+pub struct ResponseBody {
+    kind: Kind,
+}
+
+enum Kind {
+    /// A complete body known up front (rejections, unary responses).
+    Full(Option<Bytes>),
+    /// A body produced while the call runs.
+    Streaming(Box<Driver>),
+    /// The remaining outputs of a call that already finished.
+    Replay(VecDeque<ServerOutput>),
+    /// Done.
+    Ended,
+}
+
+impl ResponseBody {
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            ResponseBody { kind: Kind::Ended }
+        } else {
+            ResponseBody {
+                kind: Kind::Full(Some(bytes)),
+            }
+        }
+    }
+
+    pub(crate) fn streaming(driver: Driver) -> Self {
+        ResponseBody {
+            kind: Kind::Streaming(Box::new(driver)),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        ResponseBody { kind: Kind::Ended }
+    }
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Kind::Full(_) => "full",
+            Kind::Streaming(_) => "streaming",
+            Kind::Replay(_) => "replay",
+            Kind::Ended => "ended",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match &mut this.kind {
+            Kind::Ended => Poll::Ready(None),
+            Kind::Full(bytes) => {
+                let frame = bytes.take().map(|b| Ok(Frame::data(b)));
+                this.kind = Kind::Ended;
+                Poll::Ready(frame)
+            }
+            Kind::Replay(rest) => {
+                let next = rest.pop_front();
+                Poll::Ready(output_frame(&mut this.kind, next))
+            }
+            Kind::Streaming(driver) => loop {
+                match driver.poll_output(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(ServerOutput::Data(data))) => {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    Poll::Ready(Some(ServerOutput::Trailers(trailers))) => {
+                        this.kind = Kind::Ended;
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    // A head after the first one cannot happen; skip defensively.
+                    Poll::Ready(Some(ServerOutput::Head(_))) => continue,
+                    Poll::Ready(Some(ServerOutput::End)) | Poll::Ready(None) => {
+                        this.kind = Kind::Ended;
+                        return Poll::Ready(None);
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.kind, Kind::Ended)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Ended => SizeHint::with_exact(0),
+            Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Streaming(_) | Kind::Replay(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Runs the call until its response head is known, then decides the body form: the queued
+/// rest of the response when the call already finished (the unary fast path: no driver, exact
+/// length), else a body that keeps driving the call.
+pub(crate) async fn respond(mut driver: Driver) -> http::Response<ResponseBody> {
+    let head = std::future::poll_fn(|cx| driver.poll_output(cx)).await;
+    let Some(ServerOutput::Head(head)) = head else {
+        // The core always writes a head first; an empty response is the defensive fallback.
+        let (head, ()) = http::Response::new(()).into_parts();
+        return http::Response::from_parts(head, ResponseBody::empty());
+    };
+    let mut state = driver.shared.lock();
+    if !state.call.is_finished() {
+        drop(state);
+        return http::Response::from_parts(head, ResponseBody::streaming(driver));
+    }
+    let mut rest = VecDeque::new();
+    while let Some(output) = state.take_output() {
+        rest.push_back(output);
+    }
+    drop(state);
+    let body = match (rest.len(), rest.front()) {
+        (0, _) => ResponseBody::empty(),
+        (1, Some(ServerOutput::End)) => ResponseBody::empty(),
+        (2, Some(ServerOutput::Data(_))) if matches!(rest.back(), Some(ServerOutput::End)) => {
+            match rest.pop_front() {
+                Some(ServerOutput::Data(data)) => ResponseBody::full(data),
+                _ => ResponseBody::empty(),
+            }
+        }
+        _ => ResponseBody {
+            kind: Kind::Replay(rest),
+        },
+    };
+    http::Response::from_parts(head, body)
+}
+
+/// The frame for a replayed output; ends the body on `End`, trailers or exhaustion.
+fn output_frame(
+    kind: &mut Kind,
+    output: Option<ServerOutput>,
+) -> Option<Result<Frame<Bytes>, std::convert::Infallible>> {
+    match output {
+        Some(ServerOutput::Data(data)) => Some(Ok(Frame::data(data))),
+        Some(ServerOutput::Trailers(trailers)) => {
+            *kind = Kind::Ended;
+            Some(Ok(Frame::trailers(trailers)))
+        }
+        Some(ServerOutput::Head(_)) | Some(ServerOutput::End) | None => {
+            *kind = Kind::Ended;
+            None
+        }
+    }
+}

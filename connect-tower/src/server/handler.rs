@@ -1,0 +1,330 @@
+//! The four handler shapes and the types they use: [`Streaming`] (a stream of request
+//! messages), [`ResponseSender`] (a stream of response messages with back-pressure), and the
+//! adapter functions generated dispatchers call ([`unary`], [`client_streaming`],
+//! [`server_streaming`], [`bidi_streaming`]).
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use connect_proto_core::{Code, Codec, MethodSpec, Status};
+use futures_core::Stream;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::codec::{DecodeFn, EncodeMessage};
+use crate::message::{Request, RequestContext, Response};
+use crate::server::shared::{Received, Shared};
+
+/// A call routed to a handler: its context and the connection to the protocol state machine.
+/// Generated dispatchers pass it to one of the adapter functions of this module.
+pub struct IncomingCall {
+    pub(crate) context: RequestContext,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limit: usize,
+}
+
+impl IncomingCall {
+    /// The method being called.
+    pub fn method(&self) -> &MethodSpec {
+        self.context.method()
+    }
+
+    /// The call's context.
+    pub fn context(&self) -> &RequestContext {
+        &self.context
+    }
+}
+
+impl fmt::Debug for IncomingCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingCall")
+            .field("method", self.context.method())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream of request messages (client- and bidi-streaming handlers).
+pub struct Streaming<T> {
+    shared: Arc<Shared>,
+    decode: DecodeFn<T>,
+    codec: Codec,
+    limit: usize,
+    done: bool,
+}
+
+impl<T> Streaming<T> {
+    /// The next message: `Ok(None)` once the client finished sending, `Err` if the call failed
+    /// (the client cancelled, the deadline passed, a message could not be decoded).
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
+        if self.done {
+            return Poll::Ready(Ok(None));
+        }
+        let received = {
+            let mut state = self.shared.lock();
+            match state.poll_receive(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(received) => received,
+            }
+        };
+        Poll::Ready(match received {
+            Received::Message(bytes) => match (self.decode)(self.codec, bytes, self.limit) {
+                Ok(message) => Ok(Some(message)),
+                Err(status) => {
+                    self.done = true;
+                    self.shared.lock().fail(status.clone());
+                    Err(status)
+                }
+            },
+            Received::End => {
+                self.done = true;
+                Ok(None)
+            }
+            Received::Failed(status) => {
+                self.done = true;
+                Err(status)
+            }
+        })
+    }
+}
+
+impl<T> Stream for Streaming<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // `Streaming` holds no self-references; it is `Unpin`.
+        let this = self.get_mut();
+        this.poll_message(cx).map(Result::transpose)
+    }
+}
+
+impl<T> Unpin for Streaming<T> {}
+
+impl<T> fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Streaming")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sending half of a streaming response (server- and bidi-streaming handlers).
+///
+/// `send` waits while too much output is queued ahead of the network (back-pressure) and fails
+/// once the call has ended (client gone, deadline passed): handlers should stop then.
+pub struct ResponseSender<T> {
+    shared: Arc<Shared>,
+    codec: Codec,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: EncodeMessage> ResponseSender<T> {
+    /// Adds a response header. Headers are written with the first message, or by
+    /// [`send_headers`](Self::send_headers); later additions are ignored.
+    pub fn add_header(&self, name: HeaderName, value: HeaderValue) {
+        self.shared
+            .lock()
+            .call
+            .response_headers_mut()
+            .append(name, value);
+    }
+
+    /// Adds every header of `headers` (see [`add_header`](Self::add_header)).
+    pub fn add_headers(&self, headers: HeaderMap) {
+        let mut state = self.shared.lock();
+        let target = state.call.response_headers_mut();
+        for (name, value) in &headers {
+            target.append(name.clone(), value.clone());
+        }
+    }
+
+    /// Adds a trailer, sent when the handler returns.
+    pub fn add_trailer(&self, name: HeaderName, value: HeaderValue) {
+        self.shared.lock().trailers.append(name, value);
+    }
+
+    /// Sends the response headers now, before any message.
+    pub async fn send_headers(&mut self) -> Result<(), Status> {
+        self.shared.lock().send_headers()
+    }
+
+    /// Sends one message, waiting for room in the output queue.
+    pub async fn send(&mut self, message: T) -> Result<(), Status> {
+        poll_fn(|cx| self.shared.lock().poll_send_ready(cx)).await?;
+        let bytes = message.encode(self.codec)?;
+        self.shared.lock().send_message(bytes)
+    }
+}
+
+impl<T> fmt::Debug for ResponseSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseSender").finish_non_exhaustive()
+    }
+}
+
+/// Receives the one request message of a unary or server-streaming call.
+async fn receive_one(shared: &Shared) -> Option<Bytes> {
+    let mut message = None;
+    loop {
+        let received = poll_fn(|cx| shared.lock().poll_receive(cx)).await;
+        match received {
+            // The core enforces cardinality; a second message never arrives here.
+            Received::Message(bytes) => message = Some(bytes),
+            Received::End => return message,
+            Received::Failed(_) => return None,
+        }
+    }
+}
+
+fn decode_request<T>(call: &IncomingCall, decode: DecodeFn<T>, bytes: Bytes) -> Result<T, Status> {
+    decode(call.context.codec(), bytes, call.limit)
+}
+
+/// Runs a unary handler: one request message in, one response out.
+pub async fn unary<Req, Resp, F, Fut>(call: IncomingCall, decode: DecodeFn<Req>, handler: F)
+where
+    F: FnOnce(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
+    Resp: EncodeMessage,
+{
+    let Some(bytes) = receive_one(&call.shared).await else {
+        return;
+    };
+    let message = match decode_request(&call, decode, bytes) {
+        Ok(message) => message,
+        Err(status) => return call.shared.lock().finish(Err(status)),
+    };
+    let IncomingCall {
+        context, shared, ..
+    } = call;
+    let codec = context.codec();
+    let result = handler(Request::from_parts(context, message)).await;
+    respond(&shared, codec, result);
+}
+
+/// Runs a client-streaming handler: a stream of request messages in, one response out.
+pub async fn client_streaming<Req, Resp, F, Fut>(
+    call: IncomingCall,
+    decode: DecodeFn<Req>,
+    handler: F,
+) where
+    F: FnOnce(Request<Streaming<Req>>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
+    Resp: EncodeMessage,
+{
+    let IncomingCall {
+        context,
+        shared,
+        limit,
+    } = call;
+    let codec = context.codec();
+    let stream = Streaming {
+        shared: shared.clone(),
+        decode,
+        codec,
+        limit,
+        done: false,
+    };
+    let result = handler(Request::from_parts(context, stream)).await;
+    respond(&shared, codec, result);
+}
+
+/// Runs a server-streaming handler: one request message in, a stream of responses out.
+pub async fn server_streaming<Req, Resp, F, Fut>(
+    call: IncomingCall,
+    decode: DecodeFn<Req>,
+    handler: F,
+) where
+    F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+    Resp: EncodeMessage,
+{
+    let Some(bytes) = receive_one(&call.shared).await else {
+        return;
+    };
+    let message = match decode_request(&call, decode, bytes) {
+        Ok(message) => message,
+        Err(status) => return call.shared.lock().finish(Err(status)),
+    };
+    let IncomingCall {
+        context, shared, ..
+    } = call;
+    let sender = ResponseSender {
+        shared: shared.clone(),
+        codec: context.codec(),
+        _message: PhantomData,
+    };
+    let result = handler(Request::from_parts(context, message), sender).await;
+    shared.lock().finish(result.map(|()| HeaderMap::new()));
+}
+
+/// Runs a bidi-streaming handler: streams in both directions.
+pub async fn bidi_streaming<Req, Resp, F, Fut>(
+    call: IncomingCall,
+    decode: DecodeFn<Req>,
+    handler: F,
+) where
+    F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+    Resp: EncodeMessage,
+{
+    let IncomingCall {
+        context,
+        shared,
+        limit,
+    } = call;
+    let codec = context.codec();
+    let stream = Streaming {
+        shared: shared.clone(),
+        decode,
+        codec,
+        limit,
+        done: false,
+    };
+    let sender = ResponseSender {
+        shared: shared.clone(),
+        codec,
+        _message: PhantomData,
+    };
+    let result = handler(Request::from_parts(context, stream), sender).await;
+    shared.lock().finish(result.map(|()| HeaderMap::new()));
+}
+
+/// Answers `unimplemented` (for methods a service declares but does not implement).
+pub async fn unimplemented(call: IncomingCall) {
+    let status = Status::new(
+        Code::Unimplemented,
+        format!("{} is not implemented", call.method().path),
+    );
+    call.shared.lock().finish(Err(status));
+}
+
+fn respond<Resp: EncodeMessage>(
+    shared: &Shared,
+    codec: Codec,
+    result: Result<Response<Resp>, Status>,
+) {
+    let outcome = result.and_then(|response| {
+        let (message, headers, trailers) = response.into_parts();
+        let bytes = message.encode(codec)?;
+        Ok((bytes, headers, trailers))
+    });
+    let mut state = shared.lock();
+    match outcome {
+        Ok((bytes, headers, trailers)) => {
+            state.call.response_headers_mut().extend(headers);
+            match state.send_message(bytes) {
+                Ok(()) => state.finish(Ok(trailers)),
+                Err(status) => state.finish(Err(status)),
+            }
+        }
+        Err(status) => state.finish(Err(status)),
+    }
+}

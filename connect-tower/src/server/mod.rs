@@ -1,0 +1,252 @@
+//! The server: [`ConnectService`], a `tower::Service<http::Request<B>>` that serves Connect,
+//! gRPC and gRPC-Web for a [`Dispatch`] (a generated service, or a [`Router`] of several).
+//!
+//! Per request it admits the head with the core (`ServerCall::accept`: rejections are answered
+//! at once), runs the interceptors, dispatches to the handler, and streams the core's outputs
+//! as the response body. Deadlines are enforced with the configured [`Timer`](crate::rt::Timer);
+//! a panicking handler ends its call with `internal` and nothing else.
+
+mod driver;
+mod handler;
+mod interceptor;
+mod router;
+mod shared;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use connect_proto_core::{MethodSpec, ServerCall, ServerConfig};
+use http_body::Body;
+
+pub use driver::ResponseBody;
+pub use handler::{
+    IncomingCall, ResponseSender, Streaming, bidi_streaming, client_streaming, server_streaming,
+    unary, unimplemented,
+};
+pub use interceptor::Interceptor;
+pub use router::Router;
+
+use crate::BoxError;
+use crate::message::RequestContext;
+use crate::rt::{SharedTimer, Timer};
+use driver::{Driver, HandlerFuture};
+use interceptor::Interceptors;
+use shared::{Shared, erase_body};
+
+/// A set of methods and the code that runs them. Generated servers implement it with a
+/// compile-time `match` on the path; [`Router`] combines several.
+pub trait Dispatch: Send + Sync + 'static {
+    /// Every method served, for routing tables and reflection.
+    fn methods(&self) -> &[MethodSpec];
+
+    /// The method at `path`, if served.
+    fn method(&self, path: &str) -> Option<MethodSpec>;
+
+    /// Runs a call routed to this service (`call.method()` is one of [`methods`](Self::methods)).
+    fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+impl<D: Dispatch + ?Sized> Dispatch for Arc<D> {
+    fn methods(&self) -> &[MethodSpec] {
+        (**self).methods()
+    }
+
+    fn method(&self, path: &str) -> Option<MethodSpec> {
+        (**self).method(path)
+    }
+
+    fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        (**self).dispatch(call)
+    }
+}
+
+/// Serves a [`Dispatch`] over HTTP as a tower service. Cheap to clone.
+pub struct ConnectService<D> {
+    inner: Arc<Inner<D>>,
+}
+
+struct Inner<D> {
+    dispatch: D,
+    config: ServerConfig,
+    timer: SharedTimer,
+    interceptors: Interceptors,
+}
+
+impl<D> Clone for ConnectService<D> {
+    fn clone(&self) -> Self {
+        ConnectService {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<D> std::fmt::Debug for ConnectService<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectService")
+            .field("config", &self.inner.config)
+            .field("timer", &self.inner.timer)
+            .field("interceptors", &self.inner.interceptors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Dispatch> ConnectService<D> {
+    /// A service with the default protocol configuration and no timer (see
+    /// [`ConnectServiceBuilder::timer`]).
+    pub fn new(dispatch: D) -> Self {
+        ConnectService::builder(dispatch).build()
+    }
+
+    /// A builder.
+    pub fn builder(dispatch: D) -> ConnectServiceBuilder<D> {
+        ConnectServiceBuilder {
+            dispatch,
+            config: ServerConfig::default(),
+            timer: SharedTimer::none(),
+            interceptors: Interceptors::default(),
+        }
+    }
+
+    /// The protocol configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Serves one request.
+    pub fn serve<B>(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = http::Response<ResponseBody>> + Send + 'static
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let inner = self.inner.clone();
+        async move { serve(&inner, request).await }
+    }
+}
+
+/// Builds a [`ConnectService`].
+pub struct ConnectServiceBuilder<D> {
+    dispatch: D,
+    config: ServerConfig,
+    timer: SharedTimer,
+    interceptors: Interceptors,
+}
+
+impl<D: Dispatch> ConnectServiceBuilder<D> {
+    /// The protocol configuration (limits, compression, protocols).
+    #[must_use]
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The timer that enforces deadlines. Without one, deadlines are visible to handlers but
+    /// not enforced.
+    #[must_use]
+    pub fn timer(mut self, timer: impl Timer) -> Self {
+        self.timer = SharedTimer::new(timer);
+        self
+    }
+
+    /// Adds an interceptor; interceptors run in the order added.
+    #[must_use]
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> ConnectService<D> {
+        ConnectService {
+            inner: Arc::new(Inner {
+                dispatch: self.dispatch,
+                config: self.config,
+                timer: self.timer,
+                interceptors: self.interceptors,
+            }),
+        }
+    }
+}
+
+impl<D, B> tower_service::Service<http::Request<B>> for ConnectService<D>
+where
+    D: Dispatch,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(serve(&inner, request).await) })
+    }
+}
+
+async fn serve<D, B>(inner: &Inner<D>, request: http::Request<B>) -> http::Response<ResponseBody>
+where
+    D: Dispatch,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let now = inner.timer.now();
+    let (parts, body) = request.into_parts();
+    let mut call = match ServerCall::accept(&inner.config, now, &parts, |path| {
+        inner.dispatch.method(path)
+    }) {
+        Ok(call) => call,
+        Err(rejection) => {
+            let (head, body) = rejection.into_parts();
+            return http::Response::from_parts(head, ResponseBody::full(body));
+        }
+    };
+    let mut context = RequestContext {
+        method: *call.method(),
+        protocol: call.protocol(),
+        codec: call.codec(),
+        deadline: call.deadline(),
+        headers: parts.headers,
+        extensions: parts.extensions,
+        http_method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+    };
+    let rejected = if inner.interceptors.is_empty() {
+        None
+    } else {
+        inner.interceptors.on_request(&mut context).err()
+    };
+    if let Some(status) = rejected {
+        let _ = call.finish(now, Err(status));
+    }
+    let limit = inner.config.receive_limit();
+    let shared = Shared::new(
+        call,
+        erase_body(body),
+        inner.timer.clone(),
+        inner.interceptors.clone(),
+    );
+    let handler: HandlerFuture = if shared.lock().call.is_finished() {
+        Box::pin(async {})
+    } else {
+        inner.dispatch.dispatch(IncomingCall {
+            context,
+            shared: shared.clone(),
+            limit,
+        })
+    };
+    driver::respond(Driver::new(shared, handler)).await
+}

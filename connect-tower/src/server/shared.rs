@@ -1,0 +1,299 @@
+//! The state one server call shares between its driver (which feeds the HTTP response) and
+//! the handler (which reads requests and sends responses, possibly from other tasks).
+//!
+//! Everything protocol-related happens in the core's [`ServerCall`]; this module only moves
+//! bytes between it, the request body and the handler, and wakes whoever waits.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes};
+use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status};
+use http::HeaderMap;
+use http_body::Body;
+
+use crate::BoxError;
+use crate::rt::SharedTimer;
+use crate::server::interceptor::Interceptors;
+
+/// The request body, type-erased.
+pub(crate) type RequestBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>;
+
+/// Most response bytes queued ahead of the HTTP writer before `send` waits.
+const MAX_QUEUED_BYTES: usize = 256 * 1024;
+
+/// What reading the request produced.
+pub(crate) enum Received {
+    Message(Bytes),
+    End,
+    Failed(Status),
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+}
+
+pub(crate) struct State {
+    pub(crate) call: ServerCall,
+    pub(crate) timer: SharedTimer,
+    body: Option<RequestBody>,
+    /// The request side ended (end event delivered to the reader) or failed.
+    request_done: bool,
+    driver_waker: Option<Waker>,
+    writer_waker: Option<Waker>,
+    queued_bytes: usize,
+    pub(crate) trailers: HeaderMap,
+    interceptors: Interceptors,
+    headers_finalized: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        call: ServerCall,
+        body: RequestBody,
+        timer: SharedTimer,
+        interceptors: Interceptors,
+    ) -> Arc<Self> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                call,
+                timer,
+                body: Some(body),
+                request_done: false,
+                driver_waker: None,
+                writer_waker: None,
+                queued_bytes: 0,
+                trailers: HeaderMap::new(),
+                interceptors,
+                headers_finalized: false,
+            }),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler is caught by the driver; the state itself stays consistent
+        // because every mutation completes before any user code runs.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn now(&self) -> std::time::Instant {
+        self.timer.now()
+    }
+
+    /// Reads the next request item, pulling body frames as needed.
+    pub(crate) fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
+        loop {
+            if let Some(event) = self.call.poll_event() {
+                let received = match event {
+                    ServerEvent::Message(bytes) => Received::Message(bytes),
+                    ServerEvent::RequestEnd => {
+                        self.request_done = true;
+                        Received::End
+                    }
+                    ServerEvent::Failed(status) => {
+                        self.request_done = true;
+                        self.wake_driver();
+                        Received::Failed(status)
+                    }
+                };
+                return Poll::Ready(received);
+            }
+            if self.request_done {
+                return Poll::Ready(Received::End);
+            }
+            if self.call.is_finished() {
+                // The response ended (deadline, error) while the request was still open.
+                self.request_done = true;
+                return Poll::Ready(Received::Failed(Status::new(
+                    Code::Canceled,
+                    "the call has ended",
+                )));
+            }
+            if self.call.is_request_done() {
+                self.request_done = true;
+                return Poll::Ready(Received::End);
+            }
+            let now = self.now();
+            let Some(body) = self.body.as_mut() else {
+                self.call.handle_end(now, None);
+                continue;
+            };
+            match body.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.call.handle_data(now, data),
+                    Err(frame) => {
+                        self.body = None;
+                        self.call.handle_end(now, frame.into_trailers().ok());
+                    }
+                },
+                Poll::Ready(Some(Err(_))) => {
+                    // The client went away (or the connection broke) mid-request.
+                    self.body = None;
+                    self.call.handle_reset(now);
+                }
+                Poll::Ready(None) => {
+                    self.body = None;
+                    self.call.handle_end(now, None);
+                }
+            }
+            // Feeding may have queued a response (a request error): let the driver write it.
+            self.wake_driver();
+        }
+    }
+
+    /// Runs the response-header interceptors once, before the head can be written.
+    fn finalize_headers(&mut self) {
+        if !self.headers_finalized {
+            self.headers_finalized = true;
+            let interceptors = self.interceptors.clone();
+            interceptors.on_response_headers(self.call.response_headers_mut());
+        }
+    }
+
+    /// Whether a message may be queued now; otherwise registers the writer's waker.
+    pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        if self.call.is_finished() {
+            return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
+        }
+        if self.queued_bytes >= MAX_QUEUED_BYTES {
+            self.writer_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) fn send_message(&mut self, message: Bytes) -> Result<(), Status> {
+        self.finalize_headers();
+        let len = message.len();
+        let now = self.now();
+        self.call.send_message(now, message).map_err(|e| match e {
+            connect_proto_core::UsageError::AlreadyFinished => {
+                Status::new(Code::Canceled, "the call has ended")
+            }
+            other => Status::from(other),
+        })?;
+        self.queued_bytes += len;
+        self.wake_driver();
+        Ok(())
+    }
+
+    pub(crate) fn send_headers(&mut self) -> Result<(), Status> {
+        self.finalize_headers();
+        let now = self.now();
+        self.call
+            .send_headers(now)
+            .map_err(|_| Status::new(Code::Canceled, "the call has ended"))?;
+        self.wake_driver();
+        Ok(())
+    }
+
+    /// Ends the call. A call that already ended (deadline, client gone) ignores this.
+    pub(crate) fn finish(&mut self, outcome: Result<HeaderMap, Status>) {
+        if self.call.is_finished() {
+            return;
+        }
+        self.finalize_headers();
+        let outcome = match outcome {
+            Ok(mut trailers) => {
+                let mut all = std::mem::take(&mut self.trailers);
+                all.extend(trailers.drain());
+                Ok(all)
+            }
+            Err(mut status) => {
+                let extra = std::mem::take(&mut self.trailers);
+                status.metadata_mut().extend(extra);
+                Err(status)
+            }
+        };
+        let now = self.now();
+        // A usage error here (a unary handler without a message) still ends the call: the
+        // core then answers `internal` itself.
+        let _ = self.call.finish(now, outcome);
+        self.wake_driver();
+    }
+
+    /// Takes the next response output for the HTTP writer.
+    pub(crate) fn take_output(&mut self) -> Option<ServerOutput> {
+        let output = self.call.poll_output()?;
+        if let ServerOutput::Data(data) = &output {
+            self.queued_bytes = self.queued_bytes.saturating_sub(data.len());
+            if self.queued_bytes < MAX_QUEUED_BYTES {
+                if let Some(waker) = self.writer_waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+        Some(output)
+    }
+
+    pub(crate) fn register_driver(&mut self, waker: &Waker) {
+        match &self.driver_waker {
+            Some(existing) if existing.will_wake(waker) => {}
+            _ => self.driver_waker = Some(waker.clone()),
+        }
+    }
+
+    fn wake_driver(&mut self) {
+        if let Some(waker) = &self.driver_waker {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Fails the call from the driver's side (deadline, handler panic).
+    pub(crate) fn fail(&mut self, status: Status) {
+        self.finish(Err(status));
+        if let Some(waker) = self.writer_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Converts any request body into the erased form (zero-copy for `Bytes` data).
+pub(crate) fn erase_body<B>(body: B) -> RequestBody
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(MapBody { inner: body })
+}
+
+pin_project_lite::pin_project! {
+    struct MapBody<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> Body for MapBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        match self.project().inner.poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(
+                frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))
+            ))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
