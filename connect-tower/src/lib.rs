@@ -11,10 +11,14 @@
 //!   monomorphic dispatch) and [`server::Router`], interceptors, and
 //!   [`server::ConnectService`], a `tower::Service<http::Request<B>>`.
 //! - [`message`]: [`Request`], [`Response`], [`RequestContext`], [`PeerInfo`].
+//! - [`client`]: [`client::Client`], calls of the four RPC types over any tower transport.
 //! - [`codec`]: owned and zero-copy view decoding for handlers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod body;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod codec;
 pub mod message;
 pub mod rt;

@@ -34,7 +34,7 @@ use crate::message::RequestContext;
 use crate::rt::{SharedTimer, Timer};
 use driver::{Driver, HandlerFuture};
 use interceptor::Interceptors;
-use shared::{Shared, erase_body};
+use shared::Shared;
 
 /// A set of methods and the code that runs them. Generated servers implement it with a
 /// compile-time `match` on the path; [`Router`] combines several.
@@ -235,7 +235,7 @@ where
     let limit = inner.config.receive_limit();
     let shared = Shared::new(
         call,
-        erase_body(body),
+        crate::body::erase(body),
         inner.timer.clone(),
         inner.interceptors.clone(),
     );

@@ -4,21 +4,18 @@
 //! Everything protocol-related happens in the core's [`ServerCall`]; this module only moves
 //! bytes between it, the request body and the handler, and wakes whoever waits.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status};
 use http::HeaderMap;
-use http_body::Body;
 
-use crate::BoxError;
 use crate::rt::SharedTimer;
 use crate::server::interceptor::Interceptors;
 
 /// The request body, type-erased.
-pub(crate) type RequestBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>;
+pub(crate) type RequestBody = crate::body::BoxBody;
 
 /// Most response bytes queued ahead of the HTTP writer before `send` waits.
 const MAX_QUEUED_BYTES: usize = 256 * 1024;
@@ -251,49 +248,5 @@ impl State {
         if let Some(waker) = self.writer_waker.take() {
             waker.wake();
         }
-    }
-}
-
-/// Converts any request body into the erased form (zero-copy for `Bytes` data).
-pub(crate) fn erase_body<B>(body: B) -> RequestBody
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    Box::pin(MapBody { inner: body })
-}
-
-pin_project_lite::pin_project! {
-    struct MapBody<B> {
-        #[pin]
-        inner: B,
-    }
-}
-
-impl<B> Body for MapBody<B>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        match self.project().inner.poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(
-                frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))
-            ))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
     }
 }

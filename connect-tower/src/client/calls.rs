@@ -1,0 +1,404 @@
+//! The call objects applications hold: [`ResponseStream`] (server streaming, and the basis of
+//! unary), [`ClientStreamingCall`] and [`BidiStreamingCall`].
+
+use std::fmt;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use connect_proto_core::codec::CodecMessage;
+use connect_proto_core::{ClientEvent, Code, Codec, Status};
+use futures_core::Stream;
+use http::HeaderMap;
+
+use crate::client::Transport;
+use crate::client::exchange::Exchange;
+use crate::codec::EncodeMessage;
+use crate::message::Response;
+
+/// The receiving half of a call: headers, messages, then the outcome.
+struct Receiver<T: Transport> {
+    exchange: Exchange<T>,
+    codec: Codec,
+    headers: Option<HeaderMap>,
+    trailers: Option<HeaderMap>,
+    /// Set once `Finished` arrived: `Some(Err)` on failure.
+    outcome: Option<Result<(), Status>>,
+}
+
+impl<T: Transport> Receiver<T> {
+    fn new(exchange: Exchange<T>, codec: Codec) -> Self {
+        Receiver {
+            exchange,
+            codec,
+            headers: None,
+            trailers: None,
+            outcome: None,
+        }
+    }
+
+    /// The next message; `Ok(None)` after a successful end.
+    fn poll_message<M: CodecMessage>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<M>, Status>> {
+        loop {
+            if let Some(outcome) = &self.outcome {
+                return Poll::Ready(outcome.clone().map(|()| None));
+            }
+            let event = match self.exchange.poll_event(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(event) => event,
+            };
+            match event {
+                ClientEvent::Headers(headers) => self.headers = Some(headers),
+                ClientEvent::Message(bytes) => {
+                    let limit = usize::MAX;
+                    return Poll::Ready(match self.codec.decode::<M>(&bytes, limit) {
+                        Ok(message) => Ok(Some(message)),
+                        Err(e) => {
+                            let status = Status::new(
+                                Code::Internal,
+                                format!("invalid response message: {e}"),
+                            );
+                            self.exchange.cancel();
+                            self.outcome = Some(Err(status.clone()));
+                            Err(status)
+                        }
+                    });
+                }
+                ClientEvent::Finished(Ok(trailers)) => {
+                    self.trailers = Some(trailers);
+                    self.outcome = Some(Ok(()));
+                }
+                ClientEvent::Finished(Err(status)) => {
+                    self.trailers = Some(status.metadata().clone());
+                    self.outcome = Some(Err(status));
+                }
+            }
+        }
+    }
+
+    /// Waits for the response headers (or the outcome, if the call ends first).
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<&HeaderMap, Status>> {
+        loop {
+            if self.headers.is_some() || self.outcome.is_some() {
+                break;
+            }
+            match self.exchange.poll_event(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(ClientEvent::Headers(headers)) => self.headers = Some(headers),
+                Poll::Ready(ClientEvent::Finished(Ok(trailers))) => {
+                    self.trailers = Some(trailers);
+                    self.outcome = Some(Ok(()));
+                }
+                Poll::Ready(ClientEvent::Finished(Err(status))) => {
+                    self.trailers = Some(status.metadata().clone());
+                    self.outcome = Some(Err(status));
+                }
+                // Messages never precede headers.
+                Poll::Ready(ClientEvent::Message(_)) => {}
+            }
+        }
+        match (&self.headers, &self.outcome) {
+            (Some(headers), _) => Poll::Ready(Ok(headers)),
+            (None, Some(Err(status))) => Poll::Ready(Err(status.clone())),
+            _ => Poll::Ready(Err(Status::new(
+                Code::Internal,
+                "the call ended without headers",
+            ))),
+        }
+    }
+
+    /// Reads exactly one message then the end: a unary response.
+    async fn into_unary<M: CodecMessage>(mut self) -> Result<Response<M>, Status> {
+        let first = poll_fn(|cx| self.poll_message::<M>(cx)).await;
+        let message = match first {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                return Err(Status::new(
+                    Code::Unimplemented,
+                    "the response has no message",
+                ));
+            }
+            Err(status) => return Err(self.with_headers(status)),
+        };
+        match poll_fn(|cx| self.poll_message::<M>(cx)).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Err(Status::new(
+                    Code::Unimplemented,
+                    "the response has several messages",
+                ));
+            }
+            Err(status) => return Err(self.with_headers(status)),
+        }
+        Ok(Response::new(message)
+            .with_headers(self.headers.take().unwrap_or_default())
+            .with_trailers(self.trailers.take().unwrap_or_default()))
+    }
+
+    /// A failure's metadata: the response headers followed by the trailers.
+    fn with_headers(&self, status: Status) -> Status {
+        match &self.headers {
+            Some(headers) if !headers.is_empty() => {
+                let mut merged = headers.clone();
+                for (name, value) in status.metadata() {
+                    merged.append(name.clone(), value.clone());
+                }
+                status.with_metadata(merged)
+            }
+            _ => status,
+        }
+    }
+}
+
+/// The responses of a call: headers, a stream of messages, then trailers or an error.
+/// Also a [`Stream`] of `Result<M, Status>`. Dropping it cancels the call.
+pub struct ResponseStream<M> {
+    receiver: Box<dyn ErasedReceiver<M>>,
+    /// The stream reported its end or its error.
+    done: bool,
+}
+
+/// The receiving half without the transport type, so call objects name only message types.
+trait ErasedReceiver<M>: Send {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<M>, Status>>;
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<HeaderMap, Status>>;
+    fn headers(&self) -> Option<&HeaderMap>;
+    fn trailers(&self) -> Option<&HeaderMap>;
+    fn into_unary(
+        self: Box<Self>,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<Response<M>, Status>> + Send>>;
+    fn sender(&mut self) -> &mut dyn ErasedSender;
+}
+
+/// The sending half without the transport type.
+trait ErasedSender: Send {
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>>;
+    fn send(&mut self, bytes: bytes::Bytes) -> Result<(), Status>;
+    fn close_send(&mut self) -> Result<(), Status>;
+    fn cancel(&mut self);
+}
+
+impl<T: Transport, M: CodecMessage> ErasedReceiver<M> for Receiver<T> {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<M>, Status>> {
+        Receiver::poll_message(self, cx)
+    }
+
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<HeaderMap, Status>> {
+        Receiver::poll_headers(self, cx).map(|r| r.cloned())
+    }
+
+    fn headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_ref()
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    fn into_unary(
+        self: Box<Self>,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<Response<M>, Status>> + Send>> {
+        Box::pin(Receiver::into_unary(*self))
+    }
+
+    fn sender(&mut self) -> &mut dyn ErasedSender {
+        self
+    }
+}
+
+impl<T: Transport> ErasedSender for Receiver<T> {
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        self.exchange.poll_send_ready(cx)
+    }
+
+    fn send(&mut self, bytes: bytes::Bytes) -> Result<(), Status> {
+        self.exchange.send(bytes)
+    }
+
+    fn close_send(&mut self) -> Result<(), Status> {
+        self.exchange.close_send()
+    }
+
+    fn cancel(&mut self) {
+        self.exchange.cancel();
+    }
+}
+
+impl<M: CodecMessage> ResponseStream<M> {
+    pub(crate) fn new<T: Transport>(exchange: Exchange<T>) -> Self {
+        let codec = exchange.codec();
+        ResponseStream {
+            receiver: Box::new(Receiver::new(exchange, codec)),
+            done: false,
+        }
+    }
+
+    /// The next message: `Ok(None)` after the call ended successfully, `Err` if it failed.
+    pub async fn message(&mut self) -> Result<Option<M>, Status> {
+        poll_fn(|cx| self.receiver.poll_message(cx)).await
+    }
+
+    /// Waits for the response headers.
+    pub async fn headers(&mut self) -> Result<HeaderMap, Status> {
+        poll_fn(|cx| self.receiver.poll_headers(cx)).await
+    }
+
+    /// The response headers, once received.
+    pub fn received_headers(&self) -> Option<&HeaderMap> {
+        self.receiver.headers()
+    }
+
+    /// The trailers (on failure, the error's metadata), once the call ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.receiver.trailers()
+    }
+
+    /// Cancels the call.
+    pub fn cancel(&mut self) {
+        self.receiver.sender().cancel();
+    }
+
+    /// Reads the response as a unary one (exactly one message).
+    pub async fn into_unary(self) -> Result<Response<M>, Status> {
+        self.receiver.into_unary().await
+    }
+}
+
+impl<M: CodecMessage> Stream for ResponseStream<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.receiver.poll_message(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(message))) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Ok(None)) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(status)) => {
+                // An error is reported once; afterwards the stream ends.
+                this.done = true;
+                Poll::Ready(Some(Err(status)))
+            }
+        }
+    }
+}
+
+impl<M> fmt::Debug for ResponseStream<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseStream").finish_non_exhaustive()
+    }
+}
+
+/// A client-streaming call: [`send`](Self::send) messages, then [`finish`](Self::finish).
+pub struct ClientStreamingCall<Req, Resp> {
+    stream: ResponseStream<Resp>,
+    codec: Codec,
+    _request: PhantomData<fn(Req)>,
+}
+
+impl<Req: EncodeMessage, Resp: CodecMessage> ClientStreamingCall<Req, Resp> {
+    pub(crate) fn new<T: Transport>(exchange: Exchange<T>, codec: Codec) -> Self {
+        ClientStreamingCall {
+            stream: ResponseStream::new(exchange),
+            codec,
+            _request: PhantomData,
+        }
+    }
+
+    /// Sends one message, waiting while too much is queued ahead of the transport.
+    pub async fn send(&mut self, message: Req) -> Result<(), Status> {
+        let sender = self.stream.receiver.sender();
+        poll_fn(|cx| sender.poll_send_ready(cx)).await?;
+        let bytes = message.encode(self.codec)?;
+        self.stream.receiver.sender().send(bytes)
+    }
+
+    /// Ends the request stream and waits for the response.
+    pub async fn finish(mut self) -> Result<Response<Resp>, Status> {
+        // A call that already ended keeps its outcome; closing is then a no-op.
+        let _ = self.stream.receiver.sender().close_send();
+        self.stream.into_unary().await
+    }
+
+    /// Cancels the call.
+    pub fn cancel(&mut self) {
+        self.stream.cancel();
+    }
+}
+
+impl<Req, Resp> fmt::Debug for ClientStreamingCall<Req, Resp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientStreamingCall")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bidi-streaming call: send and receive independently.
+pub struct BidiStreamingCall<Req, Resp> {
+    stream: ResponseStream<Resp>,
+    codec: Codec,
+    _request: PhantomData<fn(Req)>,
+}
+
+impl<Req: EncodeMessage, Resp: CodecMessage> BidiStreamingCall<Req, Resp> {
+    pub(crate) fn new<T: Transport>(exchange: Exchange<T>, codec: Codec) -> Self {
+        BidiStreamingCall {
+            stream: ResponseStream::new(exchange),
+            codec,
+            _request: PhantomData,
+        }
+    }
+
+    /// Sends one message, waiting while too much is queued ahead of the transport.
+    pub async fn send(&mut self, message: Req) -> Result<(), Status> {
+        let sender = self.stream.receiver.sender();
+        poll_fn(|cx| sender.poll_send_ready(cx)).await?;
+        let bytes = message.encode(self.codec)?;
+        self.stream.receiver.sender().send(bytes)
+    }
+
+    /// Ends the request stream.
+    pub fn close_send(&mut self) -> Result<(), Status> {
+        self.stream.receiver.sender().close_send()
+    }
+
+    /// The next response message: `Ok(None)` after a successful end.
+    pub async fn message(&mut self) -> Result<Option<Resp>, Status> {
+        self.stream.message().await
+    }
+
+    /// Waits for the response headers.
+    pub async fn headers(&mut self) -> Result<HeaderMap, Status> {
+        self.stream.headers().await
+    }
+
+    /// The response headers, once received.
+    pub fn received_headers(&self) -> Option<&HeaderMap> {
+        self.stream.received_headers()
+    }
+
+    /// The trailers, once the call ended.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.stream.trailers()
+    }
+
+    /// Cancels the call.
+    pub fn cancel(&mut self) {
+        self.stream.cancel();
+    }
+}
+
+impl<Req, Resp> fmt::Debug for BidiStreamingCall<Req, Resp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BidiStreamingCall").finish_non_exhaustive()
+    }
+}

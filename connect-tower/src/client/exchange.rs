@@ -1,0 +1,446 @@
+//! One client call in flight: the core's [`ClientCall`] shared with the request body (which the
+//! transport polls, possibly on another task), the transport's response future, the response
+//! body, and the deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use connect_proto_core::{ClientCall, ClientEvent, ClientOutput, Code, Status};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::BoxError;
+use crate::client::{Transport, TransportError};
+use crate::rt::{SharedTimer, Sleep};
+
+/// Most request bytes queued ahead of the transport before `send` waits.
+const MAX_QUEUED_BYTES: usize = 256 * 1024;
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+}
+
+pub(crate) struct State {
+    pub(crate) call: ClientCall,
+    body_waker: Option<Waker>,
+    sender_waker: Option<Waker>,
+    queued_bytes: usize,
+    /// The request body is complete or abandoned.
+    body_done: bool,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn wake_body(&mut self) {
+        if let Some(waker) = self.body_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The HTTP request body of a client call.
+pub struct RequestBody {
+    kind: BodyKind,
+}
+
+enum BodyKind {
+    Full(Option<Bytes>),
+    Streaming(Arc<Shared>),
+}
+
+impl RequestBody {
+    /// A complete body.
+    pub fn full(bytes: Bytes) -> Self {
+        RequestBody {
+            kind: BodyKind::Full((!bytes.is_empty()).then_some(bytes)),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        RequestBody {
+            kind: BodyKind::Full(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            BodyKind::Full(_) => "full",
+            BodyKind::Streaming(_) => "streaming",
+        };
+        f.debug_struct("RequestBody").field("kind", &kind).finish()
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            BodyKind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            BodyKind::Streaming(shared) => {
+                let mut state = shared.lock();
+                if state.body_done {
+                    return Poll::Ready(None);
+                }
+                match state.call.poll_output() {
+                    Some(ClientOutput::Data(data)) => {
+                        state.queued_bytes = state.queued_bytes.saturating_sub(data.len());
+                        if let Some(waker) = state.sender_waker.take() {
+                            waker.wake();
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Some(ClientOutput::End) => {
+                        state.body_done = true;
+                        Poll::Ready(None)
+                    }
+                    Some(ClientOutput::Cancel) => {
+                        state.body_done = true;
+                        Poll::Ready(Some(Err("the call was abandoned".into())))
+                    }
+                    // The head was taken when the call started; a second one cannot occur.
+                    Some(ClientOutput::Head(_)) => {
+                        Poll::Ready(Some(Err("unexpected request head".into())))
+                    }
+                    None if state.call.is_finished() => {
+                        // The outcome is known (the server answered early): stop sending.
+                        state.body_done = true;
+                        Poll::Ready(None)
+                    }
+                    None => {
+                        state.body_waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.kind, BodyKind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            BodyKind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            BodyKind::Full(None) => SizeHint::with_exact(0),
+            BodyKind::Streaming(_) => SizeHint::default(),
+        }
+    }
+}
+
+type ResponseBody = crate::body::BoxBody;
+
+enum Response<F> {
+    Waiting(Pin<Box<F>>),
+    Body(ResponseBody),
+    Done,
+}
+
+/// A call in flight.
+pub(crate) struct Exchange<T: Transport> {
+    pub(crate) shared: Arc<Shared>,
+    response: Response<T::Future>,
+    timer: SharedTimer,
+    sleep: Option<Sleep>,
+}
+
+impl<T: Transport> Exchange<T> {
+    /// Starts the exchange: takes the request head the call queued (plus, for unary requests,
+    /// the whole body), waits for the transport to be ready and hands it the request.
+    pub(crate) async fn start(
+        mut transport: T,
+        call: ClientCall,
+        timer: SharedTimer,
+    ) -> Result<Self, Status> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                call,
+                body_waker: None,
+                sender_waker: None,
+                queued_bytes: 0,
+                body_done: false,
+            }),
+        });
+        let (head, body, deadline) = {
+            let mut state = shared.lock();
+            let Some(ClientOutput::Head(head)) = state.call.poll_output() else {
+                return Err(Status::new(
+                    Code::Internal,
+                    "the call produced no request head",
+                ));
+            };
+            let body = if state.call.is_send_closed() {
+                // Unary request: the body is already complete.
+                let mut chunks: Vec<Bytes> = Vec::new();
+                while let Some(output) = state.call.poll_output() {
+                    if let ClientOutput::Data(data) = output {
+                        chunks.push(data);
+                    }
+                }
+                state.body_done = true;
+                match chunks.len() {
+                    0 => RequestBody::empty(),
+                    1 => RequestBody::full(chunks.remove(0)),
+                    _ => RequestBody::full(Bytes::from(chunks.concat())),
+                }
+            } else {
+                RequestBody {
+                    kind: BodyKind::Streaming(shared.clone()),
+                }
+            };
+            (head, body, state.call.deadline())
+        };
+        let sleep = deadline.and_then(|d| timer.sleep_until(d));
+        let mut exchange = Exchange {
+            shared,
+            response: Response::Done,
+            timer,
+            sleep,
+        };
+        // Wait for the transport, under the deadline.
+        let ready = std::future::poll_fn(|cx| {
+            if exchange.poll_deadline(cx) {
+                return Poll::Ready(Err(None));
+            }
+            transport.poll_ready(cx).map_err(|e| Some(e.into()))
+        })
+        .await;
+        match ready {
+            Ok(()) => {
+                let request = http::Request::from_parts(head, body);
+                exchange.response = Response::Waiting(Box::pin(transport.call(request)));
+            }
+            Err(Some(error)) => exchange.transport_failed(&error),
+            Err(None) => {}
+        }
+        Ok(exchange)
+    }
+
+    /// Whether the deadline passed (and, if so, tells the call).
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(sleep) = self.sleep.as_mut() else {
+            return false;
+        };
+        if sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.sleep = None;
+        let mut state = self.shared.lock();
+        let now = state
+            .call
+            .deadline()
+            .map_or_else(|| self.timer.now(), |d| self.timer.now().max(d));
+        state.call.handle_timeout(now);
+        state.wake_body();
+        self.response = Response::Done;
+        true
+    }
+
+    fn transport_failed(&mut self, error: &BoxError) {
+        let now = self.timer.now();
+        let mut state = self.shared.lock();
+        match find_transport_error(error.as_ref()) {
+            Some(TransportError {
+                reset_code: Some(code),
+                ..
+            }) => state.call.handle_reset(now, Some(*code)),
+            _ => state.call.handle_transport_error(now, &error.to_string()),
+        }
+        state.wake_body();
+        self.response = Response::Done;
+    }
+
+    /// The next event of the call, driving the transport, the response body and the deadline.
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<ClientEvent> {
+        loop {
+            if let Some(event) = self.shared.lock().call.poll_event() {
+                return Poll::Ready(event);
+            }
+            if self.poll_deadline(cx) {
+                continue;
+            }
+            match &mut self.response {
+                Response::Waiting(future) => match future.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(error)) => {
+                        let error: BoxError = error.into();
+                        self.transport_failed(&error);
+                    }
+                    Poll::Ready(Ok(response)) => {
+                        let (head, body) = response.into_parts();
+                        let now = self.timer.now();
+                        self.shared.lock().call.handle_response_head(now, head);
+                        self.response = Response::Body(crate::body::erase(body));
+                    }
+                },
+                Response::Body(body) => match body.as_mut().poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(frame) => {
+                        let now = self.timer.now();
+                        let mut state = self.shared.lock();
+                        match frame {
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(data) => state.call.handle_data(now, data),
+                                Err(frame) => {
+                                    if let Ok(trailers) = frame.into_trailers() {
+                                        state.call.handle_trailers(now, trailers);
+                                    }
+                                }
+                            },
+                            None => {
+                                state.call.handle_end(now);
+                                drop(state);
+                                self.response = Response::Done;
+                            }
+                            Some(Err(error)) => {
+                                drop(state);
+                                self.transport_failed(&error);
+                            }
+                        }
+                    }
+                },
+                Response::Done => {
+                    let mut state = self.shared.lock();
+                    if let Some(event) = state.call.poll_event() {
+                        return Poll::Ready(event);
+                    }
+                    // No response is coming and the call has no outcome yet: this cannot
+                    // happen (every path above ends the call); fail rather than hang.
+                    let now = self.timer.now();
+                    state
+                        .call
+                        .handle_transport_error(now, "the response ended unexpectedly");
+                    if let Some(event) = state.call.poll_event() {
+                        return Poll::Ready(event);
+                    }
+                    return Poll::Ready(ClientEvent::Finished(Err(Status::new(
+                        Code::Internal,
+                        "the call has no outcome",
+                    ))));
+                }
+            }
+            let mut state = self.shared.lock();
+            state.wake_body();
+        }
+    }
+
+    /// Waits until another request message may be queued, driving the exchange meanwhile (so a
+    /// transport that only sends when its response future is polled keeps sending).
+    pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        loop {
+            {
+                let mut state = self.shared.lock();
+                if state.call.is_finished() {
+                    return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
+                }
+                if state.queued_bytes < MAX_QUEUED_BYTES {
+                    return Poll::Ready(Ok(()));
+                }
+                state.sender_waker = Some(cx.waker().clone());
+            }
+            if self.poll_deadline(cx) {
+                continue;
+            }
+            // Drive the transport until the response head arrives; events stay queued.
+            match &mut self.response {
+                Response::Waiting(future) => match future.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(error)) => {
+                        let error: BoxError = error.into();
+                        self.transport_failed(&error);
+                    }
+                    Poll::Ready(Ok(response)) => {
+                        let (head, body) = response.into_parts();
+                        let now = self.timer.now();
+                        self.shared.lock().call.handle_response_head(now, head);
+                        self.response = Response::Body(crate::body::erase(body));
+                    }
+                },
+                Response::Body(_) | Response::Done => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The call's codec.
+    pub(crate) fn codec(&self) -> connect_proto_core::Codec {
+        self.shared.lock().call.codec()
+    }
+
+    /// Queues one request message.
+    pub(crate) fn send(&mut self, message: Bytes) -> Result<(), Status> {
+        let now = self.timer.now();
+        let mut state = self.shared.lock();
+        let len = message.len();
+        state.call.send_message(now, message).map_err(|e| match e {
+            connect_proto_core::UsageError::AlreadyFinished => {
+                Status::new(Code::Canceled, "the call has ended")
+            }
+            other => Status::from(other),
+        })?;
+        state.queued_bytes += len;
+        state.wake_body();
+        Ok(())
+    }
+
+    /// Ends the request stream.
+    pub(crate) fn close_send(&mut self) -> Result<(), Status> {
+        let now = self.timer.now();
+        let mut state = self.shared.lock();
+        state.call.close_send(now).map_err(Status::from)?;
+        state.wake_body();
+        Ok(())
+    }
+
+    /// Cancels the call.
+    pub(crate) fn cancel(&mut self) {
+        let now = self.timer.now();
+        let mut state = self.shared.lock();
+        state.call.cancel(now);
+        state.wake_body();
+        drop(state);
+        self.response = Response::Done;
+    }
+}
+
+impl<T: Transport> Drop for Exchange<T> {
+    fn drop(&mut self) {
+        // Dropping the call cancels it: the request body stops and the transport is released.
+        let mut state = self.shared.lock();
+        if !state.call.is_finished() {
+            let now = self.timer.now();
+            state.call.cancel(now);
+        }
+        state.wake_body();
+    }
+}
+
+/// Looks for a [`TransportError`] in an error's source chain.
+fn find_transport_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a TransportError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<TransportError>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}

@@ -1,0 +1,258 @@
+//! The client: [`Client`] makes calls of the four RPC types over any tower [`Transport`]
+//! (`tower::Service<http::Request<RequestBody>>`), speaking Connect, gRPC or gRPC-Web as its
+//! [`ClientConfig`] says. Generated clients wrap it.
+//!
+//! Per-call [`CallOptions`] win over the client's defaults. Dropping any call object cancels
+//! the call. Responses expose headers, trailers, messages, and errors with details.
+
+mod calls;
+mod exchange;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use connect_proto_core::codec::CodecMessage;
+use connect_proto_core::{ClientCall, MethodSpec, Status};
+use http_body::Body;
+
+pub use calls::{BidiStreamingCall, ClientStreamingCall, ResponseStream};
+pub use connect_proto_core::{CallOptions, ClientConfig};
+pub use exchange::RequestBody;
+
+use crate::BoxError;
+use crate::codec::EncodeMessage;
+use crate::message::Response;
+use crate::rt::{SharedTimer, Timer};
+use exchange::Exchange;
+
+/// A transport: a cloneable tower service from HTTP requests with a [`RequestBody`] to HTTP
+/// responses. Implemented for every such service; runtime adapters provide real ones.
+pub trait Transport: Clone + Send + Sync + 'static {
+    /// The response body.
+    type ResponseBody: Body<Data = Self::Data, Error = Self::BodyError> + Send + 'static;
+    /// The response body's data.
+    type Data: bytes::Buf + Send;
+    /// The response body's error.
+    type BodyError: Into<BoxError>;
+    /// The service's error.
+    type Error: Into<BoxError>;
+    /// The response future.
+    type Future: Future<Output = Result<http::Response<Self::ResponseBody>, Self::Error>>
+        + Send
+        + 'static;
+
+    /// Waits until the transport can take a request.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>>;
+
+    /// Sends a request.
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future;
+}
+
+impl<S, B> Transport for S
+where
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type ResponseBody = B;
+    type Data = B::Data;
+    type BodyError = B::Error;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower_service::Service::poll_ready(self, cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        tower_service::Service::call(self, request)
+    }
+}
+
+/// A transport failure a runtime adapter can report precisely (for example an HTTP/2
+/// `RST_STREAM` code), placed anywhere in the transport error's source chain.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TransportError {
+    /// The HTTP/2 error code of a stream reset, when the failure was one.
+    pub reset_code: Option<u32>,
+    /// What happened.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A stream reset with an HTTP/2 error code.
+    pub fn reset(code: u32, message: impl Into<String>) -> Self {
+        TransportError {
+            reset_code: Some(code),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// A client for one server (base URI), protocol and codec. Cheap to clone.
+pub struct Client<T> {
+    transport: T,
+    config: Arc<ClientConfig>,
+    timer: SharedTimer,
+}
+
+impl<T: Clone> Clone for Client<T> {
+    fn clone(&self) -> Self {
+        Client {
+            transport: self.transport.clone(),
+            config: self.config.clone(),
+            timer: self.timer.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("timer", &self.timer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// A client over `transport`. Without a [`timer`](Self::timer) timeouts are sent to the
+    /// server (which enforces them) but not enforced locally.
+    pub fn new(transport: T, config: ClientConfig) -> Self {
+        Client {
+            transport,
+            config: Arc::new(config),
+            timer: SharedTimer::none(),
+        }
+    }
+
+    /// Enforces deadlines locally with `timer`.
+    #[must_use]
+    pub fn timer(mut self, timer: impl Timer) -> Self {
+        self.timer = SharedTimer::new(timer);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    async fn exchange(
+        &self,
+        method: &'static MethodSpec,
+        options: CallOptions,
+    ) -> Result<Exchange<T>, Status> {
+        let now = self.timer.now();
+        let call = ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
+        Exchange::start(self.transport.clone(), call, self.timer.clone()).await
+    }
+
+    fn start_unary_call(
+        &self,
+        method: &'static MethodSpec,
+        request: Bytes,
+        options: CallOptions,
+    ) -> Result<ClientCall, Status> {
+        let now = self.timer.now();
+        let mut call =
+            ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
+        call.send_message(now, request).map_err(Status::from)?;
+        Ok(call)
+    }
+
+    /// Calls a unary method. On failure the status's metadata holds the response headers and
+    /// trailers.
+    pub async fn unary<Req, Resp>(
+        &self,
+        method: &'static MethodSpec,
+        request: Req,
+        options: CallOptions,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: EncodeMessage,
+        Resp: CodecMessage,
+    {
+        let stream = self
+            .server_streaming::<Req, Resp>(method, request, options)
+            .await?;
+        stream.into_unary().await
+    }
+
+    /// Calls a server-streaming method; the returned stream yields the responses.
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        method: &'static MethodSpec,
+        request: Req,
+        options: CallOptions,
+    ) -> Result<ResponseStream<Resp>, Status>
+    where
+        Req: EncodeMessage,
+        Resp: CodecMessage,
+    {
+        let bytes = request.encode(self.config.configured_codec())?;
+        let call = self.start_unary_call(method, bytes, options)?;
+        let exchange = Exchange::start(self.transport.clone(), call, self.timer.clone()).await?;
+        Ok(ResponseStream::new(exchange))
+    }
+
+    /// Starts a client-streaming call: send messages, then [`finish`](ClientStreamingCall::finish)
+    /// for the response.
+    pub async fn client_streaming<Req, Resp>(
+        &self,
+        method: &'static MethodSpec,
+        options: CallOptions,
+    ) -> Result<ClientStreamingCall<Req, Resp>, Status>
+    where
+        Req: EncodeMessage,
+        Resp: CodecMessage,
+    {
+        let exchange = self.exchange(method, options).await?;
+        Ok(ClientStreamingCall::new(
+            exchange,
+            self.config.configured_codec(),
+        ))
+    }
+
+    /// Starts a bidi-streaming call: full duplex over HTTP/2, half duplex over HTTP/1.1 (send
+    /// everything and [`close_send`](BidiStreamingCall::close_send) before reading).
+    pub async fn bidi_streaming<Req, Resp>(
+        &self,
+        method: &'static MethodSpec,
+        options: CallOptions,
+    ) -> Result<BidiStreamingCall<Req, Resp>, Status>
+    where
+        Req: EncodeMessage,
+        Resp: CodecMessage,
+    {
+        let exchange = self.exchange(method, options).await?;
+        Ok(BidiStreamingCall::new(
+            exchange,
+            self.config.configured_codec(),
+        ))
+    }
+}
