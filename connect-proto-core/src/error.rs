@@ -119,6 +119,9 @@ impl ProtocolError {
             Rule::UnsupportedCompression(_) if from_client => Code::Unimplemented,
             Rule::UnsupportedCompression(_) => Code::Internal,
             Rule::MissingMessage | Rule::ExtraMessage => Code::Unimplemented,
+            // The peer's runtime is broken (its flag and its encoding header disagree), not its
+            // request: `internal` on both sides, as gRPC implementations report it.
+            Rule::CompressedWithoutEncoding => Code::Internal,
             Rule::UnexpectedContentType(_) if from_client => Code::Unimplemented,
             Rule::UnexpectedContentType(_) => Code::Internal,
             Rule::UnexpectedHttpStatus(status) => http::StatusCode::from_u16(*status)
@@ -134,7 +137,6 @@ impl ProtocolError {
             }
             Rule::IncompleteEnvelope { .. }
             | Rule::InvalidEnvelopeFlags(_)
-            | Rule::CompressedWithoutEncoding
             | Rule::Decompression(_)
             | Rule::InvalidTimeout(_)
             | Rule::DataAfterEnd

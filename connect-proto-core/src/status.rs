@@ -107,7 +107,8 @@ impl Status {
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Status");
-        s.field("code", &self.0.code).field("message", &self.0.message);
+        s.field("code", &self.0.code)
+            .field("message", &self.0.message);
         if !self.0.details.is_empty() {
             s.field("details", &self.0.details);
         }

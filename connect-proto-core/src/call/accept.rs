@@ -13,7 +13,7 @@ use crate::call::server::ServerCall;
 use crate::code::Code;
 use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
-use crate::connect::get::{CONNECT_V1, decode_get_query};
+use crate::connect::get::{CONNECT_V1, PARAM_ENCODING, decode_get_query, query_param};
 use crate::method::MethodSpec;
 use crate::protocol::headers::{
     ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
@@ -218,14 +218,16 @@ pub(crate) fn admit(
 
     // What protocol does the request look like? Used to render every later error.
     let detected = if is_get {
-        match &query {
-            Some(Ok(q)) => q
-                .encoding
-                .as_deref()
-                .and_then(Codec::from_name)
-                .map(ContentType::connect_unary),
+        let encoding = match (&query, head.uri.query()) {
+            (Some(Ok(q)), _) => q.encoding.clone(),
+            // A bad message still names its codec: reject it as a Connect error, not a 415.
+            (Some(Err(_)), Some(raw)) => query_param(raw, PARAM_ENCODING),
             _ => None,
-        }
+        };
+        encoding
+            .as_deref()
+            .and_then(Codec::from_name)
+            .map(ContentType::connect_unary)
     } else {
         match header(CONTENT_TYPE).map(ContentType::parse) {
             Some(ContentTypeMatch::Supported(ct)) => Some(ct),

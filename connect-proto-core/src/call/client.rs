@@ -120,6 +120,13 @@ pub struct ClientCall {
     received_messages: usize,
     /// Trailing metadata carried in Connect unary response headers.
     unary_trailers: HeaderMap,
+    /// gRPC response head, read as trailers-only if the response ends without a body.
+    grpc_head: HeaderMap,
+    /// Whether any response body byte arrived.
+    body_received: bool,
+    /// The outcome read from a Connect end-stream message or gRPC-Web trailer frame, reported
+    /// when the body ends (nothing may follow it).
+    end_outcome: Option<Result<HeaderMap, Status>>,
     events: VecDeque<ClientEvent>,
     outputs: VecDeque<ClientOutput>,
     scratch: Vec<Inbound>,
@@ -197,6 +204,9 @@ impl ClientCall {
             ),
             received_messages: 0,
             unary_trailers: HeaderMap::new(),
+            grpc_head: HeaderMap::new(),
+            body_received: false,
+            end_outcome: None,
             events: VecDeque::new(),
             outputs: VecDeque::new(),
             scratch: Vec::new(),
@@ -363,6 +373,7 @@ impl ClientCall {
             }
             ReceiveState::Finished => return,
         }
+        self.body_received |= !chunk.is_empty();
         let mut items = std::mem::take(&mut self.scratch);
         let result = self.reader.push(chunk, &mut items);
         self.take_items(&mut items);
@@ -378,8 +389,14 @@ impl ClientCall {
             return;
         }
         match self.content_type.protocol {
-            Protocol::Grpc | Protocol::GrpcWeb => self.finish_with_trailers(&trailers),
-            Protocol::Connect => {}
+            // A gRPC-Web trailer frame in the body wins over HTTP trailers.
+            Protocol::Grpc | Protocol::GrpcWeb if self.end_outcome.is_none() => {
+                // Trailers end the body, which must end on an envelope boundary.
+                if self.finish_body() {
+                    self.finish_with_trailers(&trailers);
+                }
+            }
+            Protocol::Grpc | Protocol::GrpcWeb | Protocol::Connect => {}
         }
     }
 
@@ -402,24 +419,26 @@ impl ClientCall {
                 self.finish(Err(error));
             }
             ReceiveState::Body => {
-                let mut items = std::mem::take(&mut self.scratch);
-                let result = self.reader.finish(&mut items);
-                self.take_items(&mut items);
-                self.scratch = items;
-                if let Err(rule) = result {
-                    return self.protocol_error(rule);
-                }
-                if self.receive == ReceiveState::Finished {
+                if !self.finish_body() {
                     return;
+                }
+                match self.end_outcome.take() {
+                    Some(Ok(trailers)) => return self.finish_success(trailers),
+                    Some(Err(error)) => return self.finish(Err(error)),
+                    None => {}
                 }
                 match self.content_type.protocol {
                     Protocol::Connect if !self.content_type.streaming => {
                         let trailers = std::mem::take(&mut self.unary_trailers);
                         self.finish_success(trailers);
                     }
-                    Protocol::Connect => self.protocol_error(Rule::MissingEndStream),
-                    Protocol::Grpc | Protocol::GrpcWeb => {
-                        self.protocol_error(Rule::MissingGrpcStatus)
+                    Protocol::Grpc | Protocol::GrpcWeb if !self.body_received => {
+                        // Trailers-only: the head was the whole response.
+                        let head = std::mem::take(&mut self.grpc_head);
+                        self.finish_with_trailers(&head);
+                    }
+                    Protocol::Connect | Protocol::Grpc | Protocol::GrpcWeb => {
+                        self.protocol_error(Rule::MissingEndStream)
                     }
                 }
             }
@@ -558,7 +577,7 @@ impl ClientCall {
                 if ct.protocol == Protocol::Connect && !ct.streaming && ct.codec == Codec::Json);
             // An unsupported encoding leaves the error body unreadable; the HTTP status still
             // tells the code.
-            let _ = self.resolve_encoding(&head, CONTENT_ENCODING);
+            let json = json && self.resolve_encoding(&head, CONTENT_ENCODING).is_ok();
             self.events.push_back(ClientEvent::Headers(leading));
             self.receive = ReceiveState::ErrorBody {
                 status: head.status,
@@ -567,7 +586,7 @@ impl ClientCall {
             return;
         }
         if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
-            return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
+            return self.unexpected_content_type(head.status, content_type);
         }
         if let Err(rule) = self.resolve_encoding(&head, CONTENT_ENCODING) {
             return self.protocol_error(rule);
@@ -588,7 +607,7 @@ impl ClientCall {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
-            return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
+            return self.unexpected_content_type(head.status, content_type);
         }
         if let Err(rule) = self.resolve_encoding(&head, CONNECT_CONTENT_ENCODING) {
             return self.protocol_error(rule);
@@ -617,22 +636,62 @@ impl ClientCall {
             }
             _ => false,
         };
-        if head.headers.contains_key(GRPC_STATUS) {
-            // Trailers-only: the head is the whole response.
+        let has_status = head.headers.contains_key(GRPC_STATUS);
+        if has_status && !matches {
+            // Trailers-only with a body we could not read anyway: the head is the response.
             self.events
                 .push_back(ClientEvent::Headers(HeaderMap::new()));
             self.receive = ReceiveState::Body;
             return self.finish_with_trailers(&head.headers);
         }
         if !matches {
-            return self.protocol_error(Rule::UnexpectedContentType(content_type.to_owned()));
+            return self.unexpected_content_type(head.status, content_type);
         }
         if let Err(rule) = self.resolve_encoding(&head, GRPC_ENCODING) {
             return self.protocol_error(rule);
         }
-        self.events
-            .push_back(ClientEvent::Headers(metadata_of(&head.headers)));
+        // A head carrying `grpc-status` is trailers-only only if no body follows: its metadata
+        // are trailers then. The decision waits for the end of the response.
+        let leading = if has_status {
+            HeaderMap::new()
+        } else {
+            metadata_of(&head.headers)
+        };
+        self.events.push_back(ClientEvent::Headers(leading));
+        self.grpc_head = head.headers;
         self.receive = ReceiveState::Body;
+    }
+
+    /// Checks that the body ended on a frame boundary and reads what its end completes.
+    /// Returns `false` if the call is finished (by a protocol error or the items read).
+    fn finish_body(&mut self) -> bool {
+        let mut items = std::mem::take(&mut self.scratch);
+        let result = self.reader.finish(&mut items);
+        self.take_items(&mut items);
+        self.scratch = items;
+        if let Err(rule) = result {
+            self.protocol_error(rule);
+        }
+        self.receive != ReceiveState::Finished
+    }
+
+    /// A `200` response whose content type is wrong. Of the call's protocol (another codec or
+    /// form), it is a broken RPC response: `internal`. Of no RPC protocol at all, it is not an
+    /// RPC response, and like a non-200 response without an RPC status its code comes from the
+    /// HTTP status (`unknown` for `200`).
+    fn unexpected_content_type(&mut self, status: StatusCode, content_type: &str) {
+        let protocol = match ContentType::parse(content_type) {
+            ContentTypeMatch::Supported(ct) => Some(ct.protocol),
+            ContentTypeMatch::UnsupportedCodec { protocol, .. } => Some(protocol),
+            ContentTypeMatch::Unrecognized => None,
+        };
+        let error =
+            ProtocolError::in_response(Rule::UnexpectedContentType(content_type.to_owned()));
+        if protocol == Some(self.content_type.protocol) {
+            return self.abort(error.to_status());
+        }
+        let code = Code::from_http_status(status).unwrap_or(Code::Unknown);
+        self.abort(Status::new(code, format!("protocol error: {error}")));
     }
 
     fn take_items(&mut self, items: &mut Vec<Inbound>) {
@@ -649,16 +708,21 @@ impl ClientCall {
                     self.events.push_back(ClientEvent::Message(message));
                 }
                 Inbound::EndStream(json) => match decode_end_stream(&json) {
-                    Ok(end) => match end.error {
-                        Some(error) => self.finish(Err(error)),
-                        None => self.finish_success(end.trailers),
-                    },
+                    Ok(end) => {
+                        self.end_outcome = Some(match end.error {
+                            Some(error) => Err(error),
+                            None => Ok(end.trailers),
+                        });
+                    }
                     Err(why) => self.protocol_error(Rule::InvalidErrorBody(why)),
                 },
-                Inbound::Trailers(block) => match decode_trailer_block(&block) {
-                    Ok(trailers) => self.finish_with_trailers(&trailers),
-                    Err(rule) => self.protocol_error(rule),
-                },
+                Inbound::Trailers(block) => {
+                    match decode_trailer_block(&block).and_then(|t| Ok((decode_status(&t)?, t))) {
+                        Ok((None, trailers)) => self.end_outcome = Some(Ok(metadata_of(&trailers))),
+                        Ok((Some(error), _)) => self.end_outcome = Some(Err(error)),
+                        Err(rule) => self.protocol_error(rule),
+                    }
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::code::Code;
-use crate::metadata::decode_base64_lenient;
+use crate::metadata::{decode_base64_lenient, is_protocol_header};
 use crate::status::{ErrorDetail, Status};
 
 /// The JSON `Error` object for a status (metadata is not part of it).
@@ -107,16 +107,20 @@ pub fn encode_end_stream(error: Option<&Status>, trailers: &HeaderMap) -> Bytes 
     if let Some(status) = error {
         obj.insert("error".into(), error_to_json(status));
     }
-    if !trailers.is_empty() {
-        let mut metadata = Map::new();
-        for name in trailers.keys() {
-            let values = trailers
-                .get_all(name)
-                .iter()
-                .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                .collect();
-            metadata.insert(name.as_str().to_owned(), Value::Array(values));
+    let mut metadata = Map::new();
+    for name in trailers.keys() {
+        // Protocol headers are never application metadata (as in the other trailer encoders).
+        if is_protocol_header(name.as_str()) {
+            continue;
         }
+        let values = trailers
+            .get_all(name)
+            .iter()
+            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        metadata.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    if !metadata.is_empty() {
         obj.insert("metadata".into(), Value::Object(metadata));
     }
     Bytes::from(Value::Object(obj).to_string())

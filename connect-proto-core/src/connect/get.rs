@@ -129,6 +129,16 @@ pub fn encode_get_query(codec: Codec, compression: Option<&str>, message: &[u8])
     query
 }
 
+/// The first value of one query parameter, unescaped. Lets a server classify a GET whose
+/// query does not decode as a whole (to reject a bad message in the request's own protocol).
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (unescape(key) == name.as_bytes())
+            .then(|| String::from_utf8_lossy(&unescape(value)).into_owned())
+    })
+}
+
 /// Percent-decodes a query component, treating `+` as a space (form encoding).
 fn unescape(component: &str) -> Vec<u8> {
     let bytes: Vec<u8> = component
