@@ -218,6 +218,10 @@ impl CompressionRegistry {
             if refused || name.is_empty() {
                 continue;
             }
+            if name.eq_ignore_ascii_case(IDENTITY) {
+                // The peer prefers no compression over anything listed after it.
+                return None;
+            }
             if let Some(found) = self.get(name) {
                 return Some(found.clone());
             }

@@ -25,7 +25,7 @@ use crate::call::inbound::{Framing, Inbound, Reader, frame_message};
 use crate::code::Code;
 use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
-use crate::connect::error_json::{decode_end_stream, decode_error_body};
+use crate::connect::error_json::{decode_end_stream, decode_error_body_or};
 use crate::connect::get::encode_get_query;
 use crate::connect::split_unary_headers;
 use crate::error::{ProtocolError, Rule, UsageError};
@@ -410,7 +410,7 @@ impl ClientCall {
             ReceiveState::ErrorBody { status, json } => {
                 let body = self.reader.take_raw();
                 let error = if json {
-                    self.decode_unary_error(body)
+                    self.decode_unary_error(body, status)
                 } else {
                     None
                 };
@@ -618,6 +618,13 @@ impl ClientCall {
     }
 
     fn grpc_head(&mut self, head: response::Parts) {
+        if head.status != StatusCode::OK && head.headers.contains_key(GRPC_STATUS) {
+            // A status in the head wins over the HTTP status (http-grpc-status-mapping.md).
+            self.events
+                .push_back(ClientEvent::Headers(HeaderMap::new()));
+            self.receive = ReceiveState::Body;
+            return self.finish_with_trailers(&head.headers);
+        }
         if head.status != StatusCode::OK {
             let mut error = http_status_error(head.status);
             *error.metadata_mut() = metadata_of(&head.headers);
@@ -742,10 +749,11 @@ impl ClientCall {
         self.finish(Ok(trailers));
     }
 
-    fn decode_unary_error(&self, body: Bytes) -> Option<Status> {
+    fn decode_unary_error(&self, body: Bytes, status: StatusCode) -> Option<Status> {
         // The body may be compressed with the response's content-encoding.
         let plain = self.reader.decompress(body).ok()?;
-        decode_error_body(&plain).ok()
+        let fallback = Code::from_http_status(status).unwrap_or(Code::Unknown);
+        decode_error_body_or(&plain, fallback).ok()
     }
 
     fn protocol_error(&mut self, rule: Rule) {

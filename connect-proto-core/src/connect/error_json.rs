@@ -52,15 +52,34 @@ pub fn decode_error_body(body: &[u8]) -> Result<Status, String> {
     error_from_json(&value)
 }
 
+/// Decodes a unary error body as a client must: a missing, null or unknown code becomes
+/// `fallback` (the code the HTTP status implies) while the message and details are kept.
+pub fn decode_error_body_or(body: &[u8], fallback: Code) -> Result<Status, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    error_from_json_or(&value, fallback)
+}
+
 /// Parses an `Error` object.
 pub fn error_from_json(value: &Value) -> Result<Status, String> {
+    parse_error(value, None)
+}
+
+/// Parses an `Error` object, using `fallback` when the code is missing, null or unknown (the
+/// message and details are kept). Clients use it with the code the HTTP status implies.
+pub fn error_from_json_or(value: &Value, fallback: Code) -> Result<Status, String> {
+    parse_error(value, Some(fallback))
+}
+
+fn parse_error(value: &Value, fallback: Option<Code>) -> Result<Status, String> {
     let obj = value.as_object().ok_or("error is not a JSON object")?;
-    let code = match obj.get("code") {
-        Some(Value::String(name)) => {
-            Code::from_name(name).ok_or_else(|| format!("unknown error code {name:?}"))?
-        }
-        Some(_) => return Err("error code is not a string".into()),
-        None => return Err("error has no code".into()),
+    let code = match (obj.get("code"), fallback) {
+        (Some(Value::String(name)), fallback) => match (Code::from_name(name), fallback) {
+            (Some(code), _) | (None, Some(code)) => code,
+            (None, None) => return Err(format!("unknown error code {name:?}")),
+        },
+        (None | Some(Value::Null), Some(fallback)) => fallback,
+        (Some(_), _) => return Err("error code is not a string".into()),
+        (None, None) => return Err("error has no code".into()),
     };
     let message = match obj.get("message") {
         None | Some(Value::Null) => String::new(),
@@ -161,9 +180,11 @@ pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
         }
         Some(_) => return Err("end-stream metadata is not an object".into()),
     }
+    // `{"error": null}` is read as no error, as peers in the wild send it for success; an
+    // error without a usable code is `unknown` with its message kept.
     let error = match obj.get("error") {
-        None => None,
-        Some(err) => Some(error_from_json(err)?.with_metadata(trailers.clone())),
+        None | Some(Value::Null) => None,
+        Some(err) => Some(error_from_json_or(err, Code::Unknown)?.with_metadata(trailers.clone())),
     };
     Ok(EndStream { error, trailers })
 }
@@ -241,12 +262,29 @@ mod tests {
     }
 
     #[test]
+    fn clients_keep_the_message_when_the_code_is_unusable() {
+        for body in [
+            &br#"{"message":"oops"}"#[..],
+            br#"{"code":null,"message":"oops"}"#,
+            br#"{"code":"teapot","message":"oops"}"#,
+        ] {
+            let status = decode_error_body_or(body, Code::Unavailable).unwrap();
+            assert_eq!(status.code(), Code::Unavailable);
+            assert_eq!(status.message(), "oops");
+            assert!(decode_error_body(body).is_err());
+        }
+        let end = decode_end_stream(br#"{"error":{"message":"oops"}}"#).unwrap();
+        let error = end.error.unwrap();
+        assert_eq!((error.code(), error.message()), (Code::Unknown, "oops"));
+        assert_eq!(decode_end_stream(br#"{"error":null}"#).unwrap().error, None);
+    }
+
+    #[test]
     fn end_stream_rejections() {
         for bad in [
             &b"null"[..],
-            b"{\"error\":null}",
-            b"{\"error\":{}}",
-            b"{\"error\":{\"code\":null}}",
+            b"{\"error\":[]}",
+            b"{\"error\":{\"code\":5}}",
             b"{\"metadata\":[]}",
             b"{\"metadata\":{\"k\":\"v\"}}",
             b"{\"metadata\":{\"k\":[1]}}",
