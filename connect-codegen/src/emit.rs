@@ -10,10 +10,13 @@
 //! | monomorphic server dispatcher (`match` on the path) | [`server_dispatcher`] | `server` |
 //! | typed client | [`client`] | `client` |
 //!
-//! The trait, dispatcher and client target `connect-tower` and are not generated yet: their
-//! functions return no tokens. Their input is complete: every [`ServiceModel`] /
-//! [`MethodModel`](crate::model::MethodModel) carries the request/response owned and view type
-//! paths (relative to the service module), unique `fn` names and the stream kind.
+//! All of it targets `connect-tower` through absolute paths (`::connect_tower::…`, `::core::…`,
+//! `::std::…`), so it compiles whatever the including module imports. Names come from the
+//! model ([`ServiceModel`] / [`MethodModel`]): type paths relative to the service module,
+//! escaped and deconflicted identifiers. The service trait is named through `self::`
+//! (`impl<S: self::Greeter>`) and handlers are called with fully-qualified syntax
+//! (`<S as self::Greeter>::say_hello(&service, request)`), so a service named `S`, or an RPC
+//! named like a method of `Arc`, still compiles.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
@@ -22,8 +25,8 @@ use crate::Error;
 use crate::docs::doc_lines;
 use crate::model::{FileServices, Idempotency, MessageRef, MethodModel, ServiceModel, StreamKind};
 
-/// Path of the crate that defines `MethodSpec`, `MethodKind` and `Idempotency`.
-const CORE_CRATE: &str = "connect_proto_core";
+/// The runtime crate generated code targets: `MethodSpec`, `Status`, handlers, clients.
+const RUNTIME_CRATE: &str = "connect_tower";
 /// Suffix of companion file names (`<stem>.__connect.rs`), next to buffa's `<stem>.__view.rs`.
 const COMPANION_SUFFIX: &str = ".__connect.rs";
 /// First line of every file this crate writes.
@@ -78,10 +81,12 @@ fn service_module(service: &ServiceModel, file_name: &str, plan: Plan) -> TokenS
     let origin = format!(" Service `{}`, from `{file_name}`.", service.full_name);
     let docs = doc_attrs(service.comment.as_deref(), &origin);
     let deprecated = deprecated_attr(service.deprecated);
+    let allow_deprecated = allow_deprecated_attr(service);
     let module = ident(&service.module_name);
     quote! {
         #docs
         #deprecated
+        #allow_deprecated
         pub mod #module {
             #items
         }
@@ -95,7 +100,7 @@ fn method_specs(service: &ServiceModel) -> TokenStream {
         service.full_name
     );
     let service_name = &service.full_name;
-    let core = ident(CORE_CRATE);
+    let rt = runtime();
     let methods = service.methods.iter().map(|method| {
         let docs = doc_attrs(method.comment.as_deref(), &method_summary(method));
         let deprecated = deprecated_attr(method.deprecated);
@@ -111,10 +116,10 @@ fn method_specs(service: &ServiceModel) -> TokenStream {
         quote! {
             #docs
             #deprecated
-            pub const #name: ::#core::MethodSpec = ::#core::MethodSpec::new(
+            pub const #name: #rt::MethodSpec = #rt::MethodSpec::new(
                 #path,
-                ::#core::MethodKind::#kind,
-                ::#core::Idempotency::#idempotency,
+                #rt::MethodKind::#kind,
+                #rt::Idempotency::#idempotency,
             );
         }
     });
@@ -125,47 +130,439 @@ fn method_specs(service: &ServiceModel) -> TokenStream {
     }
 }
 
-/// The service trait: one async handler method per RPC, named [`MethodModel::fn_name`].
+/// The service trait: one handler method per RPC, named [`MethodModel::fn_name`].
 ///
-/// Not generated yet: it is written against `connect-tower`'s handler traits (stage 2).
-fn service_trait(_service: &ServiceModel) -> TokenStream {
-    TokenStream::new()
+/// Handlers return `impl Future + Send` so that implementations may be `async fn`s; every
+/// method has a default body that answers `unimplemented`, so adding an RPC to the proto does
+/// not break existing implementations.
+fn service_trait(service: &ServiceModel) -> TokenStream {
+    let rt = runtime();
+    let name = ident(&service.rust_name);
+    let views = service
+        .methods
+        .iter()
+        .any(|m| m.request.view_handle_path.is_some());
+    let mut summary = vec![format!(
+        " Implement it and serve it with [`{}`].",
+        service.server_name
+    )];
+    if !service.methods.is_empty() {
+        summary[0].push_str(" Every method has a default body that answers `unimplemented`.");
+    }
+    if views {
+        summary.push(String::new());
+        summary.push(
+            " Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow \
+             from the received bytes); `to_owned_message()` turns one into the owned message."
+                .to_string(),
+        );
+    }
+    let docs = doc_attrs_lines(service.comment.as_deref(), &summary);
+    let deprecated = deprecated_attr(service.deprecated);
+    let methods = service.methods.iter().map(|method| {
+        let docs = doc_attrs(method.comment.as_deref(), &handler_summary(method));
+        let deprecated = deprecated_attr(method.deprecated);
+        let fn_name = ident(&method.fn_name);
+        let request = handler_request_type(method);
+        let response = path(&method.response.owned_path);
+        let unimplemented = format!(
+            "{}.{} is not implemented",
+            service.full_name, method.proto_name
+        );
+        let status = quote! {
+            #rt::Status::new(#rt::Code::Unimplemented, #unimplemented)
+        };
+        let (params, output, unused) = if method.kind.streams_responses() {
+            (
+                quote! { request: #request, responses: #rt::server::ResponseSender<#response> },
+                quote! { () },
+                quote! { (request, responses) },
+            )
+        } else {
+            (
+                quote! { request: #request },
+                quote! { #rt::Response<#response> },
+                quote! { request },
+            )
+        };
+        quote! {
+            #docs
+            #deprecated
+            fn #fn_name(&self, #params) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#output, #rt::Status>,
+            > + ::core::marker::Send {
+                ::core::mem::drop(#unused);
+                ::core::future::ready(::core::result::Result::Err(#status))
+            }
+        }
+    });
+    quote! {
+        #docs
+        #deprecated
+        pub trait #name: ::core::marker::Send + ::core::marker::Sync + 'static {
+            #(#methods)*
+        }
+    }
 }
 
-/// The monomorphic server dispatcher: a `match` on the request path over the service's
-/// `MethodSpec` constants, calling the service trait.
-///
-/// Not generated yet: it is written against `connect-tower`'s server (stage 2).
-fn server_dispatcher(_service: &ServiceModel) -> TokenStream {
-    TokenStream::new()
+/// The monomorphic server dispatcher: a struct wrapping a trait implementation, implementing
+/// `connect_tower::server::Dispatch` with a `match` on the request path.
+fn server_dispatcher(service: &ServiceModel) -> TokenStream {
+    let rt = runtime();
+    let trait_name = ident(&service.rust_name);
+    let server = ident(&service.server_name);
+    let docs = [
+        format!(
+            " Serves an implementation of [`{}`] over Connect, gRPC and gRPC-Web.",
+            service.rust_name
+        ),
+        String::new(),
+        " Serve it alone with `connect_tower::server::ConnectService::new`, or next to other \
+         services in a `connect_tower::server::Router`. Cloning is cheap: the implementation \
+         is shared behind an `Arc`."
+            .to_string(),
+    ];
+    let deprecated = deprecated_attr(service.deprecated);
+    let consts: Vec<Ident> = service
+        .methods
+        .iter()
+        .map(|m| ident(&m.const_name))
+        .collect();
+    let paths: Vec<&str> = service.methods.iter().map(|m| m.path.as_str()).collect();
+    let (method_body, dispatch_body) = if service.methods.is_empty() {
+        (
+            quote! { let _ = path; ::core::option::Option::None },
+            quote! { ::std::boxed::Box::pin(#rt::server::unimplemented(call)) },
+        )
+    } else {
+        let arms = service.methods.iter().map(|method| {
+            let path = &method.path;
+            let fn_name = ident(&method.fn_name);
+            let adapter = ident(match method.kind {
+                StreamKind::Unary => "unary",
+                StreamKind::ClientStreaming => "client_streaming",
+                StreamKind::ServerStreaming => "server_streaming",
+                StreamKind::BidiStreaming => "bidi_streaming",
+            });
+            let decode = decode_fn(&method.request);
+            let handler = if method.kind.streams_responses() {
+                quote! {
+                    move |request, responses| async move {
+                        <S as self::#trait_name>::#fn_name(&service, request, responses).await
+                    }
+                }
+            } else {
+                quote! {
+                    move |request| async move {
+                        <S as self::#trait_name>::#fn_name(&service, request).await
+                    }
+                }
+            };
+            quote! {
+                #path => ::std::boxed::Box::pin(#rt::server::#adapter(call, #decode, #handler)),
+            }
+        });
+        (
+            quote! {
+                match path {
+                    #(#paths => ::core::option::Option::Some(#consts),)*
+                    _ => ::core::option::Option::None,
+                }
+            },
+            quote! {
+                let service = ::std::sync::Arc::clone(&self.inner);
+                let path: &'static str = call.method().path;
+                match path {
+                    #(#arms)*
+                    _ => ::std::boxed::Box::pin(#rt::server::unimplemented(call)),
+                }
+            },
+        )
+    };
+    let server_name = &service.server_name;
+    quote! {
+        #(#[doc = #docs])*
+        #deprecated
+        pub struct #server<S> {
+            inner: ::std::sync::Arc<S>,
+        }
+
+        impl<S: self::#trait_name> #server<S> {
+            /// Serves `service`.
+            pub fn new(service: S) -> Self {
+                Self::from_arc(::std::sync::Arc::new(service))
+            }
+
+            /// Serves a `service` that is already shared.
+            pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+                Self { inner: service }
+            }
+        }
+
+        impl<S> ::core::clone::Clone for #server<S> {
+            fn clone(&self) -> Self {
+                Self { inner: ::std::sync::Arc::clone(&self.inner) }
+            }
+        }
+
+        impl<S> ::core::fmt::Debug for #server<S> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#server_name).finish_non_exhaustive()
+            }
+        }
+
+        impl<S: self::#trait_name> #rt::server::Dispatch for #server<S> {
+            fn methods(&self) -> &[#rt::MethodSpec] {
+                &[#(#consts),*]
+            }
+
+            fn method(&self, path: &str) -> ::core::option::Option<#rt::MethodSpec> {
+                #method_body
+            }
+
+            fn dispatch(
+                &self,
+                call: #rt::server::IncomingCall,
+            ) -> ::core::pin::Pin<::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >> {
+                #dispatch_body
+            }
+        }
+    }
 }
 
-/// The typed client: one method per RPC over any `connect-tower` transport.
-///
-/// Not generated yet: it is written against `connect-tower`'s client API (stage 2).
-fn client(_service: &ServiceModel) -> TokenStream {
-    TokenStream::new()
+/// The typed client: one method per RPC over any `connect_tower::client::Transport`, plus a
+/// `…_with_options` variant taking `CallOptions`.
+fn client(service: &ServiceModel) -> TokenStream {
+    let rt = runtime();
+    let client = ident(&service.client_name);
+    let client_name = &service.client_name;
+    let docs = [
+        format!(
+            " A client for `{}`: one method per RPC, each with a \
+             `…_with_options` variant for per-call options (timeout, headers, compression).",
+            service.full_name
+        ),
+        String::new(),
+        " It wraps a `connect_tower::client::Client`, which holds the transport and the \
+         protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as \
+         cheap as cloning the transport."
+            .to_string(),
+    ];
+    let deprecated = deprecated_attr(service.deprecated);
+    let methods = service.methods.iter().map(|method| {
+        let fn_name = ident(&method.fn_name);
+        let with_options = ident(&method.with_options_fn_name);
+        let spec = ident(&method.const_name);
+        let request = path(&method.request.owned_path);
+        let response = path(&method.response.owned_path);
+        let docs = doc_attrs(method.comment.as_deref(), &client_summary(method));
+        let options_doc = format!(
+            " [`{}`](Self::{}) with per-call options.",
+            method.fn_name.trim_start_matches("r#"),
+            method.fn_name.trim_start_matches("r#"),
+        );
+        let deprecated = deprecated_attr(method.deprecated);
+        let default_options = quote! { #rt::client::CallOptions::default() };
+        let (plain, with) = match method.kind {
+            StreamKind::Unary | StreamKind::ServerStreaming => {
+                let (call, output) = if method.kind == StreamKind::Unary {
+                    (quote!(unary), quote! { #rt::Response<#response> })
+                } else {
+                    (
+                        quote!(server_streaming),
+                        quote! { #rt::client::ResponseStream<#response> },
+                    )
+                };
+                (
+                    quote! {
+                        pub async fn #fn_name(
+                            &self,
+                            request: #request,
+                        ) -> ::core::result::Result<#output, #rt::Status> {
+                            self.#with_options(request, #default_options).await
+                        }
+                    },
+                    quote! {
+                        pub async fn #with_options(
+                            &self,
+                            request: #request,
+                            options: #rt::client::CallOptions,
+                        ) -> ::core::result::Result<#output, #rt::Status> {
+                            self.inner.#call(&#spec, request, options).await
+                        }
+                    },
+                )
+            }
+            StreamKind::ClientStreaming | StreamKind::BidiStreaming => {
+                let (call, output) = if method.kind == StreamKind::ClientStreaming {
+                    (
+                        quote!(client_streaming),
+                        quote! { #rt::client::ClientStreamingCall<#request, #response> },
+                    )
+                } else {
+                    (
+                        quote!(bidi_streaming),
+                        quote! { #rt::client::BidiStreamingCall<#request, #response> },
+                    )
+                };
+                (
+                    quote! {
+                        pub async fn #fn_name(
+                            &self,
+                        ) -> ::core::result::Result<#output, #rt::Status> {
+                            self.#with_options(#default_options).await
+                        }
+                    },
+                    quote! {
+                        pub async fn #with_options(
+                            &self,
+                            options: #rt::client::CallOptions,
+                        ) -> ::core::result::Result<#output, #rt::Status> {
+                            self.inner.#call(&#spec, options).await
+                        }
+                    },
+                )
+            }
+        };
+        quote! {
+            #docs
+            #deprecated
+            #plain
+            #[doc = #options_doc]
+            #deprecated
+            #with
+        }
+    });
+    quote! {
+        #(#[doc = #docs])*
+        #deprecated
+        pub struct #client<T> {
+            inner: #rt::client::Client<T>,
+        }
+
+        impl<T: ::core::clone::Clone> ::core::clone::Clone for #client<T> {
+            fn clone(&self) -> Self {
+                Self { inner: ::core::clone::Clone::clone(&self.inner) }
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for #client<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#client_name).field("inner", &self.inner).finish()
+            }
+        }
+
+        impl<T> #client<T>
+        where
+            T: #rt::client::Transport,
+        {
+            /// A client that sends its calls through `inner`.
+            pub fn new(inner: #rt::client::Client<T>) -> Self {
+                Self { inner }
+            }
+
+            /// The underlying client.
+            pub fn inner(&self) -> &#rt::client::Client<T> {
+                &self.inner
+            }
+
+            #(#methods)*
+        }
+    }
+}
+
+/// The request type a handler receives: buffa's view handle when views are generated, the
+/// owned message otherwise; wrapped in `Streaming` for streaming requests.
+fn handler_request_type(method: &MethodModel) -> TokenStream {
+    let rt = runtime();
+    let message = path(
+        method
+            .request
+            .view_handle_path
+            .as_deref()
+            .unwrap_or(&method.request.owned_path),
+    );
+    if method.kind.streams_requests() {
+        quote! { #rt::Request<#rt::server::Streaming<#message>> }
+    } else {
+        quote! { #rt::Request<#message> }
+    }
+}
+
+/// The decode function for a request: `decode_view::<M>` with views, `decode_owned::<M>`
+/// without.
+fn decode_fn(request: &MessageRef) -> TokenStream {
+    let rt = runtime();
+    let owned = path(&request.owned_path);
+    if request.view_handle_path.is_some() {
+        quote! { #rt::codec::decode_view::<#owned> }
+    } else {
+        quote! { #rt::codec::decode_owned::<#owned> }
+    }
+}
+
+/// The last doc paragraph of a handler: shape, path, and the unimplemented default.
+fn handler_summary(method: &MethodModel) -> String {
+    let sends = if method.kind.streams_responses() {
+        " Send responses through `responses`; return `Ok(())` to end the stream."
+    } else {
+        ""
+    };
+    format!(
+        " {} `{}`{}.{sends} Answers `unimplemented` unless implemented.",
+        kind_label(method.kind),
+        method.path,
+        idempotency_label(method.idempotency)
+    )
+}
+
+/// The last doc paragraph of a client method: what it calls and what it returns.
+fn client_summary(method: &MethodModel) -> String {
+    let returns = match method.kind {
+        StreamKind::Unary => "the response",
+        StreamKind::ServerStreaming => "the stream of responses",
+        StreamKind::ClientStreaming => {
+            "a call to send requests on, then to finish for the one response"
+        }
+        StreamKind::BidiStreaming => "a call to send requests on and receive responses from",
+    };
+    format!(
+        " Calls `{}` ({}{}); returns {returns}.",
+        method.path,
+        kind_label(method.kind).to_ascii_lowercase(),
+        idempotency_label(method.idempotency)
+    )
 }
 
 /// The last doc paragraph of a method constant: shape, path and message types.
 fn method_summary(method: &MethodModel) -> String {
-    let kind = match method.kind {
+    format!(
+        " {} `{}`{}: request {}, response {}.",
+        kind_label(method.kind),
+        method.path,
+        idempotency_label(method.idempotency),
+        type_link(&method.request),
+        type_link(&method.response)
+    )
+}
+
+fn kind_label(kind: StreamKind) -> &'static str {
+    match kind {
         StreamKind::Unary => "Unary",
         StreamKind::ClientStreaming => "Client-streaming",
         StreamKind::ServerStreaming => "Server-streaming",
         StreamKind::BidiStreaming => "Bidi-streaming",
-    };
-    let idempotency = match method.idempotency {
+    }
+}
+
+fn idempotency_label(idempotency: Idempotency) -> &'static str {
+    match idempotency {
         Idempotency::Unknown => "",
         Idempotency::NoSideEffects => ", no side effects",
         Idempotency::Idempotent => ", idempotent",
-    };
-    format!(
-        " {kind} `{}`{idempotency}: request {}, response {}.",
-        method.path,
-        type_link(&method.request),
-        type_link(&method.response)
-    )
+    }
 }
 
 /// An intra-doc link to buffa's owned type, labelled with the proto name. Rustdoc reads `#`
@@ -190,12 +587,48 @@ fn idempotency_variant(idempotency: Idempotency) -> &'static str {
 
 /// `#[doc]` attributes: the escaped proto comment, then `last` as its own paragraph.
 fn doc_attrs(comment: Option<&str>, last: &str) -> TokenStream {
+    doc_attrs_lines(comment, &[last.to_string()])
+}
+
+/// `#[doc]` attributes: the escaped proto comment, then the lines of `last`.
+fn doc_attrs_lines(comment: Option<&str>, last: &[String]) -> TokenStream {
     let mut lines = comment.map(doc_lines).unwrap_or_default();
     if !lines.is_empty() {
         lines.push(String::new());
     }
-    lines.push(last.to_string());
+    lines.extend(last.iter().cloned());
     quote! { #(#[doc = #lines])* }
+}
+
+/// `#[allow(deprecated)]` for a service module that holds deprecated items: the generated
+/// impls name them. Lint levels are lexical, so users of the items are still warned.
+fn allow_deprecated_attr(service: &ServiceModel) -> TokenStream {
+    if service.deprecated || service.methods.iter().any(|m| m.deprecated) {
+        quote! { #[allow(deprecated)] }
+    } else {
+        TokenStream::new()
+    }
+}
+
+/// The runtime crate's root path, `::connect_tower`.
+fn runtime() -> TokenStream {
+    let krate = ident(RUNTIME_CRATE);
+    quote! { ::#krate }
+}
+
+/// A Rust path from its escaped text (`super::r#type::Money`, `::buffa_types::…::Empty`).
+fn path(text: &str) -> TokenStream {
+    let mut tokens = TokenStream::new();
+    for (i, segment) in text.split("::").enumerate() {
+        if i > 0 {
+            tokens.extend(quote! { :: });
+        }
+        if !segment.is_empty() {
+            let segment = ident(segment);
+            tokens.extend(quote! { #segment });
+        }
+    }
+    tokens
 }
 
 fn deprecated_attr(deprecated: bool) -> TokenStream {

@@ -15,12 +15,50 @@
 //! # What is generated per service
 //!
 //! A module named after the service in `snake_case` (keyword-escaped: `r#type`; suffixed with
-//! `_` when the name is taken at the package root, e.g. by a sub-package), holding
-//! `SERVICE_NAME` and one `connect_proto_core::MethodSpec` constant per method, named in
-//! `SHOUTY_SNAKE_CASE`. Proto leading comments become rustdoc (escaped so that no `[link]`,
+//! `_` when the name is taken at the package root, e.g. by a sub-package), holding, for
+//! `service Greeter` in `acme.v1`:
+//!
+//! - `SERVICE_NAME` and one `connect_tower::MethodSpec` constant per method, named in
+//!   `SHOUTY_SNAKE_CASE` (`SAY_HELLO`): path, stream kind, idempotency;
+//! - with `server`: the trait `Greeter` (one handler method per RPC, `snake_case`, returning
+//!   `impl Future + Send`, so implementations may be `async fn`s; every method defaults to
+//!   answering `unimplemented`), and `GreeterServer<S: Greeter>`, which implements
+//!   `connect_tower::server::Dispatch` with a `match` on the request path. Serve it with
+//!   `connect_tower::server::ConnectService::new(GreeterServer::new(my_impl))`, or add it to a
+//!   `connect_tower::server::Router`. Handlers receive buffa's zero-copy view handles
+//!   (`Request<HelloRequestOwnedView>`; `to_owned_message()` converts) or, with `views=false`,
+//!   owned messages; they answer with owned messages;
+//! - with `client`: `GreeterClient<T>`, wrapping a `connect_tower::client::Client<T>` over any
+//!   transport, with one `async` method per RPC taking and returning owned messages
+//!   (`say_hello`) and a variant taking `CallOptions` (`say_hello_with_options`).
+//!
+//! ```ignore
+//! use acme::v1::greeter::{Greeter, GreeterServer};
+//! use connect_tower::{Request, Response, Status};
+//!
+//! struct MyGreeter;
+//!
+//! impl Greeter for MyGreeter {
+//!     async fn say_hello(
+//!         &self,
+//!         request: Request<acme::v1::HelloRequestOwnedView>,
+//!     ) -> Result<Response<acme::v1::HelloReply>, Status> {
+//!         let name = request.message().name();
+//!         Ok(Response::new(acme::v1::HelloReply {
+//!             message: format!("Hello, {name}!"),
+//!             ..Default::default()
+//!         }))
+//!     }
+//! }
+//!
+//! let service = connect_tower::server::ConnectService::new(GreeterServer::new(MyGreeter));
+//! ```
+//!
+//! Method names are `snake_case` and keyword-escaped (`r#match`; `self_`), and move aside with
+//! a `_` suffix when taken: by another method, by the client's own `new`, `inner` and `clone`,
+//! or by another method's `…_with_options` variant. Type names are the service name in
+//! `UpperCamelCase`. Proto leading comments become rustdoc (escaped so that no `[link]`,
 //! `<tag>` or indented block is misread), `option deprecated = true` becomes `#[deprecated]`.
-//! Service traits, server dispatch and clients follow in a later stage; `src/emit.rs` has one
-//! function per artifact for them.
 //!
 //! # Options
 //!
@@ -34,7 +72,7 @@
 //! | `client` | `true` / `false` | `true` | generate the client side |
 //! | `server` | `true` / `false` | `true` | generate the server side |
 //! | `views` | `true` / `false` | `true` | buffa view types |
-//! | `json` | `true` / `false` | `true` | buffa proto3 JSON (serde) support |
+//! | `json` | `true` / `false` | `true` | buffa proto3 JSON (serde) support; service code needs it (`connect-tower` serves every message as JSON too), so turn it off only with `server=false,client=false` |
 //! | `include_file` | file name, or empty | `_include.rs` | name of the module-tree file; empty writes none |
 //! | `element_memory_limit` | bytes or `unlimited` | buffa's | decode bound for the request (buffa's option) |
 //!
@@ -78,8 +116,9 @@
 //! For plugin output checked into the source tree, `include!("gen/_include.rs")` or
 //! `buffa::include_proto_relative!("gen", "acme.v1")`.
 //!
-//! The crate that compiles the output depends on `buffa` (feature `json`), `buffa-types`
-//! (feature `json`), `serde` (feature `derive`) and `connect-proto-core`.
+//! The crate that compiles the output depends on `buffa` (feature `json`), `serde` (feature
+//! `derive`), `connect-tower` (features `server` and/or `client`, as generated; both are on by
+//! default) and, when the protos use well-known types, `buffa-types` (feature `json`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -14,7 +14,9 @@ use buffa_descriptor::generated::descriptor::{
 };
 
 use crate::Error;
-use crate::names::{Namespace, escape_ident, escape_path, to_shouty_snake_case, to_snake_case};
+use crate::names::{
+    Namespace, escape_ident, escape_path, to_shouty_snake_case, to_snake_case, to_upper_camel_case,
+};
 
 /// `FileDescriptorProto.service` field number (a `SourceCodeInfo` path element).
 const FILE_SERVICE_FIELD: i32 = 6;
@@ -24,6 +26,12 @@ const SERVICE_METHOD_FIELD: i32 = 2;
 const SERVICE_MODULE_DEPTH: usize = 1;
 /// Names a service module already holds before any method is added.
 const RESERVED_IN_SERVICE_MODULE: &[&str] = &["SERVICE_NAME"];
+/// Method names the generated client already has (`GreeterClient::new`, `inner`, and `clone`,
+/// which an inherent method would shadow). Handler and client methods share one name per RPC,
+/// so an RPC named `New` is `new_` on both sides.
+const RESERVED_FN_NAMES: &[&str] = &["new", "inner", "clone"];
+/// Suffix of the client method that takes per-call options (`say_hello_with_options`).
+const WITH_OPTIONS_SUFFIX: &str = "_with_options";
 /// Names buffa places at a package root besides messages, enums, their modules and sub-packages.
 const RESERVED_AT_PACKAGE_ROOT: &[&str] = &["__buffa", "register_types", "descriptor_pool"];
 
@@ -51,9 +59,13 @@ pub struct ServiceModel {
     /// Rust identifier of the module holding this service's items, unique at the package root
     /// (`greeter`, `r#type`, `inner_` when a sub-package `inner` exists).
     pub module_name: String,
-    /// Rust identifier for type-like items named after the service (a future trait or client):
-    /// the proto name, keyword-escaped (`Greeter`, `Self_`).
+    /// Name of the service trait: the proto name in `UpperCamelCase`, keyword-escaped
+    /// (`Greeter`, `Self_`; `my_service` → `MyService`).
     pub rust_name: String,
+    /// Name of the server struct that serves a trait implementation (`GreeterServer`).
+    pub server_name: String,
+    /// Name of the typed client struct (`GreeterClient`).
+    pub client_name: String,
     /// The leading comment from `source_code_info`, as written (not yet escaped).
     pub comment: Option<String>,
     /// `option deprecated = true`.
@@ -72,9 +84,13 @@ pub struct MethodModel {
     /// Identifier of the method's `MethodSpec` constant, unique in the service module
     /// (`SAY_HELLO`).
     pub const_name: String,
-    /// Identifier for functions named after the method (future handler and client methods),
-    /// `snake_case` and keyword-escaped, unique in the service (`say_hello`, `r#match`).
+    /// Name of the method's handler (service trait) and client method, `snake_case` and
+    /// keyword-escaped, unique in the service and never `new`, `inner` or `clone`
+    /// (`say_hello`, `r#match`, `new_`).
     pub fn_name: String,
+    /// Name of the client method that also takes per-call options
+    /// (`say_hello_with_options`), unique among every method name of the client.
+    pub with_options_fn_name: String,
     /// The stream type.
     pub kind: StreamKind,
     /// The `idempotency_level` option.
@@ -101,6 +117,10 @@ pub struct MessageRef {
     /// Rust path of buffa's view type (`super::__buffa::view::HelloRequestView`), when views are
     /// generated.
     pub view_path: Option<String>,
+    /// Rust path of buffa's `'static` view handle, the type `HasMessageView::ViewHandle` names
+    /// (`super::__buffa::view::HelloRequestOwnedView`), when views are generated. Handlers
+    /// receive requests as this type.
+    pub view_handle_path: Option<String>,
 }
 
 /// The stream type of a method.
@@ -114,6 +134,24 @@ pub enum StreamKind {
     ServerStreaming,
     /// Streams both ways.
     BidiStreaming,
+}
+
+impl StreamKind {
+    /// Whether the client sends a stream of requests (client- and bidi-streaming).
+    pub fn streams_requests(self) -> bool {
+        matches!(
+            self,
+            StreamKind::ClientStreaming | StreamKind::BidiStreaming
+        )
+    }
+
+    /// Whether the server sends a stream of responses (server- and bidi-streaming).
+    pub fn streams_responses(self) -> bool {
+        matches!(
+            self,
+            StreamKind::ServerStreaming | StreamKind::BidiStreaming
+        )
+    }
 }
 
 /// The `idempotency_level` method option.
@@ -198,8 +236,8 @@ fn service_model<'c>(
         .clone()
         .ok_or_else(|| Error::Model(format!("a service in '{package}' has no name")))?;
     let mut consts = Namespace::with_reserved(RESERVED_IN_SERVICE_MODULE.iter().copied());
-    let mut fns = Namespace::default();
-    let methods = service
+    let mut fns = Namespace::with_reserved(RESERVED_FN_NAMES.iter().copied());
+    let mut methods: Vec<MethodModel> = service
         .method
         .iter()
         .enumerate()
@@ -216,8 +254,20 @@ fn service_model<'c>(
             )
         })
         .collect::<Result<_, _>>()?;
+    // Claimed after every `fn_name`, so that a method named `FooWithOptions` keeps its plain
+    // name and `Foo`'s options variant moves aside.
+    for method in &mut methods {
+        let base = method
+            .fn_name
+            .trim_start_matches("r#")
+            .trim_end_matches('_');
+        method.with_options_fn_name = fns.claim(&format!("{base}{WITH_OPTIONS_SUFFIX}"));
+    }
+    let camel = to_upper_camel_case(&proto_name);
     Ok(ServiceModel {
-        rust_name: escape_ident(&proto_name),
+        rust_name: escape_ident(&camel),
+        server_name: format!("{camel}Server"),
+        client_name: format!("{camel}Client"),
         proto_name,
         package: package.to_string(),
         module_name,
@@ -267,6 +317,7 @@ fn method_model(
         path: format!("/{service_full_name}/{proto_name}"),
         const_name: consts.claim(&to_shouty_snake_case(&proto_name)),
         fn_name: fns.claim(&to_snake_case(&proto_name)),
+        with_options_fn_name: String::new(),
         kind,
         idempotency,
         request: message_ref(
@@ -325,8 +376,17 @@ fn message_ref(
     Ok(MessageRef {
         proto_name: fqn.trim_start_matches('.').to_string(),
         owned_path: escape_path(&owned_path),
+        view_handle_path: view_path
+            .as_deref()
+            .map(|view| escape_path(&view_handle_path(view))),
         view_path: view_path.as_deref().map(escape_path),
     })
+}
+
+/// buffa's `'static` view handle next to a view type: `…::FooView` → `…::FooOwnedView`.
+fn view_handle_path(view_path: &str) -> String {
+    let stem = view_path.strip_suffix("View").unwrap_or(view_path);
+    format!("{stem}OwnedView")
 }
 
 /// Module names for every service in the descriptor set, keyed by full name.

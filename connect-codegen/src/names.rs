@@ -49,6 +49,29 @@ pub(crate) fn to_snake_case(name: &str) -> String {
     out
 }
 
+/// `UpperCamelCase` of a proto identifier, for type names: underscores go and the letter after
+/// each one is capitalised, like the first letter; other letters are kept
+/// (`my_service` → `MyService`, `HTTPServer` stays). A name that is all underscores stays.
+pub(crate) fn to_upper_camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut capitalise = true;
+    for c in name.chars() {
+        if c == '_' {
+            capitalise = true;
+        } else if capitalise {
+            out.push(c.to_ascii_uppercase());
+            capitalise = false;
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        name.to_string()
+    } else {
+        out
+    }
+}
+
 /// `SHOUTY_SNAKE_CASE` of a proto identifier, for constants.
 pub(crate) fn to_shouty_snake_case(name: &str) -> String {
     to_snake_case(name).to_ascii_uppercase()
@@ -120,6 +143,16 @@ mod tests {
         assert_eq!(to_snake_case("A"), "a");
         assert_eq!(to_snake_case("ABC"), "abc");
         assert_eq!(to_snake_case("Foo_Bar"), "foo_bar");
+    }
+
+    #[test]
+    fn upper_camel_case() {
+        assert_eq!(to_upper_camel_case("Greeter"), "Greeter");
+        assert_eq!(to_upper_camel_case("my_service"), "MyService");
+        assert_eq!(to_upper_camel_case("HTTPServer"), "HTTPServer");
+        assert_eq!(to_upper_camel_case("Self_"), "Self");
+        assert_eq!(to_upper_camel_case("v2_api"), "V2Api");
+        assert_eq!(to_upper_camel_case("_"), "_");
     }
 
     #[test]

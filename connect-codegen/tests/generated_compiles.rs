@@ -3,7 +3,7 @@
 
 #![deny(warnings)]
 
-use connect_proto_core::{Idempotency, MethodKind, MethodSpec};
+use connect_tower::{Idempotency, MethodKind, MethodSpec};
 
 /// The generated module tree, as a user includes it.
 mod proto {

@@ -1,5 +1,6 @@
-//! Golden tests: the build.rs path reproduces `tests/golden/` exactly, and the protoc plugin
-//! (through real, vendored protoc) produces the same files as the build.rs path.
+//! Golden tests: the build.rs path reproduces `tests/golden/` (default options) and
+//! `tests/golden_owned/` (`views=false`: handlers take owned requests) exactly, and the protoc
+//! plugin (through real, vendored protoc) produces the same files as the build.rs path.
 //!
 //! Regenerate the expectations with `UPDATE_GOLDEN=1 cargo test -p connect-codegen --test golden`.
 
@@ -28,8 +29,12 @@ fn protos_dir() -> PathBuf {
     manifest_dir().join("tests/protos")
 }
 
-fn golden_dir() -> PathBuf {
-    manifest_dir().join("tests/golden")
+/// Each golden directory and the options it is generated with.
+fn golden_cases() -> [(&'static str, Options); 2] {
+    [
+        ("tests/golden", Options::new()),
+        ("tests/golden_owned", Options::new().views(false)),
+    ]
 }
 
 /// An empty scratch directory unique to `name`.
@@ -128,23 +133,29 @@ fn run_plugin(scratch: &str, parameter: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn build_path_matches_golden() {
-    let out = scratch_dir("builder");
-    builder().out_dir(&out).compile().expect("compile fixtures");
-    let actual = read_dir(&out);
-    let golden = golden_dir();
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        let _ = std::fs::remove_dir_all(&golden);
-        std::fs::create_dir_all(&golden).expect("create golden dir");
-        for (name, content) in &actual {
-            std::fs::write(golden.join(name), content).expect("write golden file");
+    for (dir, options) in golden_cases() {
+        let out = scratch_dir(&format!("builder-{}", dir.replace('/', "-")));
+        builder()
+            .options(options)
+            .out_dir(&out)
+            .compile()
+            .expect("compile fixtures");
+        let actual = read_dir(&out);
+        let golden = manifest_dir().join(dir);
+        if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+            let _ = std::fs::remove_dir_all(&golden);
+            std::fs::create_dir_all(&golden).expect("create golden dir");
+            for (name, content) in &actual {
+                std::fs::write(golden.join(name), content).expect("write golden file");
+            }
+            continue;
         }
-        return;
+        assert_same(
+            &read_dir(&golden),
+            &actual,
+            &format!("build.rs output vs {dir} (UPDATE_GOLDEN=1 to regenerate)"),
+        );
     }
-    assert_same(
-        &read_dir(&golden),
-        &actual,
-        "build.rs output vs tests/golden (UPDATE_GOLDEN=1 to regenerate)",
-    );
 }
 
 #[test]

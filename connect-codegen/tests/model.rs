@@ -68,6 +68,8 @@ fn greeter_methods() {
     let greeter = service(&files, "acme.v1.Greeter");
     assert_eq!(greeter.module_name, "greeter");
     assert_eq!(greeter.rust_name, "Greeter");
+    assert_eq!(greeter.server_name, "GreeterServer");
+    assert_eq!(greeter.client_name, "GreeterClient");
     assert!(!greeter.deprecated);
     assert!(
         greeter
@@ -97,11 +99,16 @@ fn greeter_methods() {
     assert_eq!(say_hello.path, "/acme.v1.Greeter/SayHello");
     assert_eq!(say_hello.const_name, "SAY_HELLO");
     assert_eq!(say_hello.fn_name, "say_hello");
+    assert_eq!(say_hello.with_options_fn_name, "say_hello_with_options");
     assert_eq!(say_hello.request.proto_name, "acme.v1.HelloRequest");
     assert_eq!(say_hello.request.owned_path, "super::HelloRequest");
     assert_eq!(
         say_hello.request.view_path.as_deref(),
         Some("super::__buffa::view::HelloRequestView")
+    );
+    assert_eq!(
+        say_hello.request.view_handle_path.as_deref(),
+        Some("super::__buffa::view::HelloRequestOwnedView")
     );
     assert_eq!(
         say_hello.comment.as_deref(),
@@ -114,6 +121,10 @@ fn greeter_methods() {
     assert_eq!(
         nested.view_path.as_deref(),
         Some("super::inner::__buffa::view::outer::NestedView")
+    );
+    assert_eq!(
+        nested.view_handle_path.as_deref(),
+        Some("super::inner::__buffa::view::outer::NestedOwnedView")
     );
     assert_eq!(method(greeter, "Undocumented").comment, None);
 }
@@ -166,6 +177,57 @@ fn keywords_and_collisions() {
         "super::r#type::Money"
     );
     assert_eq!(service(&files, "acme.v1.Inner").module_name, "inner_");
+    let with_options: Vec<&str> = svc
+        .methods
+        .iter()
+        .map(|m| m.with_options_fn_name.as_str())
+        .collect();
+    assert_eq!(
+        with_options,
+        [
+            "match_with_options",
+            "async_with_options",
+            "self_with_options",
+            "self_with_options_",
+            "type_with_options",
+            "service_name_with_options",
+            "gen_with_options",
+            "pay_with_options",
+        ]
+    );
+}
+
+#[test]
+fn client_and_handler_names_move_aside() {
+    let files = model(ALL, &Options::new());
+    let clashes = service(&files, "acme.v1.Clashes");
+    let names: Vec<(&str, &str)> = clashes
+        .methods
+        .iter()
+        .map(|m| (m.fn_name.as_str(), m.with_options_fn_name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("new_", "new_with_options"),
+            ("inner_", "inner_with_options"),
+            ("ping", "ping_with_options_"),
+            ("ping_with_options", "ping_with_options_with_options"),
+            ("clone_", "clone_with_options"),
+        ]
+    );
+    let s = service(&files, "acme.v1.S");
+    assert_eq!(
+        (s.rust_name.as_str(), s.server_name.as_str()),
+        ("S", "SServer")
+    );
+    let lower = service(&files, "acme.v1.lower_case_service");
+    assert_eq!(lower.module_name, "lower_case_service");
+    assert_eq!(lower.rust_name, "LowerCaseService");
+    assert_eq!(lower.client_name, "LowerCaseServiceClient");
+    let keyword = service(&files, "acme.v1.Type");
+    assert_eq!(keyword.server_name, "TypeServer");
+    assert!(service(&files, "acme.v1.Nothing").methods.is_empty());
 }
 
 #[test]

@@ -10,6 +10,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Protobuf's own limit on an encoded message (2 GiB - 1).
+const MAX_PROTOBUF_SIZE: usize = 0x7FFF_FFFF;
+
 /// A message codec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -113,8 +116,9 @@ impl Codec {
             )));
         }
         match self {
+            // buffa caps sizes at protobuf's 2 GiB limit; larger limits mean "unlimited".
             Codec::Proto => buffa::DecodeOptions::new()
-                .with_max_message_size(limit)
+                .with_max_message_size(limit.min(MAX_PROTOBUF_SIZE))
                 .decode_from_slice(bytes)
                 .map_err(|e| err(e.to_string())),
             Codec::Json => {

@@ -37,7 +37,8 @@ where
         }
         _ => bytes,
     };
-    let options = buffa::DecodeOptions::new().with_max_message_size(limit.max(bytes.len()));
+    let options =
+        buffa::DecodeOptions::new().with_max_message_size(limit.max(bytes.len()).min(0x7FFF_FFFF));
     M::decode_view_handle_with_options(bytes, &options).map_err(|e| invalid(&e))
 }
 

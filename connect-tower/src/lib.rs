@@ -25,7 +25,9 @@ pub mod rt;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use connect_proto_core::{Code, Codec, ErrorDetail, MethodKind, MethodSpec, Protocol, Status};
+pub use connect_proto_core::{
+    Code, Codec, ErrorDetail, Idempotency, MethodKind, MethodSpec, Protocol, Status,
+};
 pub use message::{PeerInfo, Request, RequestContext, Response};
 
 /// A boxed error, as transports and bodies produce.

@@ -211,12 +211,27 @@ impl<T> Response<T> {
         &self.message
     }
 
+    /// Takes the message.
+    pub fn into_message(self) -> T {
+        self.message
+    }
+
     /// Response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Trailers.
+    pub fn trailers(&self) -> &HeaderMap {
+        &self.trailers
+    }
+
+    /// Mutable response headers.
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
         &mut self.headers
     }
 
-    /// Trailers.
+    /// Mutable trailers.
     pub fn trailers_mut(&mut self) -> &mut HeaderMap {
         &mut self.trailers
     }

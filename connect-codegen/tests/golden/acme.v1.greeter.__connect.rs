@@ -19,86 +19,893 @@
 /// ```
 ///
 /// Service `acme.v1.Greeter`, from `acme/v1/greeter.proto`.
+#[allow(deprecated)]
 pub mod greeter {
     /// The fully-qualified name of the service: `acme.v1.Greeter`.
     pub const SERVICE_NAME: &str = "acme.v1.Greeter";
     /// Says hello. Safe to call with Connect GET.
     ///
     /// Unary `/acme.v1.Greeter/SayHello`, no side effects: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const SAY_HELLO: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const SAY_HELLO: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/SayHello",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::NoSideEffects,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::NoSideEffects,
     );
     /// Streams greetings back.
     ///
     /// Server-streaming `/acme.v1.Greeter/SayHelloStream`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const SAY_HELLO_STREAM: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const SAY_HELLO_STREAM: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/SayHelloStream",
-        ::connect_proto_core::MethodKind::ServerStreaming,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::ServerStreaming,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Collects many names, answers once.
     ///
     /// Client-streaming `/acme.v1.Greeter/CollectHellos`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const COLLECT_HELLOS: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const COLLECT_HELLOS: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/CollectHellos",
-        ::connect_proto_core::MethodKind::ClientStreaming,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::ClientStreaming,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Talks both ways.
     ///
     /// Bidi-streaming `/acme.v1.Greeter/Chat`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const CHAT: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const CHAT: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/Chat",
-        ::connect_proto_core::MethodKind::BidiStreaming,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::BidiStreaming,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Replaces the greeting; safe to retry.
     ///
     /// Unary `/acme.v1.Greeter/UpdateGreeting`, idempotent: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const UPDATE_GREETING: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const UPDATE_GREETING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/UpdateGreeting",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Idempotent,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Idempotent,
     );
     /// Old way to greet.
     ///
     /// Unary `/acme.v1.Greeter/LegacyHello`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
     #[deprecated]
-    pub const LEGACY_HELLO: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const LEGACY_HELLO: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/LegacyHello",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Unary `/acme.v1.Greeter/Undocumented`: request [`acme.v1.inner.InnerRequest`](super::inner::InnerRequest), response [`acme.v1.inner.Outer.Nested`](super::inner::outer::Nested).
-    pub const UNDOCUMENTED: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const UNDOCUMENTED: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/Undocumented",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
+    /// Greets people, in every streaming shape.
+    ///
+    /// Comments may contain \[brackets\], \[links\](<https://example.com/x>), `code [x]`,
+    /// \<html> tags, a stray \` backtick, a backslash \\ and a bare URL: <https://connectrpc.com/docs>.
+    ///
+    /// An indented block (rustdoc would compile it as a doctest):
+    ///
+    /// ```text
+    /// let greeting = greet("world")?;
+    /// assert!(greeting.len() > 0);
+    /// ```
+    ///
+    /// A fenced one:
+    /// ```text
+    /// fn not_a_doctest() {}
+    /// ```
+    ///
+    /// Implement it and serve it with [`GreeterServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait Greeter: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Says hello. Safe to call with Connect GET.
+        ///
+        /// Unary `/acme.v1.Greeter/SayHello`, no side effects. Answers `unimplemented` unless implemented.
+        fn say_hello(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::HelloRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::HelloReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.SayHello is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Streams greetings back.
+        ///
+        /// Server-streaming `/acme.v1.Greeter/SayHelloStream`. Send responses through `responses`; return `Ok(())` to end the stream. Answers `unimplemented` unless implemented.
+        fn say_hello_stream(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::HelloRequestOwnedView,
+            >,
+            responses: ::connect_tower::server::ResponseSender<super::HelloReply>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ::connect_tower::Status>,
+        > + ::core::marker::Send {
+            ::core::mem::drop((request, responses));
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.SayHelloStream is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Collects many names, answers once.
+        ///
+        /// Client-streaming `/acme.v1.Greeter/CollectHellos`. Answers `unimplemented` unless implemented.
+        fn collect_hellos(
+            &self,
+            request: ::connect_tower::Request<
+                ::connect_tower::server::Streaming<
+                    super::__buffa::view::HelloRequestOwnedView,
+                >,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::HelloReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.CollectHellos is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Talks both ways.
+        ///
+        /// Bidi-streaming `/acme.v1.Greeter/Chat`. Send responses through `responses`; return `Ok(())` to end the stream. Answers `unimplemented` unless implemented.
+        fn chat(
+            &self,
+            request: ::connect_tower::Request<
+                ::connect_tower::server::Streaming<
+                    super::__buffa::view::HelloRequestOwnedView,
+                >,
+            >,
+            responses: ::connect_tower::server::ResponseSender<super::HelloReply>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ::connect_tower::Status>,
+        > + ::core::marker::Send {
+            ::core::mem::drop((request, responses));
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.Chat is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Replaces the greeting; safe to retry.
+        ///
+        /// Unary `/acme.v1.Greeter/UpdateGreeting`, idempotent. Answers `unimplemented` unless implemented.
+        fn update_greeting(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::HelloRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::HelloReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.UpdateGreeting is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Old way to greet.
+        ///
+        /// Unary `/acme.v1.Greeter/LegacyHello`. Answers `unimplemented` unless implemented.
+        #[deprecated]
+        fn legacy_hello(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::HelloRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::HelloReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.LegacyHello is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Unary `/acme.v1.Greeter/Undocumented`. Answers `unimplemented` unless implemented.
+        fn undocumented(
+            &self,
+            request: ::connect_tower::Request<
+                super::inner::__buffa::view::InnerRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::inner::outer::Nested>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Greeter.Undocumented is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`Greeter`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct GreeterServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::Greeter> GreeterServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for GreeterServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for GreeterServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("GreeterServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::Greeter> ::connect_tower::server::Dispatch for GreeterServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[
+                SAY_HELLO,
+                SAY_HELLO_STREAM,
+                COLLECT_HELLOS,
+                CHAT,
+                UPDATE_GREETING,
+                LEGACY_HELLO,
+                UNDOCUMENTED,
+            ]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.Greeter/SayHello" => ::core::option::Option::Some(SAY_HELLO),
+                "/acme.v1.Greeter/SayHelloStream" => {
+                    ::core::option::Option::Some(SAY_HELLO_STREAM)
+                }
+                "/acme.v1.Greeter/CollectHellos" => {
+                    ::core::option::Option::Some(COLLECT_HELLOS)
+                }
+                "/acme.v1.Greeter/Chat" => ::core::option::Option::Some(CHAT),
+                "/acme.v1.Greeter/UpdateGreeting" => {
+                    ::core::option::Option::Some(UPDATE_GREETING)
+                }
+                "/acme.v1.Greeter/LegacyHello" => {
+                    ::core::option::Option::Some(LEGACY_HELLO)
+                }
+                "/acme.v1.Greeter/Undocumented" => {
+                    ::core::option::Option::Some(UNDOCUMENTED)
+                }
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.Greeter/SayHello" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            move |request| async move {
+                                <S as self::Greeter>::say_hello(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Greeter/SayHelloStream" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::server_streaming(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            move |request, responses| async move {
+                                <S as self::Greeter>::say_hello_stream(
+                                        &service,
+                                        request,
+                                        responses,
+                                    )
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Greeter/CollectHellos" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::client_streaming(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            move |request| async move {
+                                <S as self::Greeter>::collect_hellos(&service, request)
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Greeter/Chat" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::bidi_streaming(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            move |request, responses| async move {
+                                <S as self::Greeter>::chat(&service, request, responses)
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Greeter/UpdateGreeting" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            move |request| async move {
+                                <S as self::Greeter>::update_greeting(&service, request)
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Greeter/LegacyHello" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            move |request| async move {
+                                <S as self::Greeter>::legacy_hello(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Greeter/Undocumented" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<
+                                super::inner::InnerRequest,
+                            >,
+                            move |request| async move {
+                                <S as self::Greeter>::undocumented(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.Greeter`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct GreeterClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for GreeterClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for GreeterClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("GreeterClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> GreeterClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Says hello. Safe to call with Connect GET.
+        ///
+        /// Calls `/acme.v1.Greeter/SayHello` (unary, no side effects); returns the response.
+        pub async fn say_hello(
+            &self,
+            request: super::HelloRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.say_hello_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`say_hello`](Self::say_hello) with per-call options.
+        pub async fn say_hello_with_options(
+            &self,
+            request: super::HelloRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&SAY_HELLO, request, options).await
+        }
+        /// Streams greetings back.
+        ///
+        /// Calls `/acme.v1.Greeter/SayHelloStream` (server-streaming); returns the stream of responses.
+        pub async fn say_hello_stream(
+            &self,
+            request: super::HelloRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::ResponseStream<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.say_hello_stream_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`say_hello_stream`](Self::say_hello_stream) with per-call options.
+        pub async fn say_hello_stream_with_options(
+            &self,
+            request: super::HelloRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::ResponseStream<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.server_streaming(&SAY_HELLO_STREAM, request, options).await
+        }
+        /// Collects many names, answers once.
+        ///
+        /// Calls `/acme.v1.Greeter/CollectHellos` (client-streaming); returns a call to send requests on, then to finish for the one response.
+        pub async fn collect_hellos(
+            &self,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::ClientStreamingCall<
+                super::HelloRequest,
+                super::HelloReply,
+            >,
+            ::connect_tower::Status,
+        > {
+            self.collect_hellos_with_options(
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`collect_hellos`](Self::collect_hellos) with per-call options.
+        pub async fn collect_hellos_with_options(
+            &self,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::ClientStreamingCall<
+                super::HelloRequest,
+                super::HelloReply,
+            >,
+            ::connect_tower::Status,
+        > {
+            self.inner.client_streaming(&COLLECT_HELLOS, options).await
+        }
+        /// Talks both ways.
+        ///
+        /// Calls `/acme.v1.Greeter/Chat` (bidi-streaming); returns a call to send requests on and receive responses from.
+        pub async fn chat(
+            &self,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::BidiStreamingCall<
+                super::HelloRequest,
+                super::HelloReply,
+            >,
+            ::connect_tower::Status,
+        > {
+            self.chat_with_options(::connect_tower::client::CallOptions::default()).await
+        }
+        /// [`chat`](Self::chat) with per-call options.
+        pub async fn chat_with_options(
+            &self,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::BidiStreamingCall<
+                super::HelloRequest,
+                super::HelloReply,
+            >,
+            ::connect_tower::Status,
+        > {
+            self.inner.bidi_streaming(&CHAT, options).await
+        }
+        /// Replaces the greeting; safe to retry.
+        ///
+        /// Calls `/acme.v1.Greeter/UpdateGreeting` (unary, idempotent); returns the response.
+        pub async fn update_greeting(
+            &self,
+            request: super::HelloRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.update_greeting_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`update_greeting`](Self::update_greeting) with per-call options.
+        pub async fn update_greeting_with_options(
+            &self,
+            request: super::HelloRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&UPDATE_GREETING, request, options).await
+        }
+        /// Old way to greet.
+        ///
+        /// Calls `/acme.v1.Greeter/LegacyHello` (unary); returns the response.
+        #[deprecated]
+        pub async fn legacy_hello(
+            &self,
+            request: super::HelloRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.legacy_hello_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`legacy_hello`](Self::legacy_hello) with per-call options.
+        #[deprecated]
+        pub async fn legacy_hello_with_options(
+            &self,
+            request: super::HelloRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&LEGACY_HELLO, request, options).await
+        }
+        /// Calls `/acme.v1.Greeter/Undocumented` (unary); returns the response.
+        pub async fn undocumented(
+            &self,
+            request: super::inner::InnerRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::inner::outer::Nested>,
+            ::connect_tower::Status,
+        > {
+            self.undocumented_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`undocumented`](Self::undocumented) with per-call options.
+        pub async fn undocumented_with_options(
+            &self,
+            request: super::inner::InnerRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::inner::outer::Nested>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&UNDOCUMENTED, request, options).await
+        }
+    }
 }
 /// Administration, with well-known types on the wire.
 ///
 /// Service `acme.v1.Admin`, from `acme/v1/greeter.proto`.
 #[deprecated]
+#[allow(deprecated)]
 pub mod admin {
     /// The fully-qualified name of the service: `acme.v1.Admin`.
     pub const SERVICE_NAME: &str = "acme.v1.Admin";
     /// Liveness: empty in, server time out.
     ///
     /// Unary `/acme.v1.Admin/Ping`, no side effects: request [`google.protobuf.Empty`](::buffa_types::google::protobuf::Empty), response [`google.protobuf.Timestamp`](::buffa_types::google::protobuf::Timestamp).
-    pub const PING: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const PING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Admin/Ping",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::NoSideEffects,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::NoSideEffects,
     );
     /// Echoes anything.
     ///
     /// Unary `/acme.v1.Admin/Inspect`: request [`google.protobuf.Any`](::buffa_types::google::protobuf::Any), response [`google.protobuf.Any`](::buffa_types::google::protobuf::Any).
-    pub const INSPECT: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const INSPECT: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Admin/Inspect",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
+    /// Administration, with well-known types on the wire.
+    ///
+    /// Implement it and serve it with [`AdminServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    #[deprecated]
+    pub trait Admin: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Liveness: empty in, server time out.
+        ///
+        /// Unary `/acme.v1.Admin/Ping`, no side effects. Answers `unimplemented` unless implemented.
+        fn ping(
+            &self,
+            request: ::connect_tower::Request<
+                ::buffa_types::google::protobuf::__buffa::view::EmptyOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<::buffa_types::google::protobuf::Timestamp>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Admin.Ping is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Echoes anything.
+        ///
+        /// Unary `/acme.v1.Admin/Inspect`. Answers `unimplemented` unless implemented.
+        fn inspect(
+            &self,
+            request: ::connect_tower::Request<
+                ::buffa_types::google::protobuf::__buffa::view::AnyOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<::buffa_types::google::protobuf::Any>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Admin.Inspect is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`Admin`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    #[deprecated]
+    pub struct AdminServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::Admin> AdminServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for AdminServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for AdminServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("AdminServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::Admin> ::connect_tower::server::Dispatch for AdminServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[PING, INSPECT]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.Admin/Ping" => ::core::option::Option::Some(PING),
+                "/acme.v1.Admin/Inspect" => ::core::option::Option::Some(INSPECT),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.Admin/Ping" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<
+                                ::buffa_types::google::protobuf::Empty,
+                            >,
+                            move |request| async move {
+                                <S as self::Admin>::ping(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Admin/Inspect" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<
+                                ::buffa_types::google::protobuf::Any,
+                            >,
+                            move |request| async move {
+                                <S as self::Admin>::inspect(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.Admin`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    #[deprecated]
+    pub struct AdminClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for AdminClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for AdminClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("AdminClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> AdminClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Liveness: empty in, server time out.
+        ///
+        /// Calls `/acme.v1.Admin/Ping` (unary, no side effects); returns the response.
+        pub async fn ping(
+            &self,
+            request: ::buffa_types::google::protobuf::Empty,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<::buffa_types::google::protobuf::Timestamp>,
+            ::connect_tower::Status,
+        > {
+            self.ping_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`ping`](Self::ping) with per-call options.
+        pub async fn ping_with_options(
+            &self,
+            request: ::buffa_types::google::protobuf::Empty,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<::buffa_types::google::protobuf::Timestamp>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&PING, request, options).await
+        }
+        /// Echoes anything.
+        ///
+        /// Calls `/acme.v1.Admin/Inspect` (unary); returns the response.
+        pub async fn inspect(
+            &self,
+            request: ::buffa_types::google::protobuf::Any,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<::buffa_types::google::protobuf::Any>,
+            ::connect_tower::Status,
+        > {
+            self.inspect_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`inspect`](Self::inspect) with per-call options.
+        pub async fn inspect_with_options(
+            &self,
+            request: ::buffa_types::google::protobuf::Any,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<::buffa_types::google::protobuf::Any>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&INSPECT, request, options).await
+        }
+    }
 }

@@ -10,9 +10,170 @@ pub mod inner_service {
     /// Takes the parent package's message.
     ///
     /// Unary `/acme.v1.inner.InnerService/Forward`: request [`acme.v1.Envelope`](super::super::Envelope), response [`acme.v1.inner.Outer.Nested`](super::outer::Nested).
-    pub const FORWARD: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const FORWARD: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.inner.InnerService/Forward",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
+    /// Lives in a sub-package and speaks its parent's messages.
+    ///
+    /// Implement it and serve it with [`InnerServiceServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait InnerService: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Takes the parent package's message.
+        ///
+        /// Unary `/acme.v1.inner.InnerService/Forward`. Answers `unimplemented` unless implemented.
+        fn forward(
+            &self,
+            request: ::connect_tower::Request<
+                super::super::__buffa::view::EnvelopeOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::outer::Nested>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.inner.InnerService.Forward is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`InnerService`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct InnerServiceServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::InnerService> InnerServiceServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for InnerServiceServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for InnerServiceServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("InnerServiceServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::InnerService> ::connect_tower::server::Dispatch
+    for InnerServiceServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[FORWARD]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.inner.InnerService/Forward" => {
+                    ::core::option::Option::Some(FORWARD)
+                }
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.inner.InnerService/Forward" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<
+                                super::super::Envelope,
+                            >,
+                            move |request| async move {
+                                <S as self::InnerService>::forward(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.inner.InnerService`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct InnerServiceClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for InnerServiceClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for InnerServiceClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("InnerServiceClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> InnerServiceClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Takes the parent package's message.
+        ///
+        /// Calls `/acme.v1.inner.InnerService/Forward` (unary); returns the response.
+        pub async fn forward(
+            &self,
+            request: super::super::Envelope,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::outer::Nested>,
+            ::connect_tower::Status,
+        > {
+            self.forward_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`forward`](Self::forward) with per-call options.
+        pub async fn forward_with_options(
+            &self,
+            request: super::super::Envelope,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::outer::Nested>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&FORWARD, request, options).await
+        }
+    }
 }

@@ -10,67 +10,666 @@ pub mod type_ {
     /// `match` is a keyword.
     ///
     /// Unary `/acme.v1.Type/Match`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const MATCH: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const MATCH: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Match",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// `async` is a keyword.
     ///
     /// Unary `/acme.v1.Type/Async`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const ASYNC: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const ASYNC: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Async",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// `Self`: snake case `self` cannot be a raw identifier.
     ///
     /// Unary `/acme.v1.Type/Self`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const SELF: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const SELF: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Self",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Snake case collides with `Self`.
     ///
     /// Unary `/acme.v1.Type/Self_`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const SELF_: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const SELF_: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Self_",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// `type` again, as a method.
     ///
     /// Unary `/acme.v1.Type/Type`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const TYPE: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const TYPE: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Type",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Its constant would be SERVICE_NAME.
     ///
     /// Unary `/acme.v1.Type/ServiceName`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const SERVICE_NAME_: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const SERVICE_NAME_: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/ServiceName",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// `gen` is reserved in Rust 2024.
     ///
     /// Unary `/acme.v1.Type/Gen`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const GEN: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const GEN: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Gen",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Takes a message from the package `acme.v1.type`.
     ///
     /// Unary `/acme.v1.Type/Pay`: request [`acme.v1.type.Money`](super::type::Money), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const PAY: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const PAY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Pay",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
+    /// A service named after a keyword (`type`), in a package with a sub-package `type`.
+    ///
+    /// Implement it and serve it with [`TypeServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait Type: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `match` is a keyword.
+        ///
+        /// Unary `/acme.v1.Type/Match`. Answers `unimplemented` unless implemented.
+        fn r#match(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Match is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// `async` is a keyword.
+        ///
+        /// Unary `/acme.v1.Type/Async`. Answers `unimplemented` unless implemented.
+        fn r#async(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Async is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// `Self`: snake case `self` cannot be a raw identifier.
+        ///
+        /// Unary `/acme.v1.Type/Self`. Answers `unimplemented` unless implemented.
+        fn self_(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Self is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Snake case collides with `Self`.
+        ///
+        /// Unary `/acme.v1.Type/Self_`. Answers `unimplemented` unless implemented.
+        fn self__(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Self_ is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// `type` again, as a method.
+        ///
+        /// Unary `/acme.v1.Type/Type`. Answers `unimplemented` unless implemented.
+        fn r#type(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Type is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Its constant would be SERVICE_NAME.
+        ///
+        /// Unary `/acme.v1.Type/ServiceName`. Answers `unimplemented` unless implemented.
+        fn service_name(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.ServiceName is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// `gen` is reserved in Rust 2024.
+        ///
+        /// Unary `/acme.v1.Type/Gen`. Answers `unimplemented` unless implemented.
+        fn r#gen(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Gen is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Takes a message from the package `acme.v1.type`.
+        ///
+        /// Unary `/acme.v1.Type/Pay`. Answers `unimplemented` unless implemented.
+        fn pay(
+            &self,
+            request: ::connect_tower::Request<
+                super::r#type::__buffa::view::MoneyOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Type.Pay is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`Type`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct TypeServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::Type> TypeServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for TypeServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for TypeServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("TypeServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::Type> ::connect_tower::server::Dispatch for TypeServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[MATCH, ASYNC, SELF, SELF_, TYPE, SERVICE_NAME_, GEN, PAY]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.Type/Match" => ::core::option::Option::Some(MATCH),
+                "/acme.v1.Type/Async" => ::core::option::Option::Some(ASYNC),
+                "/acme.v1.Type/Self" => ::core::option::Option::Some(SELF),
+                "/acme.v1.Type/Self_" => ::core::option::Option::Some(SELF_),
+                "/acme.v1.Type/Type" => ::core::option::Option::Some(TYPE),
+                "/acme.v1.Type/ServiceName" => {
+                    ::core::option::Option::Some(SERVICE_NAME_)
+                }
+                "/acme.v1.Type/Gen" => ::core::option::Option::Some(GEN),
+                "/acme.v1.Type/Pay" => ::core::option::Option::Some(PAY),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.Type/Match" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::r#match(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/Async" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::r#async(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/Self" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::self_(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/Self_" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::self__(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/Type" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::r#type(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/ServiceName" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::service_name(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/Gen" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Type>::r#gen(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Type/Pay" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::r#type::Money>,
+                            move |request| async move {
+                                <S as self::Type>::pay(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.Type`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct TypeClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for TypeClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for TypeClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("TypeClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> TypeClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// `match` is a keyword.
+        ///
+        /// Calls `/acme.v1.Type/Match` (unary); returns the response.
+        pub async fn r#match(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.match_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`match`](Self::match) with per-call options.
+        pub async fn match_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&MATCH, request, options).await
+        }
+        /// `async` is a keyword.
+        ///
+        /// Calls `/acme.v1.Type/Async` (unary); returns the response.
+        pub async fn r#async(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.async_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`async`](Self::async) with per-call options.
+        pub async fn async_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&ASYNC, request, options).await
+        }
+        /// `Self`: snake case `self` cannot be a raw identifier.
+        ///
+        /// Calls `/acme.v1.Type/Self` (unary); returns the response.
+        pub async fn self_(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.self_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`self_`](Self::self_) with per-call options.
+        pub async fn self_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&SELF, request, options).await
+        }
+        /// Snake case collides with `Self`.
+        ///
+        /// Calls `/acme.v1.Type/Self_` (unary); returns the response.
+        pub async fn self__(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.self_with_options_(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`self__`](Self::self__) with per-call options.
+        pub async fn self_with_options_(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&SELF_, request, options).await
+        }
+        /// `type` again, as a method.
+        ///
+        /// Calls `/acme.v1.Type/Type` (unary); returns the response.
+        pub async fn r#type(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.type_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`type`](Self::type) with per-call options.
+        pub async fn type_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&TYPE, request, options).await
+        }
+        /// Its constant would be SERVICE_NAME.
+        ///
+        /// Calls `/acme.v1.Type/ServiceName` (unary); returns the response.
+        pub async fn service_name(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.service_name_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`service_name`](Self::service_name) with per-call options.
+        pub async fn service_name_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&SERVICE_NAME_, request, options).await
+        }
+        /// `gen` is reserved in Rust 2024.
+        ///
+        /// Calls `/acme.v1.Type/Gen` (unary); returns the response.
+        pub async fn r#gen(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.gen_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`gen`](Self::gen) with per-call options.
+        pub async fn gen_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&GEN, request, options).await
+        }
+        /// Takes a message from the package `acme.v1.type`.
+        ///
+        /// Calls `/acme.v1.Type/Pay` (unary); returns the response.
+        pub async fn pay(
+            &self,
+            request: super::r#type::Money,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.pay_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`pay`](Self::pay) with per-call options.
+        pub async fn pay_with_options(
+            &self,
+            request: super::r#type::Money,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&PAY, request, options).await
+        }
+    }
 }
 /// Its module name, `inner`, is taken by the sub-package acme.v1.inner.
 ///
@@ -79,9 +678,1017 @@ pub mod inner_ {
     /// The fully-qualified name of the service: `acme.v1.Inner`.
     pub const SERVICE_NAME: &str = "acme.v1.Inner";
     /// Unary `/acme.v1.Inner/Get`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const GET: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const GET: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Inner/Get",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
+    /// Its module name, `inner`, is taken by the sub-package acme.v1.inner.
+    ///
+    /// Implement it and serve it with [`InnerServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait Inner: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Unary `/acme.v1.Inner/Get`. Answers `unimplemented` unless implemented.
+        fn get(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Inner.Get is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`Inner`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct InnerServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::Inner> InnerServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for InnerServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for InnerServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("InnerServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::Inner> ::connect_tower::server::Dispatch for InnerServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[GET]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.Inner/Get" => ::core::option::Option::Some(GET),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.Inner/Get" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Inner>::get(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.Inner`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct InnerClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for InnerClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for InnerClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("InnerClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> InnerClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Calls `/acme.v1.Inner/Get` (unary); returns the response.
+        pub async fn get(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.get_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`get`](Self::get) with per-call options.
+        pub async fn get_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&GET, request, options).await
+        }
+    }
+}
+/// Methods named like the client's own methods (`new`, `inner`), like each other's
+/// `…_with_options` variant, and like a method of `Arc` (`clone`).
+///
+/// Service `acme.v1.Clashes`, from `acme/v1/keywords.proto`.
+pub mod clashes {
+    /// The fully-qualified name of the service: `acme.v1.Clashes`.
+    pub const SERVICE_NAME: &str = "acme.v1.Clashes";
+    /// Unary `/acme.v1.Clashes/New`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const NEW: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.Clashes/New",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Unary `/acme.v1.Clashes/Inner`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const INNER: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.Clashes/Inner",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Unary `/acme.v1.Clashes/Ping`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const PING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.Clashes/Ping",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Unary `/acme.v1.Clashes/PingWithOptions`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const PING_WITH_OPTIONS: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.Clashes/PingWithOptions",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Unary `/acme.v1.Clashes/Clone`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const CLONE: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.Clashes/Clone",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Methods named like the client's own methods (`new`, `inner`), like each other's
+    /// `…_with_options` variant, and like a method of `Arc` (`clone`).
+    ///
+    /// Implement it and serve it with [`ClashesServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait Clashes: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Unary `/acme.v1.Clashes/New`. Answers `unimplemented` unless implemented.
+        fn new_(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Clashes.New is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Unary `/acme.v1.Clashes/Inner`. Answers `unimplemented` unless implemented.
+        fn inner_(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Clashes.Inner is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Unary `/acme.v1.Clashes/Ping`. Answers `unimplemented` unless implemented.
+        fn ping(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Clashes.Ping is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Unary `/acme.v1.Clashes/PingWithOptions`. Answers `unimplemented` unless implemented.
+        fn ping_with_options(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Clashes.PingWithOptions is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Unary `/acme.v1.Clashes/Clone`. Answers `unimplemented` unless implemented.
+        fn clone_(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.Clashes.Clone is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`Clashes`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct ClashesServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::Clashes> ClashesServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for ClashesServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for ClashesServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("ClashesServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::Clashes> ::connect_tower::server::Dispatch for ClashesServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[NEW, INNER, PING, PING_WITH_OPTIONS, CLONE]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.Clashes/New" => ::core::option::Option::Some(NEW),
+                "/acme.v1.Clashes/Inner" => ::core::option::Option::Some(INNER),
+                "/acme.v1.Clashes/Ping" => ::core::option::Option::Some(PING),
+                "/acme.v1.Clashes/PingWithOptions" => {
+                    ::core::option::Option::Some(PING_WITH_OPTIONS)
+                }
+                "/acme.v1.Clashes/Clone" => ::core::option::Option::Some(CLONE),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.Clashes/New" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Clashes>::new_(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Clashes/Inner" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Clashes>::inner_(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Clashes/Ping" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Clashes>::ping(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Clashes/PingWithOptions" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Clashes>::ping_with_options(&service, request)
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                "/acme.v1.Clashes/Clone" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::Clashes>::clone_(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.Clashes`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct ClashesClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for ClashesClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for ClashesClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("ClashesClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> ClashesClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Calls `/acme.v1.Clashes/New` (unary); returns the response.
+        pub async fn new_(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.new_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`new_`](Self::new_) with per-call options.
+        pub async fn new_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&NEW, request, options).await
+        }
+        /// Calls `/acme.v1.Clashes/Inner` (unary); returns the response.
+        pub async fn inner_(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`inner_`](Self::inner_) with per-call options.
+        pub async fn inner_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&INNER, request, options).await
+        }
+        /// Calls `/acme.v1.Clashes/Ping` (unary); returns the response.
+        pub async fn ping(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.ping_with_options_(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`ping`](Self::ping) with per-call options.
+        pub async fn ping_with_options_(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&PING, request, options).await
+        }
+        /// Calls `/acme.v1.Clashes/PingWithOptions` (unary); returns the response.
+        pub async fn ping_with_options(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.ping_with_options_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`ping_with_options`](Self::ping_with_options) with per-call options.
+        pub async fn ping_with_options_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&PING_WITH_OPTIONS, request, options).await
+        }
+        /// Calls `/acme.v1.Clashes/Clone` (unary); returns the response.
+        pub async fn clone_(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.clone_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`clone_`](Self::clone_) with per-call options.
+        pub async fn clone_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&CLONE, request, options).await
+        }
+    }
+}
+/// A service without methods.
+///
+/// Service `acme.v1.Nothing`, from `acme/v1/keywords.proto`.
+pub mod nothing {
+    /// The fully-qualified name of the service: `acme.v1.Nothing`.
+    pub const SERVICE_NAME: &str = "acme.v1.Nothing";
+    /// A service without methods.
+    ///
+    /// Implement it and serve it with [`NothingServer`].
+    pub trait Nothing: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// Serves an implementation of [`Nothing`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct NothingServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::Nothing> NothingServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for NothingServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for NothingServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("NothingServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::Nothing> ::connect_tower::server::Dispatch for NothingServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            let _ = path;
+            ::core::option::Option::None
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call))
+        }
+    }
+    /// A client for `acme.v1.Nothing`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct NothingClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for NothingClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for NothingClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("NothingClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> NothingClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+    }
+}
+/// Named like the generated server's type parameter.
+///
+/// Service `acme.v1.S`, from `acme/v1/keywords.proto`.
+pub mod s {
+    /// The fully-qualified name of the service: `acme.v1.S`.
+    pub const SERVICE_NAME: &str = "acme.v1.S";
+    /// Unary `/acme.v1.S/Get`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const GET: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.S/Get",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Named like the generated server's type parameter.
+    ///
+    /// Implement it and serve it with [`SServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait S: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Unary `/acme.v1.S/Get`. Answers `unimplemented` unless implemented.
+        fn get(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.S.Get is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`S`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct SServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::S> SServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for SServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for SServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("SServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::S> ::connect_tower::server::Dispatch for SServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[GET]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.S/Get" => ::core::option::Option::Some(GET),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.S/Get" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::S>::get(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.S`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct SClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for SClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for SClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("SClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> SClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Calls `/acme.v1.S/Get` (unary); returns the response.
+        pub async fn get(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.get_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`get`](Self::get) with per-call options.
+        pub async fn get_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&GET, request, options).await
+        }
+    }
+}
+/// Not UpperCamelCase: the trait is `LowerCaseService`.
+///
+/// Service `acme.v1.lower_case_service`, from `acme/v1/keywords.proto`.
+pub mod lower_case_service {
+    /// The fully-qualified name of the service: `acme.v1.lower_case_service`.
+    pub const SERVICE_NAME: &str = "acme.v1.lower_case_service";
+    /// Unary `/acme.v1.lower_case_service/do_thing`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
+    pub const DO_THING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+        "/acme.v1.lower_case_service/do_thing",
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
+    );
+    /// Not UpperCamelCase: the trait is `LowerCaseService`.
+    ///
+    /// Implement it and serve it with [`LowerCaseServiceServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait LowerCaseService: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Unary `/acme.v1.lower_case_service/do_thing`. Answers `unimplemented` unless implemented.
+        fn do_thing(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::KeywordRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::KeywordReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "acme.v1.lower_case_service.do_thing is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`LowerCaseService`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct LowerCaseServiceServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::LowerCaseService> LowerCaseServiceServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for LowerCaseServiceServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for LowerCaseServiceServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("LowerCaseServiceServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::LowerCaseService> ::connect_tower::server::Dispatch
+    for LowerCaseServiceServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[DO_THING]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/acme.v1.lower_case_service/do_thing" => {
+                    ::core::option::Option::Some(DO_THING)
+                }
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/acme.v1.lower_case_service/do_thing" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            move |request| async move {
+                                <S as self::LowerCaseService>::do_thing(&service, request)
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `acme.v1.lower_case_service`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct LowerCaseServiceClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for LowerCaseServiceClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for LowerCaseServiceClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("LowerCaseServiceClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> LowerCaseServiceClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Calls `/acme.v1.lower_case_service/do_thing` (unary); returns the response.
+        pub async fn do_thing(
+            &self,
+            request: super::KeywordRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.do_thing_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`do_thing`](Self::do_thing) with per-call options.
+        pub async fn do_thing_with_options(
+            &self,
+            request: super::KeywordRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::KeywordReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&DO_THING, request, options).await
+        }
+    }
 }

@@ -8,15 +8,230 @@ pub mod edition_service {
     /// The fully-qualified name of the service: `ed.v1.EditionService`.
     pub const SERVICE_NAME: &str = "ed.v1.EditionService";
     /// Unary `/ed.v1.EditionService/Unary`: request [`ed.v1.EditionRequest`](super::EditionRequest), response [`ed.v1.EditionReply`](super::EditionReply).
-    pub const UNARY: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const UNARY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/ed.v1.EditionService/Unary",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
     /// Server-streaming `/ed.v1.EditionService/Watch`, no side effects: request [`ed.v1.EditionRequest`](super::EditionRequest), response [`ed.v1.EditionReply`](super::EditionReply).
-    pub const WATCH: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const WATCH: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/ed.v1.EditionService/Watch",
-        ::connect_proto_core::MethodKind::ServerStreaming,
-        ::connect_proto_core::Idempotency::NoSideEffects,
+        ::connect_tower::MethodKind::ServerStreaming,
+        ::connect_tower::Idempotency::NoSideEffects,
     );
+    /// Served from an edition-2023 file.
+    ///
+    /// Implement it and serve it with [`EditionServiceServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait EditionService: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Unary `/ed.v1.EditionService/Unary`. Answers `unimplemented` unless implemented.
+        fn unary(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::EditionRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::EditionReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "ed.v1.EditionService.Unary is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Server-streaming `/ed.v1.EditionService/Watch`, no side effects. Send responses through `responses`; return `Ok(())` to end the stream. Answers `unimplemented` unless implemented.
+        fn watch(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::EditionRequestOwnedView,
+            >,
+            responses: ::connect_tower::server::ResponseSender<super::EditionReply>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ::connect_tower::Status>,
+        > + ::core::marker::Send {
+            ::core::mem::drop((request, responses));
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "ed.v1.EditionService.Watch is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`EditionService`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct EditionServiceServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::EditionService> EditionServiceServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for EditionServiceServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for EditionServiceServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("EditionServiceServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::EditionService> ::connect_tower::server::Dispatch
+    for EditionServiceServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[UNARY, WATCH]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/ed.v1.EditionService/Unary" => ::core::option::Option::Some(UNARY),
+                "/ed.v1.EditionService/Watch" => ::core::option::Option::Some(WATCH),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/ed.v1.EditionService/Unary" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::EditionRequest>,
+                            move |request| async move {
+                                <S as self::EditionService>::unary(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/ed.v1.EditionService/Watch" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::server_streaming(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::EditionRequest>,
+                            move |request, responses| async move {
+                                <S as self::EditionService>::watch(
+                                        &service,
+                                        request,
+                                        responses,
+                                    )
+                                    .await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `ed.v1.EditionService`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct EditionServiceClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for EditionServiceClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for EditionServiceClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("EditionServiceClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> EditionServiceClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Calls `/ed.v1.EditionService/Unary` (unary); returns the response.
+        pub async fn unary(
+            &self,
+            request: super::EditionRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::EditionReply>,
+            ::connect_tower::Status,
+        > {
+            self.unary_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`unary`](Self::unary) with per-call options.
+        pub async fn unary_with_options(
+            &self,
+            request: super::EditionRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::EditionReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&UNARY, request, options).await
+        }
+        /// Calls `/ed.v1.EditionService/Watch` (server-streaming, no side effects); returns the stream of responses.
+        pub async fn watch(
+            &self,
+            request: super::EditionRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::ResponseStream<super::EditionReply>,
+            ::connect_tower::Status,
+        > {
+            self.watch_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`watch`](Self::watch) with per-call options.
+        pub async fn watch_with_options(
+            &self,
+            request: super::EditionRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::client::ResponseStream<super::EditionReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.server_streaming(&WATCH, request, options).await
+        }
+    }
 }

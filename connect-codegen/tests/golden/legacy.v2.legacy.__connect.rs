@@ -10,17 +10,239 @@ pub mod legacy_service {
     /// Looks things up.
     ///
     /// Unary `/legacy.v2.LegacyService/Lookup`, no side effects: request [`legacy.v2.LegacyRequest`](super::LegacyRequest), response [`legacy.v2.LegacyReply`](super::LegacyReply).
-    pub const LOOKUP: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const LOOKUP: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/legacy.v2.LegacyService/Lookup",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::NoSideEffects,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::NoSideEffects,
     );
     /// Greets through the other package's types.
     ///
     /// Unary `/legacy.v2.LegacyService/Relay`: request [`acme.v1.HelloRequest`](super::super::super::acme::v1::HelloRequest), response [`acme.v1.HelloReply`](super::super::super::acme::v1::HelloReply).
-    pub const RELAY: ::connect_proto_core::MethodSpec = ::connect_proto_core::MethodSpec::new(
+    pub const RELAY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/legacy.v2.LegacyService/Relay",
-        ::connect_proto_core::MethodKind::Unary,
-        ::connect_proto_core::Idempotency::Unknown,
+        ::connect_tower::MethodKind::Unary,
+        ::connect_tower::Idempotency::Unknown,
     );
+    /// A proto2 service.
+    ///
+    /// Implement it and serve it with [`LegacyServiceServer`]. Every method has a default body that answers `unimplemented`.
+    ///
+    /// Requests arrive as zero-copy views (buffa's `…OwnedView` handles, which borrow from the received bytes); `to_owned_message()` turns one into the owned message.
+    pub trait LegacyService: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Looks things up.
+        ///
+        /// Unary `/legacy.v2.LegacyService/Lookup`, no side effects. Answers `unimplemented` unless implemented.
+        fn lookup(
+            &self,
+            request: ::connect_tower::Request<
+                super::__buffa::view::LegacyRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::LegacyReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "legacy.v2.LegacyService.Lookup is not implemented",
+                    ),
+                ),
+            )
+        }
+        /// Greets through the other package's types.
+        ///
+        /// Unary `/legacy.v2.LegacyService/Relay`. Answers `unimplemented` unless implemented.
+        fn relay(
+            &self,
+            request: ::connect_tower::Request<
+                super::super::super::acme::v1::__buffa::view::HelloRequestOwnedView,
+            >,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::connect_tower::Response<super::super::super::acme::v1::HelloReply>,
+                ::connect_tower::Status,
+            >,
+        > + ::core::marker::Send {
+            ::core::mem::drop(request);
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::connect_tower::Status::new(
+                        ::connect_tower::Code::Unimplemented,
+                        "legacy.v2.LegacyService.Relay is not implemented",
+                    ),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`LegacyService`] over Connect, gRPC and gRPC-Web.
+    ///
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    pub struct LegacyServiceServer<S> {
+        inner: ::std::sync::Arc<S>,
+    }
+    impl<S: self::LegacyService> LegacyServiceServer<S> {
+        /// Serves `service`.
+        pub fn new(service: S) -> Self {
+            Self::from_arc(::std::sync::Arc::new(service))
+        }
+        /// Serves a `service` that is already shared.
+        pub fn from_arc(service: ::std::sync::Arc<S>) -> Self {
+            Self { inner: service }
+        }
+    }
+    impl<S> ::core::clone::Clone for LegacyServiceServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::std::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S> ::core::fmt::Debug for LegacyServiceServer<S> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("LegacyServiceServer").finish_non_exhaustive()
+        }
+    }
+    impl<S: self::LegacyService> ::connect_tower::server::Dispatch
+    for LegacyServiceServer<S> {
+        fn methods(&self) -> &[::connect_tower::MethodSpec] {
+            &[LOOKUP, RELAY]
+        }
+        fn method(
+            &self,
+            path: &str,
+        ) -> ::core::option::Option<::connect_tower::MethodSpec> {
+            match path {
+                "/legacy.v2.LegacyService/Lookup" => ::core::option::Option::Some(LOOKUP),
+                "/legacy.v2.LegacyService/Relay" => ::core::option::Option::Some(RELAY),
+                _ => ::core::option::Option::None,
+            }
+        }
+        fn dispatch(
+            &self,
+            call: ::connect_tower::server::IncomingCall,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::core::future::Future<Output = ()> + ::core::marker::Send,
+            >,
+        > {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            let path: &'static str = call.method().path;
+            match path {
+                "/legacy.v2.LegacyService/Lookup" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<super::LegacyRequest>,
+                            move |request| async move {
+                                <S as self::LegacyService>::lookup(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                "/legacy.v2.LegacyService/Relay" => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unary(
+                            call,
+                            ::connect_tower::codec::decode_view::<
+                                super::super::super::acme::v1::HelloRequest,
+                            >,
+                            move |request| async move {
+                                <S as self::LegacyService>::relay(&service, request).await
+                            },
+                        ),
+                    )
+                }
+                _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+    }
+    /// A client for `legacy.v2.LegacyService`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
+    ///
+    /// It wraps a `connect_tower::client::Client`, which holds the transport and the protocol configuration (Connect, gRPC or gRPC-Web; binary or JSON). Cloning is as cheap as cloning the transport.
+    pub struct LegacyServiceClient<T> {
+        inner: ::connect_tower::client::Client<T>,
+    }
+    impl<T: ::core::clone::Clone> ::core::clone::Clone for LegacyServiceClient<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::core::clone::Clone::clone(&self.inner),
+            }
+        }
+    }
+    impl<T> ::core::fmt::Debug for LegacyServiceClient<T> {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.debug_struct("LegacyServiceClient").field("inner", &self.inner).finish()
+        }
+    }
+    impl<T> LegacyServiceClient<T>
+    where
+        T: ::connect_tower::client::Transport,
+    {
+        /// A client that sends its calls through `inner`.
+        pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
+            Self { inner }
+        }
+        /// The underlying client.
+        pub fn inner(&self) -> &::connect_tower::client::Client<T> {
+            &self.inner
+        }
+        /// Looks things up.
+        ///
+        /// Calls `/legacy.v2.LegacyService/Lookup` (unary, no side effects); returns the response.
+        pub async fn lookup(
+            &self,
+            request: super::LegacyRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::LegacyReply>,
+            ::connect_tower::Status,
+        > {
+            self.lookup_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`lookup`](Self::lookup) with per-call options.
+        pub async fn lookup_with_options(
+            &self,
+            request: super::LegacyRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::LegacyReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&LOOKUP, request, options).await
+        }
+        /// Greets through the other package's types.
+        ///
+        /// Calls `/legacy.v2.LegacyService/Relay` (unary); returns the response.
+        pub async fn relay(
+            &self,
+            request: super::super::super::acme::v1::HelloRequest,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::super::super::acme::v1::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.relay_with_options(
+                    request,
+                    ::connect_tower::client::CallOptions::default(),
+                )
+                .await
+        }
+        /// [`relay`](Self::relay) with per-call options.
+        pub async fn relay_with_options(
+            &self,
+            request: super::super::super::acme::v1::HelloRequest,
+            options: ::connect_tower::client::CallOptions,
+        ) -> ::core::result::Result<
+            ::connect_tower::Response<super::super::super::acme::v1::HelloReply>,
+            ::connect_tower::Status,
+        > {
+            self.inner.unary(&RELAY, request, options).await
+        }
+    }
 }
