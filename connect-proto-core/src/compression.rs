@@ -11,7 +11,7 @@
 //! | `gzip`    | `gzip`    | RFC 1952 gzip                            |
 //! | `zstd`    | `zstd`    | Zstandard frame                          |
 //! | `br`      | `br`      | Brotli                                   |
-//! | `deflate` | `deflate` | raw RFC 1951 DEFLATE (as the Connect and gRPC ecosystems use it) |
+//! | `deflate` | `deflate` | zlib-wrapped DEFLATE (RFC 1950, HTTP's `deflate`); raw RFC 1951 streams are accepted too |
 //! | `snappy`  | `snappy`  | Snappy framing format                    |
 
 use std::fmt;
@@ -274,7 +274,9 @@ impl Compression for Gzip {
     }
 }
 
-/// Raw DEFLATE (RFC 1951), the `deflate` of the Connect and gRPC ecosystems.
+/// `deflate`: DEFLATE in the zlib wrapper (RFC 1950), as HTTP defines the token and as the
+/// Connect ecosystem (and its conformance suite) sends it. Decoding also accepts raw RFC 1951
+/// streams, which some peers send under the same name.
 #[cfg(feature = "deflate")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Deflate;
@@ -287,7 +289,7 @@ impl Compression for Deflate {
 
     fn compress(&self, input: &[u8]) -> Result<Bytes, CompressionError> {
         use std::io::Write;
-        let mut encoder = flate2::write::DeflateEncoder::new(
+        let mut encoder = flate2::write::ZlibEncoder::new(
             Vec::with_capacity(input.len() / 2 + 16),
             flate2::Compression::default(),
         );
@@ -301,7 +303,26 @@ impl Compression for Deflate {
     }
 
     fn decompress(&self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
-        read_bounded(flate2::read::DeflateDecoder::new(input), limit)
+        if looks_like_zlib(input) {
+            read_bounded(flate2::read::ZlibDecoder::new(input), limit)
+        } else {
+            read_bounded(flate2::read::DeflateDecoder::new(input), limit)
+        }
+    }
+}
+
+/// Whether `input` starts with a zlib header: compression method 8 (deflate), a window of at
+/// most 32 KiB, no preset dictionary, and the header checksum (a multiple of 31).
+#[cfg(feature = "deflate")]
+fn looks_like_zlib(input: &[u8]) -> bool {
+    match input {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8
+                && cmf >> 4 <= 7
+                && flg & 0x20 == 0
+                && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
     }
 }
 

@@ -276,14 +276,37 @@ mod deflate_tests {
     }
 
     #[test]
-    fn output_is_raw_deflate_without_a_zlib_header() {
-        let raw = Deflate.compress(&text(1000)).unwrap();
-        // A zlib stream starts with CMF 0x78; raw DEFLATE from flate2 starts with a block header.
-        assert_ne!(raw[0], 0x78);
-        let mut inflater = flate2::read::DeflateDecoder::new(&raw[..]);
+    fn output_is_zlib_wrapped() {
+        let wrapped = Deflate.compress(&text(1000)).unwrap();
+        let mut inflater = flate2::read::ZlibDecoder::new(&wrapped[..]);
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut inflater, &mut out).unwrap();
         assert_eq!(out, text(1000));
+    }
+
+    #[test]
+    fn raw_deflate_is_accepted_too() {
+        use std::io::Write;
+        for input in [text(1000), b"{}".to_vec(), Vec::new()] {
+            let mut encoder =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&input).unwrap();
+            let raw = encoder.finish().unwrap();
+            assert_eq!(Deflate.decompress(&raw, 10_000).unwrap(), input);
+        }
+        // Go's compress/flate at level 1: stored blocks.
+        let go = b"\x00\x11\x00\xee\xff{\"hello\":\"world\"}\x01\x00\x00\xff\xff";
+        assert_eq!(
+            &Deflate.decompress(go, 100).unwrap()[..],
+            br#"{"hello":"world"}"#
+        );
+        // Go's compress/zlib, as the conformance reference client sends it.
+        let zlib = [
+            0x78, 0x9c, 0xe2, 0x12, 0x32, 0xb8, 0xc3, 0x2d, 0xc4, 0x5b, 0x92, 0x5a, 0x5c, 0xa2,
+            0x50, 0x94, 0x5a, 0x5c, 0x90, 0x9f, 0x57, 0x9c, 0x0a, 0x08, 0x00, 0x00, 0xff, 0xff,
+            0x3b, 0x61, 0x06, 0xa2,
+        ];
+        assert!(Deflate.decompress(&zlib, 100).is_ok());
     }
 }
 

@@ -558,8 +558,11 @@ fn play_error(case: &Case, at: FailAt) {
     // What the client sees depends on whether the head had gone out already.
     let head_sent = at == FailAt::AfterMessage && !case.connect_unary();
     let message_delivered = head_sent;
-    let trailers_only =
-        !head_sent && matches!(case.wire, Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText);
+    // With response headers set, gRPC answers headers then trailers (never trailers-only), so
+    // the client keeps headers and error metadata apart.
+    let trailers_only = !head_sent
+        && matches!(case.wire, Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText)
+        && response_headers().is_empty();
     let mut expected_status = status.clone();
     let mut expected = Vec::new();
     if trailers_only {

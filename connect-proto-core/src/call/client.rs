@@ -129,6 +129,7 @@ pub struct ClientCall {
     end_outcome: Option<Result<HeaderMap, Status>>,
     events: VecDeque<ClientEvent>,
     outputs: VecDeque<ClientOutput>,
+    buffered_output_bytes: usize,
     scratch: Vec<Inbound>,
 }
 
@@ -209,6 +210,7 @@ impl ClientCall {
             end_outcome: None,
             events: VecDeque::new(),
             outputs: VecDeque::new(),
+            buffered_output_bytes: 0,
             scratch: Vec::new(),
         };
         if method.kind.streams_requests() {
@@ -286,7 +288,7 @@ impl ClientCall {
         self.sent_messages += 1;
         if self.method.kind.streams_requests() {
             let (framed, _) = self.frame(message)?;
-            self.outputs.push_back(ClientOutput::Data(framed));
+            self.push_output(ClientOutput::Data(framed));
             return Ok(());
         }
         if self.use_get {
@@ -302,17 +304,17 @@ impl ClientCall {
             let uri = with_query(&self.uri, &query)?;
             if uri.to_string().len() <= self.max_get_url_bytes {
                 let head = self.request_head(Method::GET, uri, false);
-                self.outputs.push_back(ClientOutput::Head(head));
-                self.outputs.push_back(ClientOutput::End);
+                self.push_output(ClientOutput::Head(head));
+                self.push_output(ClientOutput::End);
                 self.send = SendState::Closed;
                 return Ok(());
             }
         }
         let (framed, compressed) = self.frame(message)?;
         let head = self.request_head(Method::POST, self.uri.clone(), compressed);
-        self.outputs.push_back(ClientOutput::Head(head));
-        self.outputs.push_back(ClientOutput::Data(framed));
-        self.outputs.push_back(ClientOutput::End);
+        self.push_output(ClientOutput::Head(head));
+        self.push_output(ClientOutput::Data(framed));
+        self.push_output(ClientOutput::End);
         self.send = SendState::Closed;
         Ok(())
     }
@@ -326,7 +328,7 @@ impl ClientCall {
             SendState::Open => {
                 self.send = SendState::Closed;
                 if !self.is_finished() {
-                    self.outputs.push_back(ClientOutput::End);
+                    self.push_output(ClientOutput::End);
                 }
                 Ok(())
             }
@@ -474,7 +476,24 @@ impl ClientCall {
 
     /// Next output for the adapter.
     pub fn poll_output(&mut self) -> Option<ClientOutput> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front()?;
+        if let ClientOutput::Data(data) = &output {
+            self.buffered_output_bytes -= data.len();
+        }
+        Some(output)
+    }
+
+    /// Body bytes queued for the adapter but not yet taken with `poll_output` (after
+    /// compression and framing): what back-pressure should be measured in.
+    pub fn buffered_output_bytes(&self) -> usize {
+        self.buffered_output_bytes
+    }
+
+    fn push_output(&mut self, output: ClientOutput) {
+        if let ClientOutput::Data(data) = &output {
+            self.buffered_output_bytes += data.len();
+        }
+        self.outputs.push_back(output);
     }
 
     /// Next event for the application.
@@ -764,7 +783,8 @@ impl ClientCall {
     fn abort(&mut self, status: Status) {
         self.finish(Err(status));
         self.outputs.clear();
-        self.outputs.push_back(ClientOutput::Cancel);
+        self.buffered_output_bytes = 0;
+        self.push_output(ClientOutput::Cancel);
     }
 
     fn finish(&mut self, outcome: Result<HeaderMap, Status>) {

@@ -105,6 +105,7 @@ pub struct ServerCall {
     unary_response_compressed: bool,
     events: VecDeque<ServerEvent>,
     outputs: VecDeque<ServerOutput>,
+    buffered_output_bytes: usize,
     scratch: Vec<Inbound>,
 }
 
@@ -150,6 +151,7 @@ impl ServerCall {
             unary_response_compressed: false,
             events: VecDeque::new(),
             outputs: VecDeque::new(),
+            buffered_output_bytes: 0,
             scratch: Vec::new(),
         };
         if let Some(message) = get_message {
@@ -252,6 +254,7 @@ impl ServerCall {
         self.request = RequestState::Failed;
         self.response = ResponseState::Finished;
         self.outputs.clear();
+        self.buffered_output_bytes = 0;
         self.events.push_back(ServerEvent::Failed(Status::new(
             Code::Canceled,
             "the client cancelled the call",
@@ -322,7 +325,7 @@ impl ServerCall {
         if self.response == ResponseState::Idle {
             self.write_head();
         }
-        self.outputs.push_back(ServerOutput::Data(framed));
+        self.push_output(ServerOutput::Data(framed));
         Ok(())
     }
 
@@ -360,7 +363,24 @@ impl ServerCall {
 
     /// Next output for the adapter.
     pub fn poll_output(&mut self) -> Option<ServerOutput> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front()?;
+        if let ServerOutput::Data(data) = &output {
+            self.buffered_output_bytes -= data.len();
+        }
+        Some(output)
+    }
+
+    /// Body bytes queued for the adapter but not yet taken with `poll_output` (after
+    /// compression and framing): what back-pressure should be measured in.
+    pub fn buffered_output_bytes(&self) -> usize {
+        self.buffered_output_bytes
+    }
+
+    fn push_output(&mut self, output: ServerOutput) {
+        if let ServerOutput::Data(data) = &output {
+            self.buffered_output_bytes += data.len();
+        }
+        self.outputs.push_back(output);
     }
 
     fn feed(&mut self, chunk: Bytes) {
@@ -462,7 +482,7 @@ impl ServerCall {
 
     fn write_head(&mut self) {
         let head = self.head_parts();
-        self.outputs.push_back(ServerOutput::Head(head));
+        self.push_output(ServerOutput::Head(head));
         self.response = ResponseState::Streaming;
     }
 
@@ -471,11 +491,11 @@ impl ServerCall {
             (Protocol::Connect, false) => {
                 let mut head = self.head_parts();
                 prefix_trailers(&trailers, &mut head.headers);
-                self.outputs.push_back(ServerOutput::Head(head));
+                self.push_output(ServerOutput::Head(head));
                 if let Some(body) = self.unary_response.take() {
-                    self.outputs.push_back(ServerOutput::Data(body));
+                    self.push_output(ServerOutput::Data(body));
                 }
-                self.outputs.push_back(ServerOutput::End);
+                self.push_output(ServerOutput::End);
             }
             (Protocol::Connect, true) => {
                 if self.response == ResponseState::Idle {
@@ -483,7 +503,7 @@ impl ServerCall {
                 }
                 let end = encode_end_stream(None, &trailers);
                 self.push_frame(FLAG_END_STREAM, &end);
-                self.outputs.push_back(ServerOutput::End);
+                self.push_output(ServerOutput::End);
             }
             (Protocol::Grpc, _) => {
                 let mut block = HeaderMap::new();
@@ -501,6 +521,11 @@ impl ServerCall {
 
     fn finish_err(&mut self, status: Status) {
         self.unary_response = None;
+        if self.response == ResponseState::Idle && self.headers_need_their_own_frame() {
+            // gRPC with response headers: headers, then the status in trailers, so clients
+            // keep the two apart (a trailers-only response would merge them).
+            self.write_head();
+        }
         if self.response == ResponseState::Idle {
             let rendered =
                 render::error_response(self.content_type, &status, &self.response_headers);
@@ -513,22 +538,22 @@ impl ServerCall {
                 };
                 head.headers.insert(accept, value.clone());
             }
-            self.outputs.push_back(ServerOutput::Head(head));
+            self.push_output(ServerOutput::Head(head));
             if !rendered.body.is_empty() {
                 let body = if self.content_type.text {
                     crate::grpc_web::encode_text_chunk(&rendered.body)
                 } else {
                     rendered.body
                 };
-                self.outputs.push_back(ServerOutput::Data(body));
+                self.push_output(ServerOutput::Data(body));
             }
-            self.outputs.push_back(ServerOutput::End);
+            self.push_output(ServerOutput::End);
         } else {
             match self.content_type.protocol {
                 Protocol::Connect => {
                     let end = encode_end_stream(Some(&status), status.metadata());
                     self.push_frame(FLAG_END_STREAM, &end);
-                    self.outputs.push_back(ServerOutput::End);
+                    self.push_output(ServerOutput::End);
                 }
                 Protocol::Grpc => {
                     let mut block = HeaderMap::new();
@@ -547,14 +572,27 @@ impl ServerCall {
 
     /// gRPC: trailers after a streaming response, or a trailers-only response.
     fn end_grpc(&mut self, block: HeaderMap) {
+        if self.response == ResponseState::Idle && self.headers_need_their_own_frame() {
+            self.write_head();
+        }
         if self.response == ResponseState::Idle {
             let mut head = self.head_parts();
             head.headers.extend(block);
-            self.outputs.push_back(ServerOutput::Head(head));
-            self.outputs.push_back(ServerOutput::End);
+            self.push_output(ServerOutput::Head(head));
+            self.push_output(ServerOutput::End);
         } else {
-            self.outputs.push_back(ServerOutput::Trailers(block));
+            self.push_output(ServerOutput::Trailers(block));
         }
+    }
+
+    /// Whether a gRPC or gRPC-Web response must not be trailers-only because the application
+    /// set response headers.
+    fn headers_need_their_own_frame(&self) -> bool {
+        self.content_type.protocol != Protocol::Connect
+            && self
+                .response_headers
+                .keys()
+                .any(|name| !crate::metadata::is_protocol_header(name.as_str()))
     }
 
     /// gRPC-Web: the trailer frame, after a head that is written if it was not yet.
@@ -563,7 +601,7 @@ impl ServerCall {
             self.write_head();
         }
         self.push_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
-        self.outputs.push_back(ServerOutput::End);
+        self.push_output(ServerOutput::End);
     }
 
     fn push_frame(&mut self, flags: u8, payload: &[u8]) {
@@ -574,7 +612,7 @@ impl ServerCall {
             } else {
                 frame
             };
-            self.outputs.push_back(ServerOutput::Data(frame));
+            self.push_output(ServerOutput::Data(frame));
         }
     }
 }

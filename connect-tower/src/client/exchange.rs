@@ -26,7 +26,6 @@ pub(crate) struct State {
     pub(crate) call: ClientCall,
     body_waker: Option<Waker>,
     sender_waker: Option<Waker>,
-    queued_bytes: usize,
     /// The request body is complete or abandoned.
     body_done: bool,
 }
@@ -100,7 +99,6 @@ impl Body for RequestBody {
                 }
                 match state.call.poll_output() {
                     Some(ClientOutput::Data(data)) => {
-                        state.queued_bytes = state.queued_bytes.saturating_sub(data.len());
                         if let Some(waker) = state.sender_waker.take() {
                             waker.wake();
                         }
@@ -174,7 +172,7 @@ impl<T: Transport> Exchange<T> {
                 call,
                 body_waker: None,
                 sender_waker: None,
-                queued_bytes: 0,
+
                 body_done: false,
             }),
         });
@@ -350,7 +348,7 @@ impl<T: Transport> Exchange<T> {
                 if state.call.is_finished() {
                     return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
                 }
-                if state.queued_bytes < MAX_QUEUED_BYTES {
+                if state.call.buffered_output_bytes() < MAX_QUEUED_BYTES {
                     return Poll::Ready(Ok(()));
                 }
                 state.sender_waker = Some(cx.waker().clone());
@@ -387,14 +385,12 @@ impl<T: Transport> Exchange<T> {
     pub(crate) fn send(&mut self, message: Bytes) -> Result<(), Status> {
         let now = self.timer.now();
         let mut state = self.shared.lock();
-        let len = message.len();
         state.call.send_message(now, message).map_err(|e| match e {
             connect_proto_core::UsageError::AlreadyFinished => {
                 Status::new(Code::Canceled, "the call has ended")
             }
             other => Status::from(other),
         })?;
-        state.queued_bytes += len;
         state.wake_body();
         Ok(())
     }

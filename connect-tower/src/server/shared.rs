@@ -39,7 +39,6 @@ pub(crate) struct State {
     request_done: bool,
     driver_waker: Option<Waker>,
     writer_waker: Option<Waker>,
-    queued_bytes: usize,
     pub(crate) trailers: HeaderMap,
     interceptors: Interceptors,
     headers_finalized: bool,
@@ -60,7 +59,6 @@ impl Shared {
                 request_done: false,
                 driver_waker: None,
                 writer_waker: None,
-                queued_bytes: 0,
                 trailers: HeaderMap::new(),
                 interceptors,
                 headers_finalized: false,
@@ -158,7 +156,7 @@ impl State {
         if self.call.is_finished() {
             return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
         }
-        if self.queued_bytes >= MAX_QUEUED_BYTES {
+        if self.call.buffered_output_bytes() >= MAX_QUEUED_BYTES {
             self.writer_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
@@ -167,7 +165,6 @@ impl State {
 
     pub(crate) fn send_message(&mut self, message: Bytes) -> Result<(), Status> {
         self.finalize_headers();
-        let len = message.len();
         let now = self.now();
         self.call.send_message(now, message).map_err(|e| match e {
             connect_proto_core::UsageError::AlreadyFinished => {
@@ -175,7 +172,6 @@ impl State {
             }
             other => Status::from(other),
         })?;
-        self.queued_bytes += len;
         self.wake_driver();
         Ok(())
     }
@@ -218,12 +214,11 @@ impl State {
     /// Takes the next response output for the HTTP writer.
     pub(crate) fn take_output(&mut self) -> Option<ServerOutput> {
         let output = self.call.poll_output()?;
-        if let ServerOutput::Data(data) = &output {
-            self.queued_bytes = self.queued_bytes.saturating_sub(data.len());
-            if self.queued_bytes < MAX_QUEUED_BYTES {
-                if let Some(waker) = self.writer_waker.take() {
-                    waker.wake();
-                }
+        if matches!(output, ServerOutput::Data(_))
+            && self.call.buffered_output_bytes() < MAX_QUEUED_BYTES
+        {
+            if let Some(waker) = self.writer_waker.take() {
+                waker.wake();
             }
         }
         Some(output)

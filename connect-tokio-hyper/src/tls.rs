@@ -1,0 +1,254 @@
+//! rustls configurations for the server and the client transports, with the aws-lc-rs
+//! crypto provider: PEM loading (certificate chains, PKCS#1, PKCS#8 and SEC1 private keys,
+//! root stores), server configurations with optional or required client certificates, and
+//! client configurations with an optional client identity for mutual TLS.
+//!
+//! Configurations built here advertise both HTTP versions with ALPN ([`ALPN_H2`] first,
+//! then [`ALPN_HTTP1`]). To force one HTTP version over TLS, clone the configuration and
+//! set `alpn_protocols` to just that one.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::{Error, Result};
+
+pub use rustls;
+pub use rustls_pki_types;
+
+/// The ALPN protocol id of HTTP/2 over TLS.
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// The ALPN protocol id of HTTP/1.1.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+/// The crypto provider every configuration of this module uses (aws-lc-rs).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Parses every certificate of a PEM document (a chain, leaf first; or a set of roots).
+///
+/// Fails if the document holds no certificate.
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(Error::Pem(rustls_pki_types::pem::Error::NoItemsFound));
+    }
+    Ok(certs)
+}
+
+/// Parses the first private key of a PEM document: PKCS#1 (`RSA PRIVATE KEY`), PKCS#8
+/// (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`).
+pub fn private_key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
+    Ok(PrivateKeyDer::from_pem_slice(pem)?)
+}
+
+/// A root store holding every certificate of a PEM document.
+pub fn root_store_from_pem(pem: &[u8]) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs_from_pem(pem)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// A certificate chain (leaf first) with its private key: a server's identity, or a client's
+/// for mutual TLS.
+#[derive(Debug)]
+pub struct Identity {
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// An identity from DER values.
+    pub fn new(cert_chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Self {
+        Identity { cert_chain, key }
+    }
+
+    /// An identity from a PEM certificate chain and a PEM private key (see
+    /// [`private_key_from_pem`] for the key formats).
+    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self> {
+        Ok(Identity {
+            cert_chain: certs_from_pem(cert_chain_pem)?,
+            key: private_key_from_pem(key_pem)?,
+        })
+    }
+
+    /// The certificate chain, leaf first.
+    pub fn cert_chain(&self) -> &[CertificateDer<'static>] {
+        &self.cert_chain
+    }
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity {
+            cert_chain: self.cert_chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+/// Whether and how a server asks for client certificates.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// No client certificates are requested.
+    #[default]
+    None,
+    /// Client certificates are requested and, when sent, verified against the roots; clients
+    /// without one are admitted too.
+    Optional(Arc<RootCertStore>),
+    /// Every client must present a certificate that verifies against the roots.
+    Required(Arc<RootCertStore>),
+}
+
+/// A server configuration: `identity` as the server's certificate, client certificates as
+/// `client_auth` says, ALPN `h2` and `http/1.1`.
+///
+/// The verified client chain of each connection reaches handlers as
+/// [`PeerInfo::tls_client_certs`](connect_tower::PeerInfo::tls_client_certs).
+pub fn server_config(identity: Identity, client_auth: ClientAuth) -> Result<Arc<ServerConfig>> {
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Optional(roots) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder_with_provider(roots, provider)
+                .allow_unauthenticated()
+                .build()?,
+        ),
+        ClientAuth::Required(roots) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder_with_provider(roots, provider).build()?,
+        ),
+    };
+    let mut config = builder.with_single_cert(identity.cert_chain, identity.key)?;
+    config.alpn_protocols = both_alpn();
+    Ok(Arc::new(config))
+}
+
+/// A client configuration trusting `roots`, presenting `identity` when the server asks for a
+/// client certificate, offering ALPN `h2` and `http/1.1`.
+pub fn client_config(
+    roots: Arc<RootCertStore>,
+    identity: Option<Identity>,
+) -> Result<Arc<ClientConfig>> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some(identity) => builder.with_client_auth_cert(identity.cert_chain, identity.key)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = both_alpn();
+    Ok(Arc::new(config))
+}
+
+fn both_alpn() -> Vec<Vec<u8>> {
+    vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()]
+}
+
+/// `config`, with both ALPN ids added if it offers none.
+#[cfg(feature = "server")]
+pub(crate) fn server_with_default_alpn(config: Arc<ServerConfig>) -> Arc<ServerConfig> {
+    if !config.alpn_protocols.is_empty() {
+        return config;
+    }
+    let mut config = (*config).clone();
+    config.alpn_protocols = both_alpn();
+    Arc::new(config)
+}
+
+/// `config`, with both ALPN ids added if it offers none.
+#[cfg(feature = "client")]
+pub(crate) fn client_with_default_alpn(config: Arc<ClientConfig>) -> Arc<ClientConfig> {
+    if !config.alpn_protocols.is_empty() {
+        return config;
+    }
+    let mut config = (*config).clone();
+    config.alpn_protocols = both_alpn();
+    Arc::new(config)
+}
+
+/// `config`, offering exactly HTTP/2.
+#[cfg(feature = "client")]
+pub(crate) fn client_h2_only(config: Arc<ClientConfig>) -> Arc<ClientConfig> {
+    if matches!(config.alpn_protocols.as_slice(), [only] if only == ALPN_H2) {
+        return config;
+    }
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Arc::new(config)
+}
+
+/// The TLS server name for a URI's host (a DNS name or an IP address).
+#[cfg(feature = "client")]
+pub(crate) fn server_name(uri: &http::Uri) -> Result<rustls_pki_types::ServerName<'static>> {
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::InvalidUri(format!("{uri} has no host")))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| Error::InvalidUri(format!("{host} is not a valid TLS server name: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_every_key_format() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pkcs8 = key.serialize_pem();
+        assert!(matches!(
+            private_key_from_pem(pkcs8.as_bytes()).unwrap(),
+            PrivateKeyDer::Pkcs8(_)
+        ));
+        // SEC1 and PKCS#1 documents are recognised by their labels.
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAEC\n-----END EC PRIVATE KEY-----\n";
+        assert!(matches!(
+            private_key_from_pem(sec1.as_bytes()).unwrap(),
+            PrivateKeyDer::Sec1(_)
+        ));
+        let pkcs1 = "-----BEGIN RSA PRIVATE KEY-----\nAAEC\n-----END RSA PRIVATE KEY-----\n";
+        assert!(matches!(
+            private_key_from_pem(pkcs1.as_bytes()).unwrap(),
+            PrivateKeyDer::Pkcs1(_)
+        ));
+        assert!(private_key_from_pem(b"no key here").is_err());
+        assert!(certs_from_pem(b"").is_err());
+    }
+
+    #[test]
+    fn builds_configurations_with_alpn() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let identity =
+            Identity::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        let roots = Arc::new(root_store_from_pem(cert.pem().as_bytes()).unwrap());
+        let server = server_config(identity.clone(), ClientAuth::Required(roots.clone())).unwrap();
+        assert_eq!(server.alpn_protocols, both_alpn());
+        let client = client_config(roots, Some(identity)).unwrap();
+        assert_eq!(client.alpn_protocols, both_alpn());
+        assert!(matches!(
+            server_config(
+                Identity::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap(),
+                ClientAuth::Optional(Arc::new(RootCertStore::empty()))
+            ),
+            Err(Error::Verifier(_))
+        ));
+    }
+}
