@@ -322,6 +322,18 @@ impl<Req: EncodeMessage, Resp: CodecMessage> ClientStreamingCall<Req, Resp> {
         self.stream.receiver.sender().send(bytes)
     }
 
+    /// The receiving half, for reading the response as a stream (headers, the message, then
+    /// trailers or the error) after [`close_send`](Self::close_send).
+    pub fn into_response_stream(self) -> ResponseStream<Resp> {
+        self.stream
+    }
+
+    /// Ends the request stream; the response can then be read from
+    /// [`into_response_stream`](Self::into_response_stream).
+    pub fn close_send(&mut self) -> Result<(), Status> {
+        self.stream.receiver.sender().close_send()
+    }
+
     /// Ends the request stream and waits for the response.
     pub async fn finish(mut self) -> Result<Response<Resp>, Status> {
         // A call that already ended keeps its outcome; closing is then a no-op.
@@ -369,6 +381,11 @@ impl<Req: EncodeMessage, Resp: CodecMessage> BidiStreamingCall<Req, Resp> {
     /// Ends the request stream.
     pub fn close_send(&mut self) -> Result<(), Status> {
         self.stream.receiver.sender().close_send()
+    }
+
+    /// The receiving half alone (the request stream should be closed first).
+    pub fn into_response_stream(self) -> ResponseStream<Resp> {
+        self.stream
     }
 
     /// The next response message: `Ok(None)` after a successful end.

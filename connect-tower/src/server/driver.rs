@@ -14,7 +14,7 @@ use connect_proto_core::{Code, ServerOutput, Status};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::rt::Sleep;
-use crate::server::shared::Shared;
+use crate::server::shared::{RequestBody, Shared};
 
 /// The handler future of one call.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -23,15 +23,30 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     handler: Option<HandlerFuture>,
     sleep: Option<(Instant, Sleep)>,
+    /// HTTP/1.x: an unread request body is drained when the response ends.
+    drain_unread: bool,
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, handler: HandlerFuture) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, handler: HandlerFuture, drain_unread: bool) -> Self {
         Driver {
             shared,
             handler: Some(handler),
             sleep: None,
+            drain_unread,
         }
+    }
+
+    /// The request body the response ended before reading, if it should be drained.
+    fn unread_body(&mut self) -> Option<Drain> {
+        if !self.drain_unread {
+            return None;
+        }
+        let body = self.shared.lock().take_unread_body()?;
+        Some(Drain {
+            body,
+            budget: DRAIN_BUDGET,
+        })
     }
 
     /// The next output, running the handler and the deadline as needed. `None` once the
@@ -118,7 +133,19 @@ enum DeadlineState {
 /// The HTTP response body of a call.
 pub struct ResponseBody {
     kind: Kind,
+    /// An HTTP/1.x request body the response ended before reading, read (and discarded) up to
+    /// a budget before the response ends, so the connection survives and a client still
+    /// writing its body sees the response instead of a broken pipe.
+    drain: Option<Drain>,
 }
+
+struct Drain {
+    body: RequestBody,
+    budget: usize,
+}
+
+/// Most unread request bytes an HTTP/1.x response reads away before ending.
+const DRAIN_BUDGET: usize = 1024 * 1024;
 
 enum Kind {
     /// A complete body known up front (rejections, unary responses).
@@ -134,10 +161,14 @@ enum Kind {
 impl ResponseBody {
     pub(crate) fn full(bytes: Bytes) -> Self {
         if bytes.is_empty() {
-            ResponseBody { kind: Kind::Ended }
+            ResponseBody {
+                kind: Kind::Ended,
+                drain: None,
+            }
         } else {
             ResponseBody {
                 kind: Kind::Full(Some(bytes)),
+                drain: None,
             }
         }
     }
@@ -145,12 +176,16 @@ impl ResponseBody {
     pub(crate) fn streaming(driver: Driver) -> Self {
         ResponseBody {
             kind: Kind::Streaming(Box::new(driver)),
+            drain: None,
         }
     }
 
     /// An empty body.
     pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Ended }
+        ResponseBody {
+            kind: Kind::Ended,
+            drain: None,
+        }
     }
 }
 
@@ -175,43 +210,58 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        match &mut this.kind {
-            Kind::Ended => Poll::Ready(None),
+        let frame = match &mut this.kind {
+            Kind::Ended => None,
             Kind::Full(bytes) => {
-                let frame = bytes.take().map(|b| Ok(Frame::data(b)));
+                let frame = bytes.take().map(Frame::data);
                 this.kind = Kind::Ended;
-                Poll::Ready(frame)
+                frame
             }
             Kind::Replay(rest) => {
                 let next = rest.pop_front();
-                Poll::Ready(output_frame(&mut this.kind, next))
+                output_frame(&mut this.kind, next)
             }
             Kind::Streaming(driver) => loop {
                 match driver.poll_output(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Some(ServerOutput::Data(data))) => {
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
+                    Poll::Ready(Some(ServerOutput::Data(data))) => break Some(Frame::data(data)),
                     Poll::Ready(Some(ServerOutput::Trailers(trailers))) => {
+                        this.drain = driver.unread_body().or(this.drain.take());
                         this.kind = Kind::Ended;
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                        break Some(Frame::trailers(trailers));
                     }
                     // A head after the first one cannot happen; skip defensively.
                     Poll::Ready(Some(ServerOutput::Head(_))) => continue,
                     Poll::Ready(Some(ServerOutput::End)) | Poll::Ready(None) => {
+                        this.drain = driver.unread_body().or(this.drain.take());
                         this.kind = Kind::Ended;
-                        return Poll::Ready(None);
+                        break None;
                     }
+                }
+            },
+        };
+        match frame {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None => match this.drain.as_mut().map(|drain| drain.poll(cx)) {
+                Some(Poll::Pending) => Poll::Pending,
+                _ => {
+                    this.drain = None;
+                    Poll::Ready(None)
                 }
             },
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.kind, Kind::Ended)
+        matches!(self.kind, Kind::Ended) && self.drain.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.drain.is_some() {
+            // An exact length would let the HTTP/1 writer finish without polling the body to
+            // its end, and the drain would never run.
+            return SizeHint::default();
+        }
         match &self.kind {
             Kind::Ended => SizeHint::with_exact(0),
             Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
@@ -252,25 +302,46 @@ pub(crate) async fn respond(mut driver: Driver) -> http::Response<ResponseBody> 
         }
         _ => ResponseBody {
             kind: Kind::Replay(rest),
+            drain: None,
         },
+    };
+    let body = ResponseBody {
+        drain: driver.unread_body(),
+        ..body
     };
     http::Response::from_parts(head, body)
 }
 
 /// The frame for a replayed output; ends the body on `End`, trailers or exhaustion.
-fn output_frame(
-    kind: &mut Kind,
-    output: Option<ServerOutput>,
-) -> Option<Result<Frame<Bytes>, std::convert::Infallible>> {
+fn output_frame(kind: &mut Kind, output: Option<ServerOutput>) -> Option<Frame<Bytes>> {
     match output {
-        Some(ServerOutput::Data(data)) => Some(Ok(Frame::data(data))),
+        Some(ServerOutput::Data(data)) => Some(Frame::data(data)),
         Some(ServerOutput::Trailers(trailers)) => {
             *kind = Kind::Ended;
-            Some(Ok(Frame::trailers(trailers)))
+            Some(Frame::trailers(trailers))
         }
         Some(ServerOutput::Head(_)) | Some(ServerOutput::End) | None => {
             *kind = Kind::Ended;
             None
+        }
+    }
+}
+
+impl Drain {
+    /// Reads and discards request frames until the end, an error, or the budget runs out.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match self.body.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    let len = frame.data_ref().map_or(0, Bytes::len);
+                    if len > self.budget {
+                        return Poll::Ready(());
+                    }
+                    self.budget -= len;
+                }
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+            }
         }
     }
 }

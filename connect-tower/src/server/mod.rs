@@ -213,6 +213,7 @@ where
             return http::Response::from_parts(head, ResponseBody::full(body));
         }
     };
+    let http1 = parts.version < http::Version::HTTP_2;
     let mut context = RequestContext {
         method: *call.method(),
         protocol: call.protocol(),
@@ -248,5 +249,5 @@ where
             limit,
         })
     };
-    driver::respond(Driver::new(shared, handler)).await
+    driver::respond(Driver::new(shared, handler, http1)).await
 }

@@ -237,6 +237,11 @@ impl State {
         }
     }
 
+    /// The request body if it was not read to its end (the response ended first).
+    pub(crate) fn take_unread_body(&mut self) -> Option<RequestBody> {
+        self.body.take()
+    }
+
     /// Fails the call from the driver's side (deadline, handler panic).
     pub(crate) fn fail(&mut self, status: Status) {
         self.finish(Err(status));
