@@ -209,8 +209,10 @@ where
     }) {
         Ok(call) => call,
         Err(rejection) => {
-            let (head, body) = rejection.into_parts();
-            return http::Response::from_parts(head, ResponseBody::full(body));
+            let (head, bytes) = rejection.into_parts();
+            let http1 = parts.version < http::Version::HTTP_2;
+            let response = ResponseBody::rejection(bytes, http1.then(|| crate::body::erase(body)));
+            return http::Response::from_parts(head, response);
         }
     };
     let http1 = parts.version < http::Version::HTTP_2;
