@@ -229,6 +229,31 @@ fn build_client(request: &ClientCompatRequest) -> Result<Client<HttpClient>, Cas
         config = config.max_receive_message_size(request.message_receive_limit as usize);
     }
 
+    let transport = transport(request, http2, tls)?;
+    Ok(Client::new(transport, config).timer(TokioTimer::new()))
+}
+
+/// Transports are shared between cases with the same HTTP version and TLS material, so cases
+/// reuse pooled connections as an application would.
+fn transport(
+    request: &ClientCompatRequest,
+    http2: bool,
+    tls: bool,
+) -> Result<HttpClient, CaseError> {
+    type Key = (bool, Vec<u8>, Vec<u8>);
+    type Cache = std::collections::HashMap<Key, HttpClient>;
+    static TRANSPORTS: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+    let client_cert = request
+        .client_tls_creds
+        .as_option()
+        .map(|c| c.cert.clone())
+        .unwrap_or_default();
+    let key: Key = (http2, request.server_tls_cert.clone(), client_cert);
+    let mut guard = TRANSPORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = guard.get_or_insert_with(Default::default);
+    if let Some(existing) = cache.get(&key) {
+        return Ok(existing.clone());
+    }
     let transport = if tls {
         let roots =
             Arc::new(root_store_from_pem(&request.server_tls_cert).map_err(|e| e.to_string())?);
@@ -251,7 +276,8 @@ fn build_client(request: &ClientCompatRequest) -> Result<Client<HttpClient>, Cas
     } else {
         HttpClient::plaintext_http1()
     };
-    Ok(Client::new(transport, config).timer(TokioTimer::new()))
+    cache.insert(key, transport.clone());
+    Ok(transport)
 }
 
 /// What the call observed, turned into a result.
@@ -321,7 +347,8 @@ fn to_proto_error(status: &Status) -> proto::Error {
     }
 }
 
-/// Unary and server-streaming methods: one request, a stream of responses.
+/// Unary and server-streaming methods: one request, a stream of responses. A unary
+/// response's message counts only if the call succeeds (as `Client::unary` reports it).
 async fn one_request<Req, Resp>(
     client: &Client<HttpClient>,
     method: &'static MethodSpec,
@@ -352,6 +379,9 @@ where
         _ => None,
     };
     receive(&mut stream, &mut observed, cancel_at, cancel).await;
+    if !method.kind.streams_responses() && observed.error.is_some() {
+        observed.payloads.clear();
+    }
     observed.into_result()
 }
 
@@ -436,6 +466,10 @@ async fn client_stream(
         _ => None,
     };
     receive(&mut stream, &mut observed, cancel_at, cancel).await;
+    if observed.error.is_some() {
+        // A client-streaming response's message counts only if the call succeeds.
+        observed.payloads.clear();
+    }
     observed.into_result()
 }
 

@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 /// Longest a single case may take beyond its own timeout before it is reported as an error.
 const SAFETY_MARGIN: Duration = Duration::from_secs(10);
 
+/// Cases in flight at once: the runner sends every case up front, and timing-sensitive cases
+/// (deadlines, delays) need the machine not to be saturated by thousands of concurrent calls.
+const MAX_IN_FLIGHT: usize = 32;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     connect_conformance::install_type_registry();
@@ -34,12 +38,17 @@ async fn main() -> ExitCode {
     let reader = async {
         let mut stdin = tokio::io::stdin();
         let mut cases = tokio::task::JoinSet::new();
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         loop {
             match read_delimited(&mut stdin).await {
                 Ok(Some(bytes)) => {
                     let results = results.clone();
+                    let Ok(slot) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
                     cases.spawn(async move {
                         let response = run(&bytes).await;
+                        drop(slot);
                         let _ = results.send(response);
                     });
                 }

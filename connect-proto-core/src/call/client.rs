@@ -293,11 +293,15 @@ impl ClientCall {
         }
         if self.use_get {
             let (payload, compressed) = match &self.send_compression {
-                Some(alg) if message.len() >= self.compress_min_bytes && !message.is_empty() => (
-                    alg.compress(&message)
-                        .map_err(|e| UsageError::Compression(e.to_string()))?,
-                    Some(alg.name()),
-                ),
+                Some(alg)
+                    if message.len() >= self.compress_min_bytes
+                        && (self.compress_min_bytes == 0 || !message.is_empty()) =>
+                {
+                    let compressed = alg
+                        .compress(&message)
+                        .map_err(|e| UsageError::Compression(e.to_string()))?;
+                    (compressed, Some(alg.name()))
+                }
                 _ => (message.clone(), None),
             };
             let query = encode_get_query(self.content_type.codec, compressed, &payload);
@@ -448,15 +452,19 @@ impl ClientCall {
     }
 
     /// The server reset the stream (`h2_error_code` is the HTTP/2 error code, when known).
-    pub fn handle_reset(&mut self, _now: Instant, h2_error_code: Option<u32>) {
+    /// A `CANCEL` reset once the call's deadline has passed is `deadline_exceeded`: servers
+    /// cancel streams whose deadline expired.
+    pub fn handle_reset(&mut self, now: Instant, h2_error_code: Option<u32>) {
         if self.is_finished() {
             return;
         }
+        let expired = self.deadline.is_some_and(|deadline| now >= deadline);
         let code = match h2_error_code {
-            Some(0x7) => Code::Unavailable,       // REFUSED_STREAM
-            Some(0x8) => Code::Canceled,          // CANCEL
-            Some(0xb) => Code::ResourceExhausted, // ENHANCE_YOUR_CALM
-            Some(0xc) => Code::PermissionDenied,  // INADEQUATE_SECURITY
+            Some(0x7) => Code::Unavailable,                 // REFUSED_STREAM
+            Some(0x8) if expired => Code::DeadlineExceeded, // CANCEL after the deadline
+            Some(0x8) => Code::Canceled,                    // CANCEL
+            Some(0xb) => Code::ResourceExhausted,           // ENHANCE_YOUR_CALM
+            Some(0xc) => Code::PermissionDenied,            // INADEQUATE_SECURITY
             Some(_) => Code::Internal,
             None => Code::Unavailable,
         };

@@ -199,7 +199,9 @@ pub(crate) fn frame_message(
     text: bool,
 ) -> Result<(Bytes, bool), UsageError> {
     let (flags, body) = match compression {
-        Some(alg) if payload.len() >= min_bytes && !payload.is_empty() => (
+        // With a threshold of 0 even empty messages are compressed, as peers that check the
+        // request's declared encoding expect.
+        Some(alg) if payload.len() >= min_bytes && (min_bytes == 0 || !payload.is_empty()) => (
             FLAG_COMPRESSED,
             alg.compress(&payload)
                 .map_err(|e| UsageError::Compression(e.to_string()))?,

@@ -175,8 +175,14 @@ impl ResponseBody {
 
     /// A rejection's body; an HTTP/1.x request body is drained after it (see [`Drain`]).
     pub(crate) fn rejection(bytes: Bytes, unread: Option<RequestBody>) -> Self {
-        let drain = unread.map(|body| Drain { body, budget: DRAIN_BUDGET });
-        ResponseBody { drain, ..ResponseBody::full(bytes) }
+        let drain = unread.map(|body| Drain {
+            body,
+            budget: DRAIN_BUDGET,
+        });
+        ResponseBody {
+            drain,
+            ..ResponseBody::full(bytes)
+        }
     }
 
     pub(crate) fn streaming(driver: Driver) -> Self {
