@@ -99,6 +99,8 @@ pub struct CompressionRegistry {
 
 impl Default for CompressionRegistry {
     fn default() -> Self {
+        // `mut` is unused when no algorithm feature is enabled.
+        #[allow(unused_mut)]
         let mut registry = CompressionRegistry::identity_only();
         #[cfg(feature = "gzip")]
         {

@@ -5,6 +5,9 @@
 //!
 //! If a change moves a figure on purpose, update the constant and say why in the commit.
 
+// These tests exercise gzip and zstd; they need the default compression features.
+#![cfg(all(feature = "gzip", feature = "zstd"))]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

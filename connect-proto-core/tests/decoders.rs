@@ -3,6 +3,9 @@
 //! end-stream messages, Connect unary bodies, GET queries, `grpc-status-details-bin`, and
 //! gRPC-Web text bodies.
 
+// These tests exercise gzip and zstd; they need the default compression features.
+#![cfg(all(feature = "gzip", feature = "zstd"))]
+
 mod common;
 
 use base64::Engine as _;

@@ -1,6 +1,9 @@
 //! Hostile responses, one table: each row is a response head, body and trailers for a client
 //! call and the exact outcome the client must report, whatever the chunking.
 
+// These tests exercise gzip and zstd; they need the default compression features.
+#![cfg(all(feature = "gzip", feature = "zstd"))]
+
 mod common;
 
 use bytes::Bytes;

@@ -3,6 +3,9 @@
 //! with), whatever the chunking. Every response is also read back by a client of the same
 //! protocol, which must see the same code.
 
+// These tests exercise gzip and zstd; they need the default compression features.
+#![cfg(all(feature = "gzip", feature = "zstd"))]
+
 mod common;
 
 use bytes::Bytes;

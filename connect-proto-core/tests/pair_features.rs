@@ -2,6 +2,9 @@
 //! compression thresholds, large messages, deadlines on both sides, cancellation, resets,
 //! trailers-only responses, limits, pass-through and API usage errors.
 
+// These tests exercise gzip and zstd; they need the default compression features.
+#![cfg(all(feature = "gzip", feature = "zstd"))]
+
 mod common;
 
 use std::sync::Arc;

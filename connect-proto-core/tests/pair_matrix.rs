@@ -2,6 +2,9 @@
 //! chunking, with headers, trailers, empty and compressible messages, and error outcomes with
 //! details and metadata. Exact events are asserted on both sides, plus the wire shape.
 
+// These tests exercise gzip and zstd; they need the default compression features.
+#![cfg(all(feature = "gzip", feature = "zstd"))]
+
 mod common;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "server", feature = "client"))]
 mod body;
 #[cfg(feature = "client")]
 pub mod client;

@@ -129,6 +129,7 @@ pub struct Request<T> {
 }
 
 impl<T> Request<T> {
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn from_parts(context: RequestContext, message: T) -> Self {
         Request { message, context }
     }

@@ -155,9 +155,12 @@ impl ServerCall {
             scratch: Vec::new(),
         };
         if let Some(message) = get_message {
-            // A GET carries its whole request in the query: feed it as a bare body.
+            // A GET carries its whole request in the query: feed it as a bare body, and end
+            // it unless feeding it already failed the call.
             call.feed(message);
-            call.end_request();
+            if call.request == RequestState::Open {
+                call.end_request();
+            }
         }
         call
     }
@@ -614,5 +617,35 @@ impl ServerCall {
             };
             self.push_output(ServerOutput::Data(frame));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connect::get::encode_get_query;
+    use crate::method::{Idempotency, MethodKind};
+
+    /// Found by fuzzing (`fuzz/regressions/server_ops`): a compressed GET message over the
+    /// receive limit failed the call twice, once when fed and again when its end was read.
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn get_over_the_limit_fails_once() {
+        const GET: MethodSpec =
+            MethodSpec::new("/s.S/Get", MethodKind::Unary, Idempotency::NoSideEffects);
+        let message = crate::compression::Gzip.compress(b"{}").unwrap();
+        let query = encode_get_query(Codec::Json, Some("gzip"), &message);
+        let (head, ()) = http::Request::get(format!("/s.S/Get?{query}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        let config = ServerConfig::new().max_receive_message_size(0);
+        let mut call = ServerCall::accept(&config, Instant::now(), &head, |_| Some(GET)).unwrap();
+        let events: Vec<_> = std::iter::from_fn(|| call.poll_event()).collect();
+        assert!(
+            matches!(&events[..], [ServerEvent::Failed(s)] if s.code() == Code::ResourceExhausted),
+            "{events:?}"
+        );
+        assert!(call.is_finished());
     }
 }

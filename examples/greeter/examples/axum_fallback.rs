@@ -41,7 +41,10 @@ async fn main() -> Result<(), BoxError> {
         .default_timeout(Some(Duration::from_secs(5)));
     let client = GreeterClient::new(Client::new(HttpClient::plaintext_http1(), config));
     let reply = client
-        .say_hello(HelloRequest { name: "axum".into(), ..Default::default() })
+        .say_hello(HelloRequest {
+            name: "axum".into(),
+            ..Default::default()
+        })
         .await?;
     println!("RPC via axum fallback: {:?}", reply.message().message);
 

@@ -31,14 +31,33 @@ async fn main() -> Result<(), BoxError> {
 
     let base: http::Uri = format!("http://{addr}").parse()?;
     let setups = [
-        ("Connect over HTTP/1.1, JSON", Protocol::Connect, Codec::Json, false),
-        ("Connect over h2c, proto", Protocol::Connect, Codec::Proto, true),
+        (
+            "Connect over HTTP/1.1, JSON",
+            Protocol::Connect,
+            Codec::Json,
+            false,
+        ),
+        (
+            "Connect over h2c, proto",
+            Protocol::Connect,
+            Codec::Proto,
+            true,
+        ),
         ("gRPC over h2c, proto", Protocol::Grpc, Codec::Proto, true),
-        ("gRPC-Web over HTTP/1.1, proto", Protocol::GrpcWeb, Codec::Proto, false),
+        (
+            "gRPC-Web over HTTP/1.1, proto",
+            Protocol::GrpcWeb,
+            Codec::Proto,
+            false,
+        ),
     ];
     for (title, protocol, codec, h2c) in setups {
         println!("── {title} ──");
-        let transport = if h2c { HttpClient::plaintext_h2c() } else { HttpClient::plaintext_http1() };
+        let transport = if h2c {
+            HttpClient::plaintext_h2c()
+        } else {
+            HttpClient::plaintext_http1()
+        };
         let config = ClientConfig::new(base.clone())
             .protocol(protocol)
             .codec(codec)
@@ -60,11 +79,18 @@ async fn main() -> Result<(), BoxError> {
 async fn tour(client: &GreeterClient<HttpClient>) -> Result<(), connect_tower::Status> {
     // Unary (NO_SIDE_EFFECTS: Connect sends it as a GET).
     let reply = client.say_hello(hello("Ada")).await?;
-    println!("  unary          SayHello           → {:?}", reply.message().message);
+    println!(
+        "  unary          SayHello           → {:?}",
+        reply.message().message
+    );
 
     // Server streaming.
     let mut stream = client
-        .say_hello_repeatedly(RepeatRequest { name: "Grace".into(), times: 3, ..Default::default() })
+        .say_hello_repeatedly(RepeatRequest {
+            name: "Grace".into(),
+            times: 3,
+            ..Default::default()
+        })
         .await?;
     while let Some(reply) = stream.message().await? {
         println!("  server stream  SayHelloRepeatedly → {:?}", reply.message);
@@ -76,7 +102,10 @@ async fn tour(client: &GreeterClient<HttpClient>) -> Result<(), connect_tower::S
         call.send(hello(name)).await?;
     }
     let reply = call.finish().await?;
-    println!("  client stream  SayHelloToAll      → {:?}", reply.message().message);
+    println!(
+        "  client stream  SayHelloToAll      → {:?}",
+        reply.message().message
+    );
 
     // Bidi streaming: one reply per request, interleaved.
     let mut call = client.converse().await?;
@@ -95,11 +124,18 @@ async fn tour(client: &GreeterClient<HttpClient>) -> Result<(), connect_tower::S
     let options = CallOptions::new().timeout(Duration::from_secs(1));
     match client.say_hello_with_options(hello(""), options).await {
         Ok(reply) => println!("  unexpected success: {:?}", reply.message().message),
-        Err(status) => println!("  error          SayHello(\"\")       → {} ({})", status.code(), status.message()),
+        Err(status) => println!(
+            "  error          SayHello(\"\")       → {} ({})",
+            status.code(),
+            status.message()
+        ),
     }
     Ok(())
 }
 
 fn hello(name: &str) -> HelloRequest {
-    HelloRequest { name: name.into(), ..Default::default() }
+    HelloRequest {
+        name: name.into(),
+        ..Default::default()
+    }
 }
