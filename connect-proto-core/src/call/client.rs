@@ -22,6 +22,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, request, response};
 
 use crate::call::client_config::{CallOptions, ClientConfig};
 use crate::call::inbound::{Framing, Inbound, Reader, frame_message};
+use crate::call::output_queue::OutputQueue;
 use crate::code::Code;
 use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
@@ -128,8 +129,7 @@ pub struct ClientCall {
     /// when the body ends (nothing may follow it).
     end_outcome: Option<Result<HeaderMap, Status>>,
     events: VecDeque<ClientEvent>,
-    outputs: VecDeque<ClientOutput>,
-    buffered_output_bytes: usize,
+    outputs: OutputQueue<ClientOutput>,
     scratch: Vec<Inbound>,
 }
 
@@ -209,8 +209,7 @@ impl ClientCall {
             body_received: false,
             end_outcome: None,
             events: VecDeque::new(),
-            outputs: VecDeque::new(),
-            buffered_output_bytes: 0,
+            outputs: OutputQueue::new(),
             scratch: Vec::new(),
         };
         if method.kind.streams_requests() {
@@ -219,7 +218,7 @@ impl ClientCall {
                 call.uri.clone(),
                 call.send_compression.is_some(),
             );
-            call.outputs.push_back(ClientOutput::Head(head));
+            call.outputs.push(ClientOutput::Head(head));
             call.send = SendState::Open;
         }
         Ok(call)
@@ -484,24 +483,17 @@ impl ClientCall {
 
     /// Next output for the adapter.
     pub fn poll_output(&mut self) -> Option<ClientOutput> {
-        let output = self.outputs.pop_front()?;
-        if let ClientOutput::Data(data) = &output {
-            self.buffered_output_bytes -= data.len();
-        }
-        Some(output)
+        self.outputs.pop()
     }
 
     /// Body bytes queued for the adapter but not yet taken with `poll_output` (after
     /// compression and framing): what back-pressure should be measured in.
     pub fn buffered_output_bytes(&self) -> usize {
-        self.buffered_output_bytes
+        self.outputs.data_bytes()
     }
 
     fn push_output(&mut self, output: ClientOutput) {
-        if let ClientOutput::Data(data) = &output {
-            self.buffered_output_bytes += data.len();
-        }
-        self.outputs.push_back(output);
+        self.outputs.push(output);
     }
 
     /// Next event for the application.
@@ -791,7 +783,6 @@ impl ClientCall {
     fn abort(&mut self, status: Status) {
         self.finish(Err(status));
         self.outputs.clear();
-        self.buffered_output_bytes = 0;
         self.push_output(ClientOutput::Cancel);
     }
 

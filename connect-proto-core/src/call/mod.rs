@@ -5,6 +5,7 @@ mod accept;
 mod client;
 mod client_config;
 mod inbound;
+mod output_queue;
 mod render;
 mod server;
 

@@ -22,6 +22,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, response};
 
 use crate::call::accept::{Admitted, ServerConfig};
 use crate::call::inbound::{Framing, Inbound, Reader, frame_envelope, frame_message};
+use crate::call::output_queue::OutputQueue;
 use crate::call::render;
 use crate::code::Code;
 use crate::codec::Codec;
@@ -104,8 +105,7 @@ pub struct ServerCall {
     unary_response: Option<Bytes>,
     unary_response_compressed: bool,
     events: VecDeque<ServerEvent>,
-    outputs: VecDeque<ServerOutput>,
-    buffered_output_bytes: usize,
+    outputs: OutputQueue<ServerOutput>,
     scratch: Vec<Inbound>,
 }
 
@@ -150,8 +150,7 @@ impl ServerCall {
             unary_response: None,
             unary_response_compressed: false,
             events: VecDeque::new(),
-            outputs: VecDeque::new(),
-            buffered_output_bytes: 0,
+            outputs: OutputQueue::new(),
             scratch: Vec::new(),
         };
         if let Some(message) = get_message {
@@ -257,7 +256,6 @@ impl ServerCall {
         self.request = RequestState::Failed;
         self.response = ResponseState::Finished;
         self.outputs.clear();
-        self.buffered_output_bytes = 0;
         self.events.push_back(ServerEvent::Failed(Status::new(
             Code::Canceled,
             "the client cancelled the call",
@@ -366,24 +364,17 @@ impl ServerCall {
 
     /// Next output for the adapter.
     pub fn poll_output(&mut self) -> Option<ServerOutput> {
-        let output = self.outputs.pop_front()?;
-        if let ServerOutput::Data(data) = &output {
-            self.buffered_output_bytes -= data.len();
-        }
-        Some(output)
+        self.outputs.pop()
     }
 
     /// Body bytes queued for the adapter but not yet taken with `poll_output` (after
     /// compression and framing): what back-pressure should be measured in.
     pub fn buffered_output_bytes(&self) -> usize {
-        self.buffered_output_bytes
+        self.outputs.data_bytes()
     }
 
     fn push_output(&mut self, output: ServerOutput) {
-        if let ServerOutput::Data(data) = &output {
-            self.buffered_output_bytes += data.len();
-        }
-        self.outputs.push_back(output);
+        self.outputs.push(output);
     }
 
     fn feed(&mut self, chunk: Bytes) {

@@ -170,11 +170,16 @@ pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
                 let values = values
                     .as_array()
                     .ok_or("metadata values are not an array")?;
+                // Protocol headers are never application metadata (the encoder skips them too);
+                // their values must still be well-formed.
+                let keep = !is_protocol_header(name.as_str());
                 for v in values {
                     let v = v.as_str().ok_or("metadata value is not a string")?;
                     let v = HeaderValue::from_str(v)
                         .map_err(|_| format!("invalid metadata value for {key:?}"))?;
-                    trailers.append(name.clone(), v);
+                    if keep {
+                        trailers.append(name.clone(), v);
+                    }
                 }
             }
         }
@@ -277,6 +282,18 @@ mod tests {
         let error = end.error.unwrap();
         assert_eq!((error.code(), error.message()), (Code::Unknown, "oops"));
         assert_eq!(decode_end_stream(br#"{"error":null}"#).unwrap().error, None);
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/connect_end_stream/seed-protocol-metadata`): protocol
+    /// headers in the end-stream `metadata` leaked into trailers and error metadata.
+    #[test]
+    fn end_stream_metadata_drops_protocol_headers() {
+        let body = br#"{"error":{"code":"internal"},"metadata":{"grpc-status":["0"],"content-type":["x"],"x-ok":["y"]}}"#;
+        let end = decode_end_stream(body).unwrap();
+        assert_eq!(end.trailers.len(), 1);
+        assert_eq!(end.trailers.get("x-ok").unwrap(), "y");
+        assert_eq!(end.error.unwrap().metadata(), &end.trailers);
+        assert!(decode_end_stream(br#"{"metadata":{"grpc-status":[1]}}"#).is_err());
     }
 
     #[test]

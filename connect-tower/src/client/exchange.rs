@@ -265,6 +265,29 @@ impl<T: Transport> Exchange<T> {
         self.response = Response::Done;
     }
 
+    /// Polls the transport's response future, if it is still pending: its head goes to the
+    /// call, its body is kept for reading. Ready once there is no response future any more.
+    fn poll_response_head(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Response::Waiting(future) = &mut self.response else {
+            return Poll::Ready(());
+        };
+        match future.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => {
+                let error: BoxError = error.into();
+                self.transport_failed(&error);
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(response)) => {
+                let (head, body) = response.into_parts();
+                let now = self.timer.now();
+                self.shared.lock().call.handle_response_head(now, head);
+                self.response = Response::Body(crate::body::erase(body));
+                Poll::Ready(())
+            }
+        }
+    }
+
     /// The next event of the call, driving the transport, the response body and the deadline.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<ClientEvent> {
         loop {
@@ -275,19 +298,11 @@ impl<T: Transport> Exchange<T> {
                 continue;
             }
             match &mut self.response {
-                Response::Waiting(future) => match future.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(error)) => {
-                        let error: BoxError = error.into();
-                        self.transport_failed(&error);
+                Response::Waiting(_) => {
+                    if self.poll_response_head(cx).is_pending() {
+                        return Poll::Pending;
                     }
-                    Poll::Ready(Ok(response)) => {
-                        let (head, body) = response.into_parts();
-                        let now = self.timer.now();
-                        self.shared.lock().call.handle_response_head(now, head);
-                        self.response = Response::Body(crate::body::erase(body));
-                    }
-                },
+                }
                 Response::Body(body) => match body.as_mut().poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(frame) => {
@@ -356,22 +371,12 @@ impl<T: Transport> Exchange<T> {
             if self.poll_deadline(cx) {
                 continue;
             }
-            // Drive the transport until the response head arrives; events stay queued.
-            match &mut self.response {
-                Response::Waiting(future) => match future.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(error)) => {
-                        let error: BoxError = error.into();
-                        self.transport_failed(&error);
-                    }
-                    Poll::Ready(Ok(response)) => {
-                        let (head, body) = response.into_parts();
-                        let now = self.timer.now();
-                        self.shared.lock().call.handle_response_head(now, head);
-                        self.response = Response::Body(crate::body::erase(body));
-                    }
-                },
-                Response::Body(_) | Response::Done => return Poll::Pending,
+            // Drive the transport until the response head arrives (events stay queued); after
+            // that the body reader's progress wakes the sender.
+            if !matches!(self.response, Response::Waiting(_))
+                || self.poll_response_head(cx).is_pending()
+            {
+                return Poll::Pending;
             }
         }
     }

@@ -183,8 +183,42 @@ async fn receive_one(shared: &Shared) -> Option<Bytes> {
     }
 }
 
-fn decode_request<T>(call: &IncomingCall, decode: DecodeFn<T>, bytes: Bytes) -> Result<T, Status> {
-    decode(call.context.codec(), bytes, call.limit)
+/// Receives and decodes the one request message of a unary or server-streaming call. `None`
+/// means the call already ended (its response is queued).
+async fn receive_request<T>(
+    call: IncomingCall,
+    decode: DecodeFn<T>,
+) -> Option<(RequestContext, Arc<Shared>, T)> {
+    let bytes = receive_one(&call.shared).await?;
+    match decode(call.context.codec(), bytes, call.limit) {
+        Ok(message) => Some((call.context, call.shared, message)),
+        Err(status) => {
+            call.shared.lock().finish(Err(status));
+            None
+        }
+    }
+}
+
+impl<T> Streaming<T> {
+    fn new(shared: Arc<Shared>, decode: DecodeFn<T>, codec: Codec, limit: usize) -> Self {
+        Streaming {
+            shared,
+            decode,
+            codec,
+            limit,
+            done: false,
+        }
+    }
+}
+
+impl<T> ResponseSender<T> {
+    fn new(shared: Arc<Shared>, codec: Codec) -> Self {
+        ResponseSender {
+            shared,
+            codec,
+            _message: PhantomData,
+        }
+    }
 }
 
 /// Runs a unary handler: one request message in, one response out.
@@ -194,16 +228,9 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>>,
     Resp: EncodeMessage,
 {
-    let Some(bytes) = receive_one(&call.shared).await else {
+    let Some((context, shared, message)) = receive_request(call, decode).await else {
         return;
     };
-    let message = match decode_request(&call, decode, bytes) {
-        Ok(message) => message,
-        Err(status) => return call.shared.lock().finish(Err(status)),
-    };
-    let IncomingCall {
-        context, shared, ..
-    } = call;
     let codec = context.codec();
     let result = handler(Request::from_parts(context, message)).await;
     respond(&shared, codec, result);
@@ -225,13 +252,7 @@ pub async fn client_streaming<Req, Resp, F, Fut>(
         limit,
     } = call;
     let codec = context.codec();
-    let stream = Streaming {
-        shared: shared.clone(),
-        decode,
-        codec,
-        limit,
-        done: false,
-    };
+    let stream = Streaming::new(shared.clone(), decode, codec, limit);
     let result = handler(Request::from_parts(context, stream)).await;
     respond(&shared, codec, result);
 }
@@ -246,21 +267,10 @@ pub async fn server_streaming<Req, Resp, F, Fut>(
     Fut: Future<Output = Result<(), Status>>,
     Resp: EncodeMessage,
 {
-    let Some(bytes) = receive_one(&call.shared).await else {
+    let Some((context, shared, message)) = receive_request(call, decode).await else {
         return;
     };
-    let message = match decode_request(&call, decode, bytes) {
-        Ok(message) => message,
-        Err(status) => return call.shared.lock().finish(Err(status)),
-    };
-    let IncomingCall {
-        context, shared, ..
-    } = call;
-    let sender = ResponseSender {
-        shared: shared.clone(),
-        codec: context.codec(),
-        _message: PhantomData,
-    };
+    let sender = ResponseSender::new(shared.clone(), context.codec());
     let result = handler(Request::from_parts(context, message), sender).await;
     shared.lock().finish(result.map(|()| HeaderMap::new()));
 }
@@ -281,18 +291,8 @@ pub async fn bidi_streaming<Req, Resp, F, Fut>(
         limit,
     } = call;
     let codec = context.codec();
-    let stream = Streaming {
-        shared: shared.clone(),
-        decode,
-        codec,
-        limit,
-        done: false,
-    };
-    let sender = ResponseSender {
-        shared: shared.clone(),
-        codec,
-        _message: PhantomData,
-    };
+    let stream = Streaming::new(shared.clone(), decode, codec, limit);
+    let sender = ResponseSender::new(shared.clone(), codec);
     let result = handler(Request::from_parts(context, stream), sender).await;
     shared.lock().finish(result.map(|()| HeaderMap::new()));
 }
