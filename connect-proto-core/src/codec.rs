@@ -6,12 +6,91 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Protobuf's own limit on an encoded message (2 GiB - 1).
 const MAX_PROTOBUF_SIZE: usize = 0x7FFF_FFFF;
+
+/// Length of the room [`Codec::encode_message`] reserves in front of a message: the envelope
+/// prefix ([`crate::envelope::PREFIX_LEN`]).
+const RESERVED: usize = crate::envelope::PREFIX_LEN;
+
+/// An encoded message on its way to a call's `send_message`.
+///
+/// Made from plain [`Bytes`] (`From<Bytes>`), or by [`Codec::encode_message`], which encodes
+/// after room reserved for the 5-byte envelope prefix: framing then writes the prefix in place
+/// instead of copying the message into a new buffer. Either form works with every protocol;
+/// the reserved room only saves the copy where an envelope is written uncompressed.
+#[derive(Clone, Debug)]
+pub struct EncodedMessage {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Plain(Bytes),
+    /// The first [`RESERVED`] bytes are room for the envelope prefix; the message follows.
+    Prefixed(BytesMut),
+}
+
+impl EncodedMessage {
+    /// The message's length in bytes (without any reserved room).
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Plain(bytes) => bytes.len(),
+            Repr::Prefixed(buf) => buf.len() - RESERVED,
+        }
+    }
+
+    /// Whether the message is empty (the default message of its type).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The message bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.repr {
+            Repr::Plain(bytes) => bytes,
+            Repr::Prefixed(buf) => &buf[RESERVED..],
+        }
+    }
+
+    /// The message bytes, without copying.
+    pub fn into_bytes(self) -> Bytes {
+        match self.repr {
+            Repr::Plain(bytes) => bytes,
+            Repr::Prefixed(buf) => buf.freeze().slice(RESERVED..),
+        }
+    }
+
+    /// The message framed in one envelope with `prefix` written in place when room was
+    /// reserved (no copy), else `None` and the message back.
+    pub(crate) fn into_framed(self, prefix: [u8; RESERVED]) -> Result<Bytes, Self> {
+        match self.repr {
+            Repr::Prefixed(mut buf) => {
+                buf[..RESERVED].copy_from_slice(&prefix);
+                Ok(buf.freeze())
+            }
+            plain => Err(EncodedMessage { repr: plain }),
+        }
+    }
+}
+
+impl From<Bytes> for EncodedMessage {
+    fn from(bytes: Bytes) -> Self {
+        EncodedMessage {
+            repr: Repr::Plain(bytes),
+        }
+    }
+}
+
+impl From<EncodedMessage> for Bytes {
+    fn from(message: EncodedMessage) -> Self {
+        message.into_bytes()
+    }
+}
 
 /// A message codec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +178,39 @@ impl Codec {
                     detail: e.to_string(),
                 }),
         }
+    }
+
+    /// Encodes a message after room reserved for the envelope prefix, so a call frames it
+    /// without copying (see [`EncodedMessage`]).
+    pub fn encode_message<M: CodecMessage>(
+        self,
+        message: &M,
+    ) -> Result<EncodedMessage, CodecError> {
+        let err = |detail: String| CodecError {
+            codec: self,
+            decoding: false,
+            detail,
+        };
+        let buf = match self {
+            Codec::Proto => {
+                let mut cache = buffa::SizeCache::new();
+                let size = buffa::checked_encode_size(message.compute_size(&mut cache))
+                    .map_err(|e| err(e.to_string()))? as usize;
+                let mut buf = BytesMut::with_capacity(RESERVED + size);
+                buf.put_bytes(0, RESERVED);
+                message.write_to(&mut cache, &mut buf);
+                buf
+            }
+            Codec::Json => {
+                let mut writer = BytesMut::with_capacity(RESERVED + 64).writer();
+                writer.get_mut().put_bytes(0, RESERVED);
+                serde_json::to_writer(&mut writer, message).map_err(|e| err(e.to_string()))?;
+                writer.into_inner()
+            }
+        };
+        Ok(EncodedMessage {
+            repr: Repr::Prefixed(buf),
+        })
     }
 
     /// Decodes a message from `bytes`, rejecting JSON input longer than `limit` bytes before

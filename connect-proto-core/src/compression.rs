@@ -346,10 +346,30 @@ impl Compression for Zstd {
     }
 
     fn decompress(&self, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
-        let decoder = zstd::stream::read::Decoder::new(input)
+        // A frame that declares its size says up front whether it fits.
+        if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(input) {
+            if size > limit as u64 {
+                return Err(DecompressError::LimitExceeded { limit });
+            }
+        }
+        let mut decoder = zstd::stream::read::Decoder::new(input)
+            .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
+        // A frame header may declare a window of up to 128 MiB, which the decoder would
+        // allocate before any output exists; a message never needs a window larger than itself.
+        decoder
+            .window_log_max(zstd_window_log(limit))
             .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
         read_bounded(decoder, limit)
     }
+}
+
+/// The zstd window log allowed for a message of at most `limit` bytes: the smallest window
+/// covering the limit, but at least 1 MiB (small windows are cheap, and encoders may pick one
+/// larger than a tiny message) and at most zstd's 128 MiB.
+#[cfg(feature = "zstd")]
+fn zstd_window_log(limit: usize) -> u32 {
+    let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
+    needed.clamp(20, 27)
 }
 
 /// Brotli.

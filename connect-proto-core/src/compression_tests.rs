@@ -350,6 +350,30 @@ mod deflate_tests {
     }
 }
 
+#[cfg(feature = "zstd")]
+mod zstd_window_tests {
+    use super::*;
+
+    #[test]
+    fn a_declared_window_larger_than_the_limit_is_refused() {
+        // Compress with a 64 MiB window (long-distance mode declares it in the frame header).
+        let input = vec![7u8; 4096];
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(26).unwrap();
+        encoder.long_distance_matching(true).unwrap();
+        std::io::Write::write_all(&mut encoder, &input).unwrap();
+        let frame = encoder.finish().unwrap();
+        // With a 4 MiB limit, a 64 MiB window is refused before it is allocated.
+        assert!(matches!(
+            Zstd.decompress(&frame, 4 << 20),
+            Err(DecompressError::Corrupt(_))
+        ));
+        // Ordinary frames (window sized to the content) still decode.
+        let plain = Zstd.compress(&input).unwrap();
+        assert_eq!(Zstd.decompress(&plain, 4096).unwrap(), input);
+    }
+}
+
 #[cfg(feature = "snappy")]
 mod snappy_tests {
     use super::*;

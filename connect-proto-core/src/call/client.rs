@@ -24,7 +24,7 @@ use crate::call::client_config::{CallOptions, ClientConfig};
 use crate::call::inbound::{Framing, Inbound, Reader, frame_message};
 use crate::call::output_queue::OutputQueue;
 use crate::code::Code;
-use crate::codec::Codec;
+use crate::codec::{Codec, EncodedMessage};
 use crate::compression::{Compression, CompressionRegistry};
 use crate::connect::error_json::{decode_end_stream, decode_error_body_or};
 use crate::connect::get::encode_get_query;
@@ -265,7 +265,15 @@ impl ClientCall {
 
     /// Sends one request message (encoded with the call's codec). For unary-request methods
     /// this also sends the head and ends the request body.
-    pub fn send_message(&mut self, _now: Instant, message: Bytes) -> Result<(), UsageError> {
+    ///
+    /// `message` is [`Bytes`] or an [`EncodedMessage`] from [`Codec::encode_message`] (which
+    /// frames without copying).
+    pub fn send_message(
+        &mut self,
+        _now: Instant,
+        message: impl Into<EncodedMessage>,
+    ) -> Result<(), UsageError> {
+        let message = message.into();
         if self.is_finished() {
             return Err(UsageError::AlreadyFinished);
         }
@@ -297,11 +305,11 @@ impl ClientCall {
                         && (self.compress_min_bytes == 0 || !message.is_empty()) =>
                 {
                     let compressed = alg
-                        .compress(&message)
+                        .compress(message.as_bytes())
                         .map_err(|e| UsageError::Compression(e.to_string()))?;
                     (compressed, Some(alg.name()))
                 }
-                _ => (message.clone(), None),
+                _ => (Bytes::copy_from_slice(message.as_bytes()), None),
             };
             let query = encode_get_query(self.content_type.codec, compressed, &payload);
             let uri = with_query(&self.uri, &query)?;
@@ -501,7 +509,7 @@ impl ClientCall {
         self.events.pop_front()
     }
 
-    fn frame(&self, message: Bytes) -> Result<(Bytes, bool), UsageError> {
+    fn frame(&self, message: EncodedMessage) -> Result<(Bytes, bool), UsageError> {
         frame_message(
             message,
             self.content_type.streaming,

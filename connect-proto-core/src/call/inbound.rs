@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::codec::EncodedMessage;
 use crate::compression::{Compression, DecompressError};
 use crate::envelope::{
     EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS, encode_envelope,
+    encode_prefix,
 };
 use crate::error::{Rule, UsageError};
 use crate::grpc_web::TextDecoder;
@@ -190,35 +192,52 @@ impl Reader {
 }
 
 /// Frames one outgoing message for the protocol: compression (when negotiated and the message
-/// is at least `min_bytes`), the envelope (unless bare), and gRPC-Web text encoding.
+/// is at least `min_bytes`), the envelope (unless bare), and gRPC-Web text encoding. An
+/// uncompressed message encoded with room for the prefix is framed in place, without a copy.
 pub(crate) fn frame_message(
-    payload: Bytes,
+    message: EncodedMessage,
     enveloped: bool,
     compression: Option<&Arc<dyn Compression>>,
     min_bytes: usize,
     text: bool,
 ) -> Result<(Bytes, bool), UsageError> {
-    let (flags, body) = match compression {
+    let len = message.len();
+    let compress = compression
         // With a threshold of 0 even empty messages are compressed, as peers that check the
         // request's declared encoding expect.
-        Some(alg) if payload.len() >= min_bytes && (min_bytes == 0 || !payload.is_empty()) => (
+        .filter(|_| len >= min_bytes && (min_bytes == 0 || len > 0));
+    let (flags, body) = match compress {
+        Some(alg) => (
             FLAG_COMPRESSED,
-            alg.compress(&payload)
+            alg.compress(message.as_bytes())
                 .map_err(|e| UsageError::Compression(e.to_string()))?,
         ),
-        _ => (0, payload),
+        None if enveloped => {
+            let len = u32::try_from(len).map_err(|_| UsageError::MessageTooLarge {
+                size: len,
+                limit: u32::MAX as usize,
+            })?;
+            match message.into_framed(encode_prefix(0, len)) {
+                Ok(framed) => return Ok((text_encoded(framed, text), false)),
+                Err(message) => (0, message.into_bytes()),
+            }
+        }
+        None => (0, message.into_bytes()),
     };
     let framed = if enveloped {
         frame_envelope(flags, &body)?
     } else {
         body
     };
-    let framed = if text {
+    Ok((text_encoded(framed, text), flags & FLAG_COMPRESSED != 0))
+}
+
+fn text_encoded(framed: Bytes, text: bool) -> Bytes {
+    if text {
         crate::grpc_web::encode_text_chunk(&framed)
     } else {
         framed
-    };
-    Ok((framed, flags & FLAG_COMPRESSED != 0))
+    }
 }
 
 /// One envelope as a contiguous buffer, with the size checked against the `u32` length field.

@@ -25,7 +25,7 @@ use crate::call::inbound::{Framing, Inbound, Reader, frame_envelope, frame_messa
 use crate::call::output_queue::OutputQueue;
 use crate::call::render;
 use crate::code::Code;
-use crate::codec::Codec;
+use crate::codec::{Codec, EncodedMessage};
 use crate::compression::Compression;
 use crate::connect::error_json::encode_end_stream;
 use crate::connect::prefix_trailers;
@@ -294,8 +294,14 @@ impl ServerCall {
         }
     }
 
-    /// Sends one response message (encoded with the call's codec).
-    pub fn send_message(&mut self, _now: Instant, message: Bytes) -> Result<(), UsageError> {
+    /// Sends one response message (encoded with the call's codec): [`Bytes`] or an
+    /// [`EncodedMessage`] from [`Codec::encode_message`] (which frames without copying).
+    pub fn send_message(
+        &mut self,
+        _now: Instant,
+        message: impl Into<EncodedMessage>,
+    ) -> Result<(), UsageError> {
+        let message = message.into();
         if self.response == ResponseState::Finished {
             return Err(UsageError::AlreadyFinished);
         }

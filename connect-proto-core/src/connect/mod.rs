@@ -29,6 +29,10 @@ pub fn split_unary_headers(headers: &HeaderMap) -> (HeaderMap, HeaderMap) {
     let mut trailing = HeaderMap::new();
     for (name, value) in headers {
         if let Some(stripped) = name.as_str().strip_prefix(CONNECT_TRAILER_PREFIX) {
+            // Protocol headers are never trailing metadata (`prefix_trailers` skips them too).
+            if is_protocol_header(stripped) {
+                continue;
+            }
             if let Ok(stripped) = HeaderName::from_bytes(stripped.as_bytes()) {
                 trailing.append(stripped, value.clone());
             }
@@ -65,5 +69,19 @@ mod tests {
             trailing.get_all("x-cost").iter().collect::<Vec<_>>(),
             ["1", "2"]
         );
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/client_ops`): a `trailer-grpc-status` response
+    /// header became a `grpc-status` entry in the trailing (and error) metadata.
+    #[test]
+    fn prefixed_protocol_headers_are_not_trailers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("trailer-grpc-status", HeaderValue::from_static("0"));
+        headers.insert("trailer-content-type", HeaderValue::from_static("x"));
+        headers.insert("trailer-x-ok", HeaderValue::from_static("y"));
+        let (leading, trailing) = split_unary_headers(&headers);
+        assert!(leading.is_empty());
+        assert_eq!(trailing.len(), 1);
+        assert_eq!(trailing.get("x-ok").unwrap(), "y");
     }
 }

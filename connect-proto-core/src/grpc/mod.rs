@@ -76,11 +76,15 @@ pub fn decode_status(trailers: &HeaderMap) -> Result<Option<Status>, Rule> {
     Ok(Some(status.with_metadata(metadata)))
 }
 
-/// Percent-encodes a `grpc-message`: bytes outside printable ASCII, and `%`, become `%XX`.
+/// Percent-encodes a `grpc-message`: bytes outside printable ASCII, `%`, and a space at
+/// either end (HTTP/1 header parsing and gRPC-Web trailer blocks trim surrounding whitespace)
+/// become `%XX`.
 pub fn percent_encode_message(message: &str) -> String {
+    let bytes = message.as_bytes();
     let mut out = String::with_capacity(message.len());
-    for &b in message.as_bytes() {
-        if (0x20..=0x7e).contains(&b) && b != b'%' {
+    for (i, &b) in bytes.iter().enumerate() {
+        let edge_space = b == b' ' && (i == 0 || i + 1 == bytes.len());
+        if (0x20..=0x7e).contains(&b) && b != b'%' && !edge_space {
             out.push(b as char);
         } else {
             out.push('%');
@@ -145,6 +149,20 @@ mod tests {
             assert_eq!(percent_decode_message(encoded.as_bytes()), msg);
         }
         assert_eq!(percent_encode_message("a%b\u{e9}"), "a%25b%C3%A9");
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/pair_ops`): a message starting with a space lost
+    /// it in a gRPC-Web trailer frame, whose decoder trims values as HTTP/1 does.
+    #[test]
+    fn edge_spaces_survive_trimming() {
+        assert_eq!(percent_encode_message(" a b "), "%20a b%20");
+        assert_eq!(percent_encode_message(" "), "%20");
+        let status = Status::new(Code::Canceled, " padded ");
+        let mut trailers = HeaderMap::new();
+        encode_status(Some(&status), &HeaderMap::new(), &mut trailers);
+        let block = crate::grpc_web::encode_trailer_block(&trailers);
+        let back = crate::grpc_web::decode_trailer_block(&block).unwrap();
+        assert_eq!(decode_status(&back).unwrap().unwrap().message(), " padded ");
     }
 
     #[test]
