@@ -300,7 +300,7 @@ impl Observed {
         }
     }
 
-    fn from_stream<M: HasPayload>(&mut self, stream: &ResponseStream<M>) {
+    fn record_stream<M: HasPayload>(&mut self, stream: &ResponseStream<M>) {
         if let Some(headers) = stream.received_headers() {
             self.headers = Some(headers.clone());
         }
@@ -409,10 +409,10 @@ async fn receive<M: HasPayload>(
         match next {
             Ok(Some(message)) => {
                 observed.payloads.push(message.payload());
-                if let Some(Cancel::AfterResponses(n)) = cancel {
-                    if observed.payloads.len() == n as usize {
-                        stream.cancel();
-                    }
+                if let Some(Cancel::AfterResponses(n)) = cancel
+                    && observed.payloads.len() == n as usize
+                {
+                    stream.cancel();
                 }
             }
             Ok(None) => break,
@@ -422,7 +422,7 @@ async fn receive<M: HasPayload>(
             }
         }
     }
-    observed.from_stream(stream);
+    observed.record_stream(stream);
 }
 
 async fn client_stream(
@@ -510,10 +510,10 @@ async fn bidi_stream(
             match call.message().await {
                 Ok(Some(response)) => {
                     observed.payloads.push(response.payload());
-                    if let Some(Cancel::AfterResponses(n)) = cancel {
-                        if observed.payloads.len() == n as usize {
-                            call.cancel();
-                        }
+                    if let Some(Cancel::AfterResponses(n)) = cancel
+                        && observed.payloads.len() == n as usize
+                    {
+                        call.cancel();
                     }
                 }
                 Ok(None) => {}
@@ -532,7 +532,7 @@ async fn bidi_stream(
     let _ = call.close_send();
     let mut stream = call.into_response_stream();
     if failed && observed.error.is_some() {
-        observed.from_stream(&stream);
+        observed.record_stream(&stream);
         return observed.into_result();
     }
     let cancel_at = match cancel {

@@ -94,12 +94,13 @@ fn unescape(component: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -172,7 +173,7 @@ async fn unary_outcome(
             };
             delay(definition.response_delay_ms).await;
             let payload = ConformancePayload {
-                data: data.into(),
+                data,
                 request_info: info.into(),
                 ..Default::default()
             };
@@ -260,7 +261,7 @@ impl ConformanceService for Conformance {
         let mut info = Some(request_info(&context, vec![any]));
         for data in &definition.response_data {
             let payload = ConformancePayload {
-                data: data.clone().into(),
+                data: data.clone(),
                 request_info: info.take().map(Into::into).unwrap_or_default(),
                 ..Default::default()
             };
@@ -320,7 +321,7 @@ impl ConformanceService for Conformance {
                     }
                 };
                 let payload = ConformancePayload {
-                    data: data.clone().into(),
+                    data: data.clone(),
                     request_info: info.into(),
                     ..Default::default()
                 };
@@ -343,7 +344,7 @@ impl ConformanceService for Conformance {
         let mut info = (sent == 0).then(|| request_info(&context, std::mem::take(&mut requests)));
         while let Some(data) = definition.response_data.get(sent) {
             let payload = ConformancePayload {
-                data: data.clone().into(),
+                data: data.clone(),
                 request_info: info.take().map(Into::into).unwrap_or_default(),
                 ..Default::default()
             };
