@@ -364,12 +364,13 @@ impl Compression for Zstd {
 }
 
 /// The zstd window log allowed for a message of at most `limit` bytes: the smallest window
-/// covering the limit, but at least 1 MiB (small windows are cheap, and encoders may pick one
-/// larger than a tiny message) and at most zstd's 128 MiB.
+/// covering the limit, but at least 8 MiB and at most zstd's 128 MiB. RFC 8878 recommends
+/// that every decoder accept 8 MiB windows, and common encoders declare one whatever the
+/// message size (Go's `klauspost/compress` does, for frames without a content size).
 #[cfg(feature = "zstd")]
 fn zstd_window_log(limit: usize) -> u32 {
     let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
-    needed.clamp(20, 27)
+    needed.clamp(23, 27)
 }
 
 /// Brotli.

@@ -371,6 +371,15 @@ mod zstd_window_tests {
         // Ordinary frames (window sized to the content) still decode.
         let plain = Zstd.compress(&input).unwrap();
         assert_eq!(Zstd.decompress(&plain, 4096).unwrap(), input);
+        // So do frames declaring an 8 MiB window without a content size (what Go's encoder
+        // writes) under a small limit: RFC 8878 asks every decoder to accept such windows.
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(23).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.long_distance_matching(true).unwrap();
+        std::io::Write::write_all(&mut encoder, &input).unwrap();
+        let frame = encoder.finish().unwrap();
+        assert_eq!(Zstd.decompress(&frame, 4096).unwrap(), input);
     }
 }
 
