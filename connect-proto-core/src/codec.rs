@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -16,6 +16,17 @@ const MAX_PROTOBUF_SIZE: usize = 0x7FFF_FFFF;
 /// Length of the room [`Codec::encode_message`] reserves in front of a message: the envelope
 /// prefix ([`crate::envelope::PREFIX_LEN`]).
 const RESERVED: usize = crate::envelope::PREFIX_LEN;
+
+/// The least a scratch buffer grows by in [`Codec::encode_message_into`].
+const SCRATCH_BLOCK: usize = 4096;
+
+/// Makes room for `needed` bytes in a scratch buffer, growing it by at least a block when it
+/// must (so the next small messages fit in the same allocation).
+fn reserve_scratch(buf: &mut BytesMut, needed: usize) {
+    if buf.capacity() < needed {
+        buf.reserve(needed.max(SCRATCH_BLOCK));
+    }
+}
 
 /// An encoded message on its way to a call's `send_message`.
 ///
@@ -61,7 +72,12 @@ impl EncodedMessage {
     pub fn into_bytes(self) -> Bytes {
         match self.repr {
             Repr::Plain(bytes) => bytes,
-            Repr::Prefixed(buf) => buf.freeze().slice(RESERVED..),
+            Repr::Prefixed(mut buf) => {
+                // Advancing a unique buffer moves its start without allocating (slicing a
+                // frozen one would allocate a shared header).
+                buf.advance(RESERVED);
+                buf.freeze()
+            }
         }
     }
 
@@ -210,6 +226,40 @@ impl Codec {
         };
         Ok(EncodedMessage {
             repr: Repr::Prefixed(buf),
+        })
+    }
+
+    /// [`encode_message`](Self::encode_message) into `buf`, a scratch buffer reused across
+    /// messages (its contents are replaced): small messages share its allocations instead of
+    /// each taking one. Streams of messages encode this way.
+    pub fn encode_message_into<M: CodecMessage>(
+        self,
+        message: &M,
+        buf: &mut BytesMut,
+    ) -> Result<EncodedMessage, CodecError> {
+        let err = |detail: String| CodecError {
+            codec: self,
+            decoding: false,
+            detail,
+        };
+        buf.clear();
+        match self {
+            Codec::Proto => {
+                let mut cache = buffa::SizeCache::new();
+                let size = buffa::checked_encode_size(message.compute_size(&mut cache))
+                    .map_err(|e| err(e.to_string()))? as usize;
+                reserve_scratch(buf, RESERVED + size);
+                buf.put_bytes(0, RESERVED);
+                message.write_to(&mut cache, buf);
+            }
+            Codec::Json => {
+                reserve_scratch(buf, RESERVED + 64);
+                buf.put_bytes(0, RESERVED);
+                serde_json::to_writer(buf.writer(), message).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        Ok(EncodedMessage {
+            repr: Repr::Prefixed(buf.split()),
         })
     }
 

@@ -93,7 +93,9 @@ pub fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap) {
 
 /// Application metadata of `from` (protocol headers removed), as a new map.
 pub fn metadata_of(from: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(from.len());
+    // No capacity up front: most responses carry no application metadata, and an empty map
+    // does not allocate.
+    let mut out = HeaderMap::new();
     copy_metadata(from, &mut out);
     out
 }

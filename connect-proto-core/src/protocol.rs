@@ -94,6 +94,39 @@ pub mod headers {
     pub const CONNECT_PROTOCOL_VERSION_1: &str = "1";
 }
 
+/// The header names of [`headers`] as [`http::HeaderName`]s, for the hot paths: a `HeaderMap`
+/// lookup or insert with a `HeaderName` skips parsing the name from a string.
+pub(crate) mod names {
+    use http::HeaderName;
+
+    use super::headers;
+
+    macro_rules! names {
+        ($($name:ident),* $(,)?) => {
+            $(pub(crate) const $name: HeaderName = HeaderName::from_static(headers::$name);)*
+        };
+    }
+
+    names!(
+        CONTENT_TYPE,
+        CONTENT_ENCODING,
+        ACCEPT_ENCODING,
+        TE,
+        USER_AGENT,
+        X_USER_AGENT,
+        CONNECT_PROTOCOL_VERSION,
+        CONNECT_TIMEOUT_MS,
+        CONNECT_CONTENT_ENCODING,
+        CONNECT_ACCEPT_ENCODING,
+        GRPC_TIMEOUT,
+        GRPC_ENCODING,
+        GRPC_ACCEPT_ENCODING,
+        GRPC_STATUS,
+        GRPC_MESSAGE,
+        GRPC_STATUS_DETAILS_BIN,
+    );
+}
+
 /// Content types, parsed.
 ///
 /// `streaming` distinguishes Connect's unary (`application/proto`) from its streaming
@@ -186,27 +219,27 @@ impl ContentType {
         let Some(sub) = strip_prefix_ignore_case(media, "application/") else {
             return ContentTypeMatch::Unrecognized;
         };
-        let lower = sub.to_ascii_lowercase();
+        // No lowercased copy: every comparison below ignores case.
         let (protocol, streaming, text, codec_name) =
-            if let Some(rest) = lower.strip_prefix("grpc-web-text") {
+            if let Some(rest) = strip_prefix_ignore_case(sub, "grpc-web-text") {
                 match suffix(rest) {
                     Some(codec) => (Protocol::GrpcWeb, true, true, codec),
                     None => return ContentTypeMatch::Unrecognized,
                 }
-            } else if let Some(rest) = lower.strip_prefix("grpc-web") {
+            } else if let Some(rest) = strip_prefix_ignore_case(sub, "grpc-web") {
                 match suffix(rest) {
                     Some(codec) => (Protocol::GrpcWeb, true, false, codec),
                     None => return ContentTypeMatch::Unrecognized,
                 }
-            } else if let Some(rest) = lower.strip_prefix("grpc") {
+            } else if let Some(rest) = strip_prefix_ignore_case(sub, "grpc") {
                 match suffix(rest) {
                     Some(codec) => (Protocol::Grpc, true, false, codec),
                     None => return ContentTypeMatch::Unrecognized,
                 }
-            } else if let Some(rest) = lower.strip_prefix("connect+") {
+            } else if let Some(rest) = strip_prefix_ignore_case(sub, "connect+") {
                 (Protocol::Connect, true, false, rest)
             } else {
-                (Protocol::Connect, false, false, lower.as_str())
+                (Protocol::Connect, false, false, sub)
             };
         match Codec::from_name(codec_name) {
             Some(codec) => ContentTypeMatch::Supported(ContentType {

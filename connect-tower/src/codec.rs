@@ -3,8 +3,8 @@
 //! (`M::ViewHandle`, backed by the received `Bytes`).
 
 use buffa::view::HasMessageView;
-use bytes::Bytes;
-use connect_proto_core::codec::CodecMessage;
+use bytes::{Bytes, BytesMut};
+use connect_proto_core::codec::{CodecMessage, EncodedMessage};
 use connect_proto_core::{Code, Codec, Status};
 
 /// How a handler's request type is decoded: codec, message bytes, size limit.
@@ -42,16 +42,50 @@ where
     M::decode_view_handle_with_options(bytes, &options).map_err(|e| invalid(&e))
 }
 
-/// A response message type: anything that can be encoded with a call's codec.
+/// A message type that can be sent: anything that can be encoded with a call's codec.
 pub trait EncodeMessage: Send + 'static {
     /// Encodes the message.
     fn encode(&self, codec: Codec) -> Result<Bytes, Status>;
+
+    /// Encodes the message for sending. The default wraps [`encode`](Self::encode); buffa
+    /// messages encode after room reserved for the envelope prefix, so framing does not copy
+    /// them (see [`EncodedMessage`]).
+    fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, Status> {
+        self.encode(codec).map(EncodedMessage::from)
+    }
+
+    /// Encodes one message of a stream, with `buf` as reusable scratch space (see
+    /// [`Codec::encode_message_into`]). The default ignores `buf`.
+    fn encode_message_into(
+        &self,
+        codec: Codec,
+        buf: &mut BytesMut,
+    ) -> Result<EncodedMessage, Status> {
+        let _ = buf;
+        self.encode_message(codec)
+    }
 }
 
 impl<M: CodecMessage> EncodeMessage for M {
     fn encode(&self, codec: Codec) -> Result<Bytes, Status> {
         codec
             .encode(self)
+            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+    }
+
+    fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, Status> {
+        codec
+            .encode_message(self)
+            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+    }
+
+    fn encode_message_into(
+        &self,
+        codec: Codec,
+        buf: &mut BytesMut,
+    ) -> Result<EncodedMessage, Status> {
+        codec
+            .encode_message_into(self, buf)
             .map_err(|e| Status::new(Code::Internal, e.to_string()))
     }
 }

@@ -196,14 +196,22 @@ impl<T> Response<T> {
     /// Adds response headers (leading metadata).
     #[must_use]
     pub fn with_headers(mut self, headers: HeaderMap) -> Self {
-        self.headers.extend(headers);
+        if self.headers.is_empty() {
+            self.headers = headers;
+        } else {
+            self.headers.extend(headers);
+        }
         self
     }
 
     /// Adds trailers (trailing metadata).
     #[must_use]
     pub fn with_trailers(mut self, trailers: HeaderMap) -> Self {
-        self.trailers.extend(trailers);
+        if self.trailers.is_empty() {
+            self.trailers = trailers;
+        } else {
+            self.trailers.extend(trailers);
+        }
         self
     }
 

@@ -15,10 +15,11 @@ use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
 use crate::connect::get::{CONNECT_V1, PARAM_ENCODING, decode_get_query, query_param};
 use crate::method::MethodSpec;
-use crate::protocol::headers::{
+use crate::protocol::headers::CONNECT_PROTOCOL_VERSION_1;
+use crate::protocol::names::{
     ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
-    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE,
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT,
+    CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
+    GRPC_TIMEOUT,
 };
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
 use crate::status::Status;
@@ -209,7 +210,7 @@ pub(crate) fn admit(
     lookup: impl FnOnce(&str) -> Option<MethodSpec>,
 ) -> Result<Admitted, Rejection> {
     let is_get = head.method == Method::GET;
-    let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &http::HeaderName| head.headers.get(name).and_then(|v| v.to_str().ok());
     let query = if is_get {
         head.uri.query().map(decode_get_query)
     } else {
@@ -229,7 +230,7 @@ pub(crate) fn admit(
             .and_then(Codec::from_name)
             .map(ContentType::connect_unary)
     } else {
-        match header(CONTENT_TYPE).map(ContentType::parse) {
+        match header(&CONTENT_TYPE).map(ContentType::parse) {
             Some(ContentTypeMatch::Supported(ct)) => Some(ct),
             _ => None,
         }
@@ -299,7 +300,7 @@ pub(crate) fn admit(
                 _ => None,
             }
         } else {
-            header(CONNECT_PROTOCOL_VERSION).map(|v| (v, CONNECT_PROTOCOL_VERSION_1))
+            header(&CONNECT_PROTOCOL_VERSION).map(|v| (v, CONNECT_PROTOCOL_VERSION_1))
         };
         match version {
             Some((got, want)) if got.trim() != want => {
@@ -364,7 +365,7 @@ pub(crate) fn admit(
             _ => None,
         }
     } else {
-        header(encoding_header)
+        header(&encoding_header)
     };
     let request_compression = match config.compression.resolve(requested) {
         Ok(alg) => alg,
@@ -388,17 +389,27 @@ pub(crate) fn admit(
             return Err(rejection);
         }
     };
-    let accept = head
-        .headers
-        .get_all(accept_header)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    let accept = (!accept.is_empty()).then_some(accept);
+    // One accept header (the usual case) is used as it is; several are joined into one list.
+    let mut accepts = head.headers.get_all(&accept_header).iter();
+    let joined;
+    let accept = match (accepts.next(), accepts.next()) {
+        (None, _) => None,
+        (Some(one), None) => one.to_str().ok(),
+        (Some(_), Some(_)) => {
+            joined = head
+                .headers
+                .get_all(&accept_header)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+            Some(joined.as_str())
+        }
+    };
+    let accept = accept.filter(|a| !a.is_empty());
     let response_compression = config
         .compression
-        .negotiate(request_compression.as_ref(), accept.as_deref());
+        .negotiate(request_compression.as_ref(), accept);
 
     // GET message.
     let get_message = match query {

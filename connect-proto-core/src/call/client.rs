@@ -13,16 +13,16 @@
 //! Inputs are `handle_*`; drain [`ClientCall::poll_output`] (what the adapter must send) and
 //! [`ClientCall::poll_event`] (what the application receives) after every input.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, request, response};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request, response};
 
 use crate::call::client_config::{CallOptions, ClientConfig};
 use crate::call::inbound::{Framing, Inbound, Reader, frame_message};
-use crate::call::output_queue::OutputQueue;
+use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::code::Code;
 use crate::codec::{Codec, EncodedMessage};
 use crate::compression::{Compression, CompressionRegistry};
@@ -34,11 +34,11 @@ use crate::grpc::decode_status;
 use crate::grpc_web::decode_trailer_block;
 use crate::metadata::{copy_metadata, metadata_of};
 use crate::method::MethodSpec;
-use crate::protocol::headers::{
+use crate::protocol::headers::{CONNECT_PROTOCOL_VERSION_1, TE_TRAILERS};
+use crate::protocol::names::{
     ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
-    CONNECT_PROTOCOL_VERSION_1, CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE,
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS, GRPC_TIMEOUT, TE, TE_TRAILERS, USER_AGENT,
-    X_USER_AGENT,
+    CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
+    GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT, X_USER_AGENT,
 };
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
 use crate::status::Status;
@@ -128,9 +128,9 @@ pub struct ClientCall {
     /// The outcome read from a Connect end-stream message or gRPC-Web trailer frame, reported
     /// when the body ends (nothing may follow it).
     end_outcome: Option<Result<HeaderMap, Status>>,
-    events: VecDeque<ClientEvent>,
+    events: SmallQueue<ClientEvent>,
     outputs: OutputQueue<ClientOutput>,
-    scratch: Vec<Inbound>,
+    scratch: SmallQueue<Inbound>,
 }
 
 impl ClientCall {
@@ -208,16 +208,13 @@ impl ClientCall {
             grpc_head: HeaderMap::new(),
             body_received: false,
             end_outcome: None,
-            events: VecDeque::new(),
+            events: SmallQueue::new(),
             outputs: OutputQueue::new(),
-            scratch: Vec::new(),
+            scratch: SmallQueue::new(),
         };
         if method.kind.streams_requests() {
-            let head = call.request_head(
-                Method::POST,
-                call.uri.clone(),
-                call.send_compression.is_some(),
-            );
+            let uri = std::mem::take(&mut call.uri);
+            let head = call.request_head(Method::POST, uri, call.send_compression.is_some());
             call.outputs.push(ClientOutput::Head(head));
             call.send = SendState::Open;
         }
@@ -322,7 +319,9 @@ impl ClientCall {
             }
         }
         let (framed, compressed) = self.frame(message)?;
-        let head = self.request_head(Method::POST, self.uri.clone(), compressed);
+        // The request needs the URI no more after its head: moved, not cloned.
+        let uri = std::mem::take(&mut self.uri);
+        let head = self.request_head(Method::POST, uri, compressed);
         self.push_output(ClientOutput::Head(head));
         self.push_output(ClientOutput::Data(framed));
         self.push_output(ClientOutput::End);
@@ -581,7 +580,7 @@ impl ClientCall {
         head
     }
 
-    fn resolve_encoding(&mut self, head: &response::Parts, header: &str) -> Result<(), Rule> {
+    fn resolve_encoding(&mut self, head: &response::Parts, header: HeaderName) -> Result<(), Rule> {
         let name = head.headers.get(header).and_then(|v| v.to_str().ok());
         let alg = self
             .accept_compression
@@ -728,8 +727,8 @@ impl ClientCall {
         self.abort(Status::new(code, format!("protocol error: {error}")));
     }
 
-    fn take_items(&mut self, items: &mut Vec<Inbound>) {
-        for item in items.drain(..) {
+    fn take_items(&mut self, items: &mut SmallQueue<Inbound>) {
+        for item in items.drain() {
             if self.receive == ReceiveState::Finished {
                 return;
             }
@@ -817,15 +816,22 @@ fn http_status_error(status: StatusCode) -> Status {
     Status::new(code, format!("HTTP status {}{reason}", status.as_u16()))
 }
 
-fn insert_str(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn insert_str(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
 }
 
 /// `base` (scheme, authority, path prefix) joined with a method path.
-fn join_uri(base: &Uri, method_path: &str) -> Result<Uri, UsageError> {
+fn join_uri(base: &Uri, method_path: &'static str) -> Result<Uri, UsageError> {
     let prefix = base.path().trim_end_matches('/');
+    if prefix.is_empty() {
+        // The usual case (no path prefix): the static method path is used as it is, not
+        // copied.
+        let path = PathAndQuery::from_maybe_shared(Bytes::from_static(method_path.as_bytes()))
+            .map_err(|e| UsageError::InvalidRequest(e.to_string()))?;
+        return with_path_and_query(base, path);
+    }
     replace_path_and_query(base, format!("{prefix}{method_path}"))
 }
 
@@ -835,6 +841,12 @@ fn with_query(uri: &Uri, query: &str) -> Result<Uri, UsageError> {
 }
 
 fn replace_path_and_query(uri: &Uri, path_and_query: String) -> Result<Uri, UsageError> {
+    let path = PathAndQuery::try_from(path_and_query)
+        .map_err(|e| UsageError::InvalidRequest(e.to_string()))?;
+    with_path_and_query(uri, path)
+}
+
+fn with_path_and_query(uri: &Uri, path_and_query: PathAndQuery) -> Result<Uri, UsageError> {
     let mut builder = Uri::builder().path_and_query(path_and_query);
     if let Some(scheme) = uri.scheme() {
         builder = builder.scheme(scheme.clone());

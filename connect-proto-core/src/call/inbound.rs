@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::call::output_queue::SmallQueue;
 use crate::codec::EncodedMessage;
 use crate::compression::{Compression, DecompressError};
 use crate::envelope::{
@@ -84,7 +85,7 @@ impl Reader {
     }
 
     /// Adds a chunk and reads every complete item out of the buffered data.
-    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut Vec<Inbound>) -> Result<(), Rule> {
+    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
         let chunk = match &mut self.text {
             Some(text) => text.decode(&chunk)?,
             None => chunk,
@@ -112,14 +113,14 @@ impl Reader {
     }
 
     /// The body ended: checks framing and yields what the end completes (the bare message).
-    pub(crate) fn finish(&mut self, out: &mut Vec<Inbound>) -> Result<(), Rule> {
+    pub(crate) fn finish(&mut self, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
         if let Some(text) = &self.text {
             text.finish()?;
         }
         match self.framing {
             Framing::Bare => {
                 let body = self.envelopes.take_all();
-                out.push(Inbound::Message(self.decompress(body)?));
+                out.push_back(Inbound::Message(self.decompress(body)?));
                 Ok(())
             }
             Framing::Enveloped => self.envelopes.finish(),
@@ -131,7 +132,7 @@ impl Reader {
         self.envelopes.take_all()
     }
 
-    fn drain_envelopes(&mut self, out: &mut Vec<Inbound>) -> Result<(), Rule> {
+    fn drain_envelopes(&mut self, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
         while let Some(envelope) = self.envelopes.decode()? {
             if self.ended {
                 return Err(Rule::DataAfterEnd);
@@ -163,12 +164,12 @@ impl Reader {
             };
             if end_flag != 0 && flags & end_flag != 0 {
                 self.ended = true;
-                out.push(match self.protocol {
+                out.push_back(match self.protocol {
                     Protocol::GrpcWeb => Inbound::Trailers(payload),
                     _ => Inbound::EndStream(payload),
                 });
             } else {
-                out.push(Inbound::Message(payload));
+                out.push_back(Inbound::Message(payload));
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use crate::code::Code;
 use crate::error::Rule;
 use crate::metadata::{copy_metadata, decode_binary_value, encode_binary_value};
-use crate::protocol::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+use crate::protocol::names::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
 use crate::status::Status;
 
 /// Writes the status trailers for an outcome (`None` is OK) followed by application metadata.

@@ -422,8 +422,37 @@ async fn ping_until_silent(mut pings: PingPong, interval: Duration, timeout: Dur
 
 /// What a request body held at the start of the call.
 struct Ready {
-    data: Vec<Bytes>,
+    data: Chunks,
     rest: Rest,
+}
+
+/// Data chunks, the first one held without allocating (a unary request has one).
+#[derive(Default)]
+struct Chunks {
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+}
+
+impl Chunks {
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push(chunk);
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = Bytes> {
+        self.first.into_iter().chain(self.more)
+    }
 }
 
 enum Rest {
@@ -434,7 +463,7 @@ enum Rest {
 
 /// Takes every frame `body` yields without waiting.
 fn take_ready(body: &mut RequestBody) -> Result<Ready, BoxError> {
-    let mut data = Vec::new();
+    let mut data = Chunks::default();
     if body.is_end_stream() {
         return Ok(Ready {
             data,

@@ -34,6 +34,8 @@ pub use h2conn::{H2Connection, H2ConnectionBuilder};
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: legacy::Client<Connector, PooledBody>,
+    /// Whether every connection is HTTP/2, where request bodies need no `content-length`.
+    http2_only: bool,
 }
 
 impl HttpClient {
@@ -74,7 +76,10 @@ impl tower_service::Service<http::Request<RequestBody>> for HttpClient {
 
     fn call(&mut self, request: http::Request<RequestBody>) -> ResponseFuture {
         let streaming = request.body().size_hint().exact().is_none();
-        let future = self.inner.request(request.map(PooledBody));
+        let exact_length = !self.http2_only;
+        let future = self
+            .inner
+            .request(request.map(|body| PooledBody { body, exact_length }));
         if !streaming {
             return ResponseFuture {
                 kind: FutureKind::Pooled(future),
@@ -205,13 +210,19 @@ impl HttpClientBuilder {
         }
         HttpClient {
             inner: builder.build(connector),
+            http2_only,
         }
     }
 }
 
 /// A request body as the pooled client sends it: when the body fails (the call was
 /// abandoned), hyper resets the HTTP/2 stream with the reason found in the error, `CANCEL`.
-struct PooledBody(RequestBody);
+/// Over HTTP/2 a complete body hides its exact length, which would only make hyper format a
+/// `content-length` header per request.
+struct PooledBody {
+    body: RequestBody,
+    exact_length: bool,
+}
 
 impl Body for PooledBody {
     type Data = Bytes;
@@ -221,17 +232,25 @@ impl Body for PooledBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        Pin::new(&mut self.get_mut().0)
+        Pin::new(&mut self.get_mut().body)
             .poll_frame(cx)
             .map(|frame| frame.map(|frame| frame.map_err(|_| h2::Error::from(h2::Reason::CANCEL))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
+        let hint = self.body.size_hint();
+        match hint.exact() {
+            Some(_) if !self.exact_length => {
+                let mut inexact = SizeHint::new();
+                inexact.set_lower(hint.lower());
+                inexact
+            }
+            _ => hint,
+        }
     }
 }
 

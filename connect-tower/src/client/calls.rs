@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use connect_proto_core::codec::CodecMessage;
+use bytes::BytesMut;
+use connect_proto_core::codec::{CodecMessage, EncodedMessage};
 use connect_proto_core::{ClientEvent, Code, Codec, Status};
 use futures_core::Stream;
 use http::HeaderMap;
@@ -18,7 +19,7 @@ use crate::codec::EncodeMessage;
 use crate::message::Response;
 
 /// The receiving half of a call: headers, messages, then the outcome.
-struct Receiver<T: Transport> {
+pub(crate) struct Receiver<T: Transport> {
     exchange: Exchange<T>,
     codec: Codec,
     headers: Option<HeaderMap>,
@@ -28,7 +29,7 @@ struct Receiver<T: Transport> {
 }
 
 impl<T: Transport> Receiver<T> {
-    fn new(exchange: Exchange<T>, codec: Codec) -> Self {
+    pub(crate) fn new(exchange: Exchange<T>, codec: Codec) -> Self {
         Receiver {
             exchange,
             codec,
@@ -112,7 +113,7 @@ impl<T: Transport> Receiver<T> {
     }
 
     /// Reads exactly one message then the end: a unary response.
-    async fn into_unary<M: CodecMessage>(mut self) -> Result<Response<M>, Status> {
+    pub(crate) async fn into_unary<M: CodecMessage>(mut self) -> Result<Response<M>, Status> {
         let first = poll_fn(|cx| self.poll_message::<M>(cx)).await;
         let message = match first {
             Ok(Some(message)) => message,
@@ -177,7 +178,7 @@ trait ErasedReceiver<M>: Send {
 /// The sending half without the transport type.
 trait ErasedSender: Send {
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>>;
-    fn send(&mut self, bytes: bytes::Bytes) -> Result<(), Status>;
+    fn send(&mut self, message: EncodedMessage) -> Result<(), Status>;
     fn close_send(&mut self) -> Result<(), Status>;
     fn cancel(&mut self);
 }
@@ -215,8 +216,8 @@ impl<T: Transport> ErasedSender for Receiver<T> {
         self.exchange.poll_send_ready(cx)
     }
 
-    fn send(&mut self, bytes: bytes::Bytes) -> Result<(), Status> {
-        self.exchange.send(bytes)
+    fn send(&mut self, message: EncodedMessage) -> Result<(), Status> {
+        self.exchange.send(message)
     }
 
     fn close_send(&mut self) -> Result<(), Status> {
@@ -302,6 +303,8 @@ impl<M> fmt::Debug for ResponseStream<M> {
 pub struct ClientStreamingCall<Req, Resp> {
     stream: ResponseStream<Resp>,
     codec: Codec,
+    /// Scratch space the requests are encoded in (small messages share its allocations).
+    buf: BytesMut,
     _request: PhantomData<fn(Req)>,
 }
 
@@ -310,6 +313,7 @@ impl<Req: EncodeMessage, Resp: CodecMessage> ClientStreamingCall<Req, Resp> {
         ClientStreamingCall {
             stream: ResponseStream::new(exchange),
             codec,
+            buf: BytesMut::new(),
             _request: PhantomData,
         }
     }
@@ -318,7 +322,7 @@ impl<Req: EncodeMessage, Resp: CodecMessage> ClientStreamingCall<Req, Resp> {
     pub async fn send(&mut self, message: Req) -> Result<(), Status> {
         let sender = self.stream.receiver.sender();
         poll_fn(|cx| sender.poll_send_ready(cx)).await?;
-        let bytes = message.encode(self.codec)?;
+        let bytes = message.encode_message_into(self.codec, &mut self.buf)?;
         self.stream.receiver.sender().send(bytes)
     }
 
@@ -358,6 +362,8 @@ impl<Req, Resp> fmt::Debug for ClientStreamingCall<Req, Resp> {
 pub struct BidiStreamingCall<Req, Resp> {
     stream: ResponseStream<Resp>,
     codec: Codec,
+    /// Scratch space the requests are encoded in (small messages share its allocations).
+    buf: BytesMut,
     _request: PhantomData<fn(Req)>,
 }
 
@@ -366,6 +372,7 @@ impl<Req: EncodeMessage, Resp: CodecMessage> BidiStreamingCall<Req, Resp> {
         BidiStreamingCall {
             stream: ResponseStream::new(exchange),
             codec,
+            buf: BytesMut::new(),
             _request: PhantomData,
         }
     }
@@ -374,7 +381,7 @@ impl<Req: EncodeMessage, Resp: CodecMessage> BidiStreamingCall<Req, Resp> {
     pub async fn send(&mut self, message: Req) -> Result<(), Status> {
         let sender = self.stream.receiver.sender();
         poll_fn(|cx| sender.poll_send_ready(cx)).await?;
-        let bytes = message.encode(self.codec)?;
+        let bytes = message.encode_message_into(self.codec, &mut self.buf)?;
         self.stream.receiver.sender().send(bytes)
     }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ClientCall, ClientEvent, ClientOutput, Code, Status};
 use http_body::{Body, Frame, SizeHint};
 
@@ -185,18 +186,25 @@ impl<T: Transport> Exchange<T> {
                 ));
             };
             let body = if state.call.is_send_closed() {
-                // Unary request: the body is already complete.
-                let mut chunks: Vec<Bytes> = Vec::new();
+                // Unary request: the body is already complete (one chunk, in practice).
+                let mut first: Option<Bytes> = None;
+                let mut more: Vec<Bytes> = Vec::new();
                 while let Some(output) = state.call.poll_output() {
                     if let ClientOutput::Data(data) = output {
-                        chunks.push(data);
+                        match &first {
+                            None => first = Some(data),
+                            Some(_) => more.push(data),
+                        }
                     }
                 }
                 state.body_done = true;
-                match chunks.len() {
-                    0 => RequestBody::empty(),
-                    1 => RequestBody::full(chunks.remove(0)),
-                    _ => RequestBody::full(Bytes::from(chunks.concat())),
+                match first {
+                    None => RequestBody::empty(),
+                    Some(first) if more.is_empty() => RequestBody::full(first),
+                    Some(first) => {
+                        more.insert(0, first);
+                        RequestBody::full(Bytes::from(more.concat()))
+                    }
                 }
             } else {
                 RequestBody {
@@ -387,7 +395,7 @@ impl<T: Transport> Exchange<T> {
     }
 
     /// Queues one request message.
-    pub(crate) fn send(&mut self, message: Bytes) -> Result<(), Status> {
+    pub(crate) fn send(&mut self, message: EncodedMessage) -> Result<(), Status> {
         let now = self.timer.now();
         let mut state = self.shared.lock();
         state.call.send_message(now, message).map_err(|e| match e {

@@ -13,8 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use connect_proto_core::codec::CodecMessage;
+use connect_proto_core::codec::{CodecMessage, EncodedMessage};
 use connect_proto_core::{ClientCall, MethodSpec, Status};
 use http_body::Body;
 
@@ -175,7 +174,7 @@ impl<T: Transport> Client<T> {
     fn start_unary_call(
         &self,
         method: &'static MethodSpec,
-        request: Bytes,
+        request: EncodedMessage,
         options: CallOptions,
     ) -> Result<ClientCall, Status> {
         let now = self.timer.now();
@@ -197,10 +196,12 @@ impl<T: Transport> Client<T> {
         Req: EncodeMessage,
         Resp: CodecMessage,
     {
-        let stream = self
-            .server_streaming::<Req, Resp>(method, request, options)
-            .await?;
-        stream.into_unary().await
+        // The receiver is read right here: no boxed stream, no boxed future.
+        let bytes = request.encode_message(self.config.configured_codec())?;
+        let call = self.start_unary_call(method, bytes, options)?;
+        let exchange = Exchange::start(self.transport.clone(), call, self.timer.clone()).await?;
+        let codec = exchange.codec();
+        calls::Receiver::new(exchange, codec).into_unary().await
     }
 
     /// Calls a server-streaming method; the returned stream yields the responses.
@@ -214,7 +215,7 @@ impl<T: Transport> Client<T> {
         Req: EncodeMessage,
         Resp: CodecMessage,
     {
-        let bytes = request.encode(self.config.configured_codec())?;
+        let bytes = request.encode_message(self.config.configured_codec())?;
         let call = self.start_unary_call(method, bytes, options)?;
         let exchange = Exchange::start(self.transport.clone(), call, self.timer.clone()).await?;
         Ok(ResponseStream::new(exchange))

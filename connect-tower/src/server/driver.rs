@@ -1,7 +1,6 @@
 //! Drives one server call: polls the handler future, enforces the deadline with the runtime's
 //! timer, catches handler panics, and hands the core's outputs to the HTTP response body.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -9,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use connect_proto_core::{Code, ServerOutput, Status};
 use http_body::{Body, Frame, SizeHint};
 
@@ -21,6 +20,8 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
+    /// An output taken while coalescing data chunks, returned by the next poll.
+    stashed: Option<ServerOutput>,
     handler: Option<HandlerFuture>,
     sleep: Option<(Instant, Sleep)>,
     /// HTTP/1.x: an unread request body is drained when the response ends.
@@ -31,6 +32,7 @@ impl Driver {
     pub(crate) fn new(shared: Arc<Shared>, handler: HandlerFuture, drain_unread: bool) -> Self {
         Driver {
             shared,
+            stashed: None,
             handler: Some(handler),
             sleep: None,
             drain_unread,
@@ -55,12 +57,22 @@ impl Driver {
         // The handler is polled at most once per call of this function; outputs it queued are
         // picked up by the next iteration.
         let mut handler_polled = false;
+        if let Some(output) = self.stashed.take() {
+            return Poll::Ready(Some(output));
+        }
         loop {
             let deadline = {
                 let mut state = self.shared.lock();
                 state.register_driver(cx.waker());
                 if let Some(output) = state.take_output() {
-                    return Poll::Ready(Some(output));
+                    return Poll::Ready(Some(match output {
+                        ServerOutput::Data(data) => ServerOutput::Data(coalesce(
+                            data,
+                            || state.take_output(),
+                            &mut self.stashed,
+                        )),
+                        other => other,
+                    }));
                 }
                 if state.call.is_finished() {
                     // Everything is written; a handler still running is cancelled by dropping it.
@@ -92,7 +104,10 @@ impl Driver {
                 continue;
             };
             handler_polled = true;
-            match catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
+            let parked = self.shared.lock().park_driver_waker();
+            let polled = catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)));
+            self.shared.lock().unpark_driver_waker(parked);
+            match polled {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::Ready(())) => self.handler = None,
                 Err(_panic) => {
@@ -137,6 +152,10 @@ pub struct ResponseBody {
     /// a budget before the response ends, so the connection survives and a client still
     /// writing its body sees the response instead of a broken pipe.
     drain: Option<Drain>,
+    /// Whether a complete body reports its exact length: over HTTP/1.x that makes a
+    /// `content-length` instead of chunked encoding; HTTP/2 frames need no length, and the
+    /// header would cost a formatted value per response.
+    exact_length: bool,
 }
 
 struct Drain {
@@ -151,9 +170,10 @@ enum Kind {
     /// A complete body known up front (rejections, unary responses).
     Full(Option<Bytes>),
     /// A body produced while the call runs.
-    Streaming(Box<Driver>),
-    /// The remaining outputs of a call that already finished.
-    Replay(VecDeque<ServerOutput>),
+    Streaming(Driver),
+    /// The remaining outputs of a call that already finished: the ones already taken, then
+    /// the rest from the call.
+    Rest([Option<ServerOutput>; 2], Arc<Shared>),
     /// Done.
     Ended,
 }
@@ -164,11 +184,13 @@ impl ResponseBody {
             ResponseBody {
                 kind: Kind::Ended,
                 drain: None,
+                exact_length: false,
             }
         } else {
             ResponseBody {
                 kind: Kind::Full(Some(bytes)),
                 drain: None,
+                exact_length: false,
             }
         }
     }
@@ -180,6 +202,7 @@ impl ResponseBody {
             budget: DRAIN_BUDGET,
         });
         ResponseBody {
+            exact_length: drain.is_some(),
             drain,
             ..ResponseBody::full(bytes)
         }
@@ -187,8 +210,9 @@ impl ResponseBody {
 
     pub(crate) fn streaming(driver: Driver) -> Self {
         ResponseBody {
-            kind: Kind::Streaming(Box::new(driver)),
+            kind: Kind::Streaming(driver),
             drain: None,
+            exact_length: false,
         }
     }
 
@@ -197,6 +221,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Ended,
             drain: None,
+            exact_length: false,
         }
     }
 }
@@ -206,7 +231,7 @@ impl std::fmt::Debug for ResponseBody {
         let kind = match self.kind {
             Kind::Full(_) => "full",
             Kind::Streaming(_) => "streaming",
-            Kind::Replay(_) => "replay",
+            Kind::Rest(..) => "rest",
             Kind::Ended => "ended",
         };
         f.debug_struct("ResponseBody").field("kind", &kind).finish()
@@ -229,9 +254,24 @@ impl Body for ResponseBody {
                 this.kind = Kind::Ended;
                 frame
             }
-            Kind::Replay(rest) => {
-                let next = rest.pop_front();
-                output_frame(&mut this.kind, next)
+            Kind::Rest(taken, shared) => {
+                let mut next = || {
+                    taken[0]
+                        .take()
+                        .or_else(|| taken[1].take())
+                        .or_else(|| shared.lock().take_output())
+                };
+                let output = match next() {
+                    Some(ServerOutput::Data(data)) => {
+                        let mut stashed = None;
+                        let data = coalesce(data, &mut next, &mut stashed);
+                        // Only the stash can have room: everything before it was taken.
+                        taken[0] = stashed;
+                        Some(ServerOutput::Data(data))
+                    }
+                    other => other,
+                };
+                output_frame(&mut this.kind, output)
             }
             Kind::Streaming(driver) => loop {
                 match driver.poll_output(cx) {
@@ -276,52 +316,141 @@ impl Body for ResponseBody {
         }
         match &self.kind {
             Kind::Ended => SizeHint::with_exact(0),
-            Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Kind::Full(Some(bytes)) if self.exact_length => {
+                SizeHint::with_exact(bytes.len() as u64)
+            }
+            Kind::Full(Some(_)) => SizeHint::default(),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Streaming(_) | Kind::Replay(_) => SizeHint::default(),
+            Kind::Streaming(_) | Kind::Rest(..) => SizeHint::default(),
         }
     }
 }
 
-/// Runs the call until its response head is known, then decides the body form: the queued
-/// rest of the response when the call already finished (the unary fast path: no driver, exact
-/// length), else a body that keeps driving the call.
-pub(crate) async fn respond(mut driver: Driver) -> http::Response<ResponseBody> {
-    let head = std::future::poll_fn(|cx| driver.poll_output(cx)).await;
+/// The response future of a call: runs the call until its response head is known, then
+/// decides the body form: the rest of the response when the call already finished (the unary
+/// fast path: no driver, an exact length for a lone message), else a body that keeps driving
+/// the call.
+pub struct ResponseFuture {
+    state: FutureState,
+}
+
+enum FutureState {
+    /// A rejection, answered at once (boxed: rare, and much larger than a driver).
+    Ready(Option<Box<http::Response<ResponseBody>>>),
+    Driving(Option<Driver>),
+}
+
+impl ResponseFuture {
+    pub(crate) fn ready(response: http::Response<ResponseBody>) -> Self {
+        ResponseFuture {
+            state: FutureState::Ready(Some(Box::new(response))),
+        }
+    }
+
+    pub(crate) fn driving(driver: Driver) -> Self {
+        ResponseFuture {
+            state: FutureState::Driving(Some(driver)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<ResponseBody>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let response = match &mut this.state {
+            FutureState::Ready(response) => response.take().map(|r| *r),
+            FutureState::Driving(driver) => {
+                let head = match driver.as_mut().map(|d| d.poll_output(cx)) {
+                    Some(Poll::Pending) => return Poll::Pending,
+                    Some(Poll::Ready(head)) => head,
+                    None => None,
+                };
+                driver.take().map(|driver| respond(head, driver))
+            }
+        };
+        // Polled again after completion: an empty response rather than a panic.
+        Poll::Ready(Ok(
+            response.unwrap_or_else(|| http::Response::new(ResponseBody::empty()))
+        ))
+    }
+}
+
+fn respond(head: Option<ServerOutput>, mut driver: Driver) -> http::Response<ResponseBody> {
     let Some(ServerOutput::Head(head)) = head else {
         // The core always writes a head first; an empty response is the defensive fallback.
-        let (head, ()) = http::Response::new(()).into_parts();
-        return http::Response::from_parts(head, ResponseBody::empty());
+        return http::Response::new(ResponseBody::empty());
     };
     let mut state = driver.shared.lock();
     if !state.call.is_finished() {
         drop(state);
         return http::Response::from_parts(head, ResponseBody::streaming(driver));
     }
-    let mut rest = VecDeque::new();
-    while let Some(output) = state.take_output() {
-        rest.push_back(output);
-    }
+    let first = state.take_output();
+    let second = match first {
+        Some(ServerOutput::Data(_)) => state.take_output(),
+        _ => None,
+    };
     drop(state);
-    let body = match (rest.len(), rest.front()) {
-        (0, _) => ResponseBody::empty(),
-        (1, Some(ServerOutput::End)) => ResponseBody::empty(),
-        (2, Some(ServerOutput::Data(_))) if matches!(rest.back(), Some(ServerOutput::End)) => {
-            match rest.pop_front() {
-                Some(ServerOutput::Data(data)) => ResponseBody::full(data),
-                _ => ResponseBody::empty(),
-            }
-        }
-        _ => ResponseBody {
-            kind: Kind::Replay(rest),
+    let body = match (first, second) {
+        (None, _) | (Some(ServerOutput::End), _) => ResponseBody::empty(),
+        (Some(ServerOutput::Data(data)), Some(ServerOutput::End)) => ResponseBody::full(data),
+        (first, second) => ResponseBody {
+            kind: Kind::Rest([first, second], driver.shared.clone()),
             drain: None,
+            exact_length: false,
         },
     };
     let body = ResponseBody {
         drain: driver.unread_body(),
+        exact_length: driver.drain_unread,
         ..body
     };
     http::Response::from_parts(head, body)
+}
+
+/// Data chunks are joined up to this size into one body frame: a streaming response of many
+/// small messages then costs a few HTTP/2 DATA frames instead of one per message (peers
+/// budget small frames; h2 closes connections that receive too many).
+const COALESCE_BYTES: usize = 16 * 1024;
+
+/// `first` followed by the data chunks `next` yields at once, joined up to
+/// [`COALESCE_BYTES`]; the first non-data output met goes to `stashed`.
+fn coalesce(
+    first: Bytes,
+    mut next: impl FnMut() -> Option<ServerOutput>,
+    stashed: &mut Option<ServerOutput>,
+) -> Bytes {
+    if first.len() >= COALESCE_BYTES {
+        return first;
+    }
+    let mut joined: Option<BytesMut> = None;
+    while joined.as_ref().map_or(first.len(), BytesMut::len) < COALESCE_BYTES {
+        match next() {
+            Some(ServerOutput::Data(more)) => {
+                let buf = joined.get_or_insert_with(|| {
+                    let mut buf =
+                        BytesMut::with_capacity(COALESCE_BYTES.max(first.len() + more.len()));
+                    buf.extend_from_slice(&first);
+                    buf
+                });
+                buf.extend_from_slice(&more);
+            }
+            Some(other) => {
+                *stashed = Some(other);
+                break;
+            }
+            None => break,
+        }
+    }
+    joined.map_or(first, BytesMut::freeze)
 }
 
 /// The frame for a replayed output; ends the body on `End`, trailers or exhaustion.

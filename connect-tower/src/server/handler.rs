@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use connect_proto_core::{Code, Codec, MethodSpec, Status};
 use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -122,6 +122,8 @@ impl<T> fmt::Debug for Streaming<T> {
 pub struct ResponseSender<T> {
     shared: Arc<Shared>,
     codec: Codec,
+    /// Scratch space the messages are encoded in (small messages share its allocations).
+    buf: BytesMut,
     _message: PhantomData<fn(T)>,
 }
 
@@ -157,9 +159,20 @@ impl<T: EncodeMessage> ResponseSender<T> {
 
     /// Sends one message, waiting for room in the output queue.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
-        poll_fn(|cx| self.shared.lock().poll_send_ready(cx)).await?;
-        let bytes = message.encode(self.codec)?;
-        self.shared.lock().send_message(bytes)
+        // Encoded first, so waiting for room and queueing take one lock.
+        let mut encoded = Some(message.encode_message_into(self.codec, &mut self.buf)?);
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            match state.poll_send_ready(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(status)) => Poll::Ready(Err(status)),
+                Poll::Ready(Ok(())) => Poll::Ready(match encoded.take() {
+                    Some(encoded) => state.send_message(encoded),
+                    None => Ok(()),
+                }),
+            }
+        })
+        .await
     }
 }
 
@@ -216,6 +229,7 @@ impl<T> ResponseSender<T> {
         ResponseSender {
             shared,
             codec,
+            buf: BytesMut::new(),
             _message: PhantomData,
         }
     }
@@ -313,7 +327,7 @@ fn respond<Resp: EncodeMessage>(
 ) {
     let outcome = result.and_then(|response| {
         let (message, headers, trailers) = response.into_parts();
-        let bytes = message.encode(codec)?;
+        let bytes = message.encode_message(codec)?;
         Ok((bytes, headers, trailers))
     });
     let mut state = shared.lock();

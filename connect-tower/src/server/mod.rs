@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use connect_proto_core::{MethodSpec, ServerCall, ServerConfig};
 use http_body::Body;
 
-pub use driver::ResponseBody;
+pub use driver::{ResponseBody, ResponseFuture};
 pub use handler::{
     IncomingCall, ResponseSender, Streaming, bidi_streaming, client_streaming, server_streaming,
     unary, unimplemented,
@@ -125,8 +125,13 @@ impl<D: Dispatch> ConnectService<D> {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let inner = self.inner.clone();
-        async move { serve(&inner, request).await }
+        let future = serve(&self.inner, request);
+        async move {
+            match future.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
     }
 }
 
@@ -183,19 +188,20 @@ where
 {
     type Response = http::Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(serve(&inner, request).await) })
+        serve(&self.inner, request)
     }
 }
 
-async fn serve<D, B>(inner: &Inner<D>, request: http::Request<B>) -> http::Response<ResponseBody>
+/// Admits the request, runs the interceptors and dispatches the handler, all at once; the
+/// returned future waits for the response head.
+fn serve<D, B>(inner: &Inner<D>, request: http::Request<B>) -> ResponseFuture
 where
     D: Dispatch,
     B: Body + Send + 'static,
@@ -212,7 +218,7 @@ where
             let (head, bytes) = rejection.into_parts();
             let http1 = parts.version < http::Version::HTTP_2;
             let response = ResponseBody::rejection(bytes, http1.then(|| crate::body::erase(body)));
-            return http::Response::from_parts(head, response);
+            return ResponseFuture::ready(http::Response::from_parts(head, response));
         }
     };
     let http1 = parts.version < http::Version::HTTP_2;
@@ -240,6 +246,7 @@ where
         call,
         crate::body::erase(body),
         inner.timer.clone(),
+        now,
         inner.interceptors.clone(),
     );
     let handler: HandlerFuture = if shared.lock().call.is_finished() {
@@ -251,5 +258,5 @@ where
             limit,
         })
     };
-    driver::respond(Driver::new(shared, handler, http1)).await
+    ResponseFuture::driving(Driver::new(shared, handler, http1))
 }

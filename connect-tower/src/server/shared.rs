@@ -6,8 +6,10 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::Bytes;
+use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status};
 use http::HeaderMap;
 
@@ -34,6 +36,8 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pub(crate) call: ServerCall,
     pub(crate) timer: SharedTimer,
+    /// When the request arrived.
+    started: Instant,
     body: Option<RequestBody>,
     /// The request side ended (end event delivered to the reader) or failed.
     request_done: bool,
@@ -49,12 +53,14 @@ impl Shared {
         call: ServerCall,
         body: RequestBody,
         timer: SharedTimer,
+        started: Instant,
         interceptors: Interceptors,
     ) -> Arc<Self> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 call,
                 timer,
+                started,
                 body: Some(body),
                 request_done: false,
                 driver_waker: None,
@@ -76,8 +82,14 @@ impl Shared {
 }
 
 impl State {
-    fn now(&self) -> std::time::Instant {
-        self.timer.now()
+    /// The time to hand the core: the clock when the call has a deadline; without one time
+    /// has no protocol meaning, and the arrival time saves reading the clock.
+    fn now(&self) -> Instant {
+        if self.call.deadline().is_some() {
+            self.timer.now()
+        } else {
+            self.started
+        }
     }
 
     /// Reads the next request item, pulling body frames as needed.
@@ -163,7 +175,7 @@ impl State {
         Poll::Ready(Ok(()))
     }
 
-    pub(crate) fn send_message(&mut self, message: Bytes) -> Result<(), Status> {
+    pub(crate) fn send_message(&mut self, message: EncodedMessage) -> Result<(), Status> {
         self.finalize_headers();
         let now = self.now();
         self.call.send_message(now, message).map_err(|e| match e {
@@ -228,6 +240,20 @@ impl State {
         match &self.driver_waker {
             Some(existing) if existing.will_wake(waker) => {}
             _ => self.driver_waker = Some(waker.clone()),
+        }
+    }
+
+    /// Takes the driver's waker while the driver itself polls the handler: what the handler
+    /// queues then is picked up by the driver's next look at the call, without waking its
+    /// own task once per message.
+    pub(crate) fn park_driver_waker(&mut self) -> Option<Waker> {
+        self.driver_waker.take()
+    }
+
+    /// Puts a parked waker back (unless the driver registered a newer one meanwhile).
+    pub(crate) fn unpark_driver_waker(&mut self, waker: Option<Waker>) {
+        if self.driver_waker.is_none() {
+            self.driver_waker = waker;
         }
     }
 
