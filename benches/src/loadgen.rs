@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
+use crate::envelope::{EnvelopeScanner, Piece};
 use crate::workload::{Kind, Messages, SERVICE, Shape, Wire, envelope};
 
 /// HTTP/2 windows of the load generator's connections (generous, as real clients set them).
@@ -87,11 +88,7 @@ impl Plan {
 pub struct ResponseReader {
     wire: Wire,
     enveloped: bool,
-    prefix: [u8; 5],
-    prefix_len: usize,
-    remaining: usize,
-    in_payload: bool,
-    flags: u8,
+    envelopes: EnvelopeScanner,
     /// Complete response messages.
     pub messages: usize,
     end_frame: Option<Vec<u8>>,
@@ -104,11 +101,7 @@ impl ResponseReader {
         ResponseReader {
             wire: plan.wire,
             enveloped: plan.wire == Wire::Grpc || plan.kind.shape() != Shape::Unary,
-            prefix: [0; 5],
-            prefix_len: 0,
-            remaining: 0,
-            in_payload: false,
-            flags: 0,
+            envelopes: EnvelopeScanner::default(),
             messages: 0,
             end_frame: None,
             bare_len: 0,
@@ -116,56 +109,27 @@ impl ResponseReader {
     }
 
     /// Feeds a body chunk.
-    pub fn feed(&mut self, mut chunk: &[u8]) {
+    pub fn feed(&mut self, chunk: &[u8]) {
         if !self.enveloped {
             self.bare_len += chunk.len();
             return;
         }
-        while !chunk.is_empty() {
-            if !self.in_payload {
-                let take = (5 - self.prefix_len).min(chunk.len());
-                self.prefix[self.prefix_len..self.prefix_len + take]
-                    .copy_from_slice(&chunk[..take]);
-                self.prefix_len += take;
-                chunk = &chunk[take..];
-                if self.prefix_len == 5 {
-                    self.prefix_len = 0;
-                    self.flags = self.prefix[0];
-                    self.remaining = u32::from_be_bytes([
-                        self.prefix[1],
-                        self.prefix[2],
-                        self.prefix[3],
-                        self.prefix[4],
-                    ]) as usize;
-                    self.in_payload = true;
-                    if self.flags & 0x82 != 0 {
-                        self.end_frame = Some(Vec::new());
-                    }
-                    if self.remaining == 0 {
-                        self.complete();
-                    }
-                }
-            } else {
-                let take = self.remaining.min(chunk.len());
-                if self.flags & 0x82 != 0
-                    && let Some(end) = &mut self.end_frame
-                {
-                    end.extend_from_slice(&chunk[..take]);
-                }
-                self.remaining -= take;
-                chunk = &chunk[take..];
-                if self.remaining == 0 {
-                    self.complete();
-                }
+        // Flag 0x02 ends a Connect stream, 0x80 carries gRPC-Web trailers.
+        let is_end = |flags: u8| flags & 0x82 != 0;
+        let end_frame = &mut self.end_frame;
+        let messages = &mut self.messages;
+        self.envelopes.feed(chunk, |piece| match piece {
+            Piece::Payload(flags, payload) if is_end(flags) => {
+                end_frame
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(payload);
             }
-        }
-    }
-
-    fn complete(&mut self) {
-        self.in_payload = false;
-        if self.flags & 0x82 == 0 {
-            self.messages += 1;
-        }
+            Piece::Payload(..) => {}
+            Piece::End(flags) if is_end(flags) => {
+                end_frame.get_or_insert_with(Vec::new);
+            }
+            Piece::End(_) => *messages += 1,
+        });
     }
 
     /// Checks the whole response.
@@ -179,7 +143,7 @@ impl ResponseReader {
         if status != http::StatusCode::OK {
             return Err(format!("HTTP status {status}"));
         }
-        if self.in_payload || self.prefix_len != 0 {
+        if !self.envelopes.at_boundary() {
             return Err("the body ended inside an envelope".into());
         }
         let messages = if self.enveloped {

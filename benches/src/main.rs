@@ -26,6 +26,7 @@
 mod alloc;
 mod checksum;
 mod clients;
+mod envelope;
 mod loadgen;
 mod procstat;
 mod report;

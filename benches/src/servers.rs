@@ -479,58 +479,11 @@ pub(crate) mod bare {
     /// The bidi body: one canned reply per complete request envelope, then the end.
     pub(crate) struct EchoBody {
         request: Incoming,
-        reader: EnvelopeCounter,
+        reader: crate::envelope::EnvelopeScanner,
         reply: Bytes,
         pending: usize,
         end: Option<Frame<Bytes>>,
         done: bool,
-    }
-
-    #[derive(Default)]
-    pub(crate) struct EnvelopeCounter {
-        prefix_len: usize,
-        prefix: [u8; 5],
-        remaining: usize,
-        in_payload: bool,
-    }
-
-    impl EnvelopeCounter {
-        /// Complete envelopes in `chunk`.
-        fn feed(&mut self, mut chunk: &[u8]) -> usize {
-            let mut complete = 0;
-            while !chunk.is_empty() {
-                if self.in_payload {
-                    let take = self.remaining.min(chunk.len());
-                    self.remaining -= take;
-                    chunk = &chunk[take..];
-                    if self.remaining == 0 {
-                        self.in_payload = false;
-                        complete += 1;
-                    }
-                } else {
-                    let take = (5 - self.prefix_len).min(chunk.len());
-                    self.prefix[self.prefix_len..self.prefix_len + take]
-                        .copy_from_slice(&chunk[..take]);
-                    self.prefix_len += take;
-                    chunk = &chunk[take..];
-                    if self.prefix_len == 5 {
-                        self.prefix_len = 0;
-                        self.remaining = u32::from_be_bytes([
-                            self.prefix[1],
-                            self.prefix[2],
-                            self.prefix[3],
-                            self.prefix[4],
-                        ]) as usize;
-                        if self.remaining == 0 {
-                            complete += 1;
-                        } else {
-                            self.in_payload = true;
-                        }
-                    }
-                }
-            }
-            complete
-        }
     }
 
     impl Body for EchoBody {
@@ -555,7 +508,12 @@ pub(crate) mod bare {
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
-                            this.pending += this.reader.feed(data);
+                            let pending = &mut this.pending;
+                            this.reader.feed(data, |piece| {
+                                if let crate::envelope::Piece::End(_) = piece {
+                                    *pending += 1;
+                                }
+                            });
                         }
                     }
                     Poll::Ready(None) => this.done = true,
@@ -621,7 +579,7 @@ pub(crate) mod bare {
             };
             let body = EchoBody {
                 request: request.into_body(),
-                reader: EnvelopeCounter::default(),
+                reader: crate::envelope::EnvelopeScanner::default(),
                 reply: canned.pong_env.clone(),
                 pending: 0,
                 end: Some(end),

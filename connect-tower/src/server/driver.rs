@@ -66,11 +66,15 @@ impl Driver {
                 state.register_driver(cx.waker());
                 if let Some(output) = state.take_output() {
                     return Poll::Ready(Some(match output {
-                        ServerOutput::Data(data) => ServerOutput::Data(coalesce(
-                            data,
-                            || state.take_output(),
-                            &mut self.stashed,
-                        )),
+                        ServerOutput::Data(data) => {
+                            let pending = state.call.buffered_output_bytes();
+                            ServerOutput::Data(coalesce(
+                                data,
+                                pending,
+                                || state.take_output(),
+                                &mut self.stashed,
+                            ))
+                        }
                         other => other,
                     }));
                 }
@@ -255,6 +259,15 @@ impl Body for ResponseBody {
                 frame
             }
             Kind::Rest(taken, shared) => {
+                // Data bytes left in the response: the taken outputs, then the call's queue.
+                let queued = taken
+                    .iter()
+                    .map(|output| match output {
+                        Some(ServerOutput::Data(data)) => data.len(),
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+                    + shared.lock().call.buffered_output_bytes();
                 let mut next = || {
                     taken[0]
                         .take()
@@ -264,7 +277,8 @@ impl Body for ResponseBody {
                 let output = match next() {
                     Some(ServerOutput::Data(data)) => {
                         let mut stashed = None;
-                        let data = coalesce(data, &mut next, &mut stashed);
+                        let pending = queued.saturating_sub(data.len());
+                        let data = coalesce(data, pending, &mut next, &mut stashed);
                         // Only the stash can have room: everything before it was taken.
                         taken[0] = stashed;
                         Some(ServerOutput::Data(data))
@@ -422,9 +436,12 @@ fn respond(head: Option<ServerOutput>, mut driver: Driver) -> http::Response<Res
 const COALESCE_BYTES: usize = 16 * 1024;
 
 /// `first` followed by the data chunks `next` yields at once, joined up to
-/// [`COALESCE_BYTES`]; the first non-data output met goes to `stashed`.
+/// [`COALESCE_BYTES`]; the first non-data output met goes to `stashed`. `pending` is how many
+/// data bytes are queued behind `first`: the joined buffer is sized for them (up to the
+/// frame size), so a short stream does not allocate a whole frame.
 fn coalesce(
     first: Bytes,
+    pending: usize,
     mut next: impl FnMut() -> Option<ServerOutput>,
     stashed: &mut Option<ServerOutput>,
 ) -> Bytes {
@@ -436,8 +453,8 @@ fn coalesce(
         match next() {
             Some(ServerOutput::Data(more)) => {
                 let buf = joined.get_or_insert_with(|| {
-                    let mut buf =
-                        BytesMut::with_capacity(COALESCE_BYTES.max(first.len() + more.len()));
+                    let wanted = first.len().saturating_add(pending).min(COALESCE_BYTES);
+                    let mut buf = BytesMut::with_capacity(wanted.max(first.len() + more.len()));
                     buf.extend_from_slice(&first);
                     buf
                 });
@@ -484,5 +501,61 @@ impl Drain {
                 Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, byte: u8) -> ServerOutput {
+        ServerOutput::Data(Bytes::from(vec![byte; len]))
+    }
+
+    #[test]
+    fn coalesce_joins_queued_data_in_order_and_stashes_what_ends_it() {
+        let mut queue = vec![
+            data(3, b'b'),
+            data(2, b'c'),
+            ServerOutput::End,
+            data(1, b'x'),
+        ];
+        queue.reverse();
+        let mut stashed = None;
+        let joined = coalesce(Bytes::from_static(b"a"), 5, || queue.pop(), &mut stashed);
+        assert_eq!(&joined[..], b"abbbcc");
+        assert!(matches!(stashed, Some(ServerOutput::End)));
+        // Nothing after the stashed output was taken.
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn coalesce_sizes_the_frame_for_what_is_queued() {
+        let mut queue = vec![data(100, 1), data(100, 2)];
+        let mut stashed = None;
+        let joined = coalesce(Bytes::from(vec![0; 100]), 200, || queue.pop(), &mut stashed);
+        assert_eq!(joined.len(), 300);
+        assert!(stashed.is_none());
+        // Sized for the 300 queued bytes, not a whole frame.
+        assert!(BytesMut::from(joined).capacity() < COALESCE_BYTES);
+    }
+
+    #[test]
+    fn coalesce_stops_at_the_frame_size_and_leaves_big_chunks_alone() {
+        let mut queue: Vec<_> = (0..10).map(|_| data(COALESCE_BYTES / 4, 7)).collect();
+        let mut stashed = None;
+        let joined = coalesce(
+            Bytes::from_static(b"x"),
+            usize::MAX,
+            || queue.pop(),
+            &mut stashed,
+        );
+        assert!(joined.len() >= COALESCE_BYTES && joined.len() < COALESCE_BYTES * 2);
+        assert_eq!(queue.len(), 6);
+        // A chunk of a whole frame or more is passed through without taking anything.
+        let big = Bytes::from(vec![1; COALESCE_BYTES]);
+        let passed = coalesce(big.clone(), 10, || queue.pop(), &mut stashed);
+        assert_eq!(passed, big);
+        assert_eq!(queue.len(), 6);
     }
 }
