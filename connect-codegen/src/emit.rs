@@ -463,7 +463,8 @@ fn client(service: &ServiceModel) -> TokenStream {
                 Self { inner }
             }
 
-            /// The underlying client.
+            /// The underlying client. Its call methods also read responses as zero-copy views:
+            /// name `connect_tower::codec::View<Reply>` as the response type.
             pub fn inner(&self) -> &#rt::client::Client<T> {
                 &self.inner
             }

@@ -489,6 +489,59 @@ async fn generated_client_bidi_streaming(codec: Codec) {
     }
 }
 
+/// Responses read as zero-copy views through the client underneath the generated one.
+async fn client_views(codec: Codec) {
+    use connect_tower::codec::View;
+    for protocol in PROTOCOLS {
+        let client = client(protocol, codec);
+        let response = client
+            .inner()
+            .unary::<_, View<HelloReply>>(&greeter::SAY_HELLO, hello("Ada"), CallOptions::new())
+            .await
+            .expect("say_hello");
+        assert_eq!(response.message().message(), "Hello, Ada!", "{protocol:?}");
+        assert_eq!(response.headers()[GREETED_HEADER], "yes", "{protocol:?}");
+        if codec == Codec::Proto {
+            // The view borrows the received message: its text lies inside the view's bytes.
+            let bytes = response.message().as_ref().bytes().as_ptr_range();
+            let text = response.message().message().as_bytes().as_ptr_range();
+            assert!(
+                bytes.start <= text.start && text.end <= bytes.end,
+                "{protocol:?}"
+            );
+        }
+
+        let mut stream = client
+            .inner()
+            .server_streaming::<_, View<HelloReply>>(
+                &greeter::SAY_HELLO_STREAM,
+                hello("Ada"),
+                CallOptions::new(),
+            )
+            .await
+            .expect("say_hello_stream");
+        let mut received = Vec::new();
+        while let Some(view) = stream.message().await.expect("message") {
+            received.push(view.message().to_string());
+        }
+        assert_eq!(
+            received,
+            ["Hello, Ada!", "Hi, Ada!", "Hey, Ada!"],
+            "{protocol:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn client_views_proto() {
+    client_views(Codec::Proto).await;
+}
+
+#[tokio::test]
+async fn client_views_json() {
+    client_views(Codec::Json).await;
+}
+
 #[tokio::test]
 async fn generated_client_unary_json() {
     generated_client_unary(Codec::Json).await;

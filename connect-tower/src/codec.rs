@@ -1,6 +1,7 @@
 //! Turning message bytes into typed messages and back, with the status codes the protocol
-//! wants on failure. Requests decode either into owned buffa messages or into zero-copy views
-//! (`M::ViewHandle`, backed by the received `Bytes`).
+//! wants on failure. Received messages (handler requests, client responses) decode either into
+//! owned buffa messages or into zero-copy views (`M::ViewHandle`, backed by the received
+//! `Bytes`).
 
 use buffa::view::HasMessageView;
 use bytes::{Bytes, BytesMut};
@@ -40,6 +41,59 @@ where
     let options =
         buffa::DecodeOptions::new().with_max_message_size(limit.max(bytes.len()).min(0x7FFF_FFFF));
     M::decode_view_handle_with_options(bytes, &options).map_err(|e| invalid(&e))
+}
+
+/// A message type a client receives: any buffa message (decoded owned), or [`View<M>`]
+/// (decoded as a zero-copy view over the received bytes).
+pub trait DecodeMessage: Send + Sized + 'static {
+    /// Decodes one received message of at most `limit` bytes; failures are
+    /// `invalid_argument` (the peer sent a bad message).
+    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, Status>;
+}
+
+impl<M: CodecMessage> DecodeMessage for M {
+    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, Status> {
+        decode_owned(codec, bytes, limit)
+    }
+}
+
+/// A received message as a zero-copy view: `M::ViewHandle` (for a message `Foo`, the
+/// generated `FooOwnedView`), backed by the response body's bytes. Binary protobuf is not
+/// copied; JSON is decoded owned and re-encoded once, as for handlers (see [`decode_view`]).
+///
+/// Ask a client for views by naming `View<Foo>` as the response type, e.g.
+/// `client.unary::<FooRequest, View<Foo>>(&METHOD, request, options)`; the view's fields are
+/// reached through `Deref` to the handle.
+pub struct View<M: HasMessageView>(M::ViewHandle);
+
+impl<M: HasMessageView> View<M> {
+    /// The view handle.
+    pub fn into_inner(self) -> M::ViewHandle {
+        self.0
+    }
+}
+
+impl<M: HasMessageView> std::ops::Deref for View<M> {
+    type Target = M::ViewHandle;
+
+    fn deref(&self) -> &M::ViewHandle {
+        &self.0
+    }
+}
+
+impl<M: HasMessageView> std::fmt::Debug for View<M>
+where
+    M::ViewHandle: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("View").field(&self.0).finish()
+    }
+}
+
+impl<M: CodecMessage + HasMessageView> DecodeMessage for View<M> {
+    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, Status> {
+        decode_view::<M>(codec, bytes, limit).map(View)
+    }
 }
 
 /// A message type that can be sent: anything that can be encoded with a call's codec.

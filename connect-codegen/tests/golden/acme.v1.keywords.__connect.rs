@@ -449,7 +449,8 @@ pub mod type_ {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -805,7 +806,8 @@ pub mod inner_ {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1135,7 +1137,8 @@ pub mod clashes {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1352,7 +1355,8 @@ pub mod nothing {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1492,7 +1496,8 @@ pub mod s {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1661,7 +1666,8 @@ pub mod lower_case_service {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }

@@ -444,7 +444,8 @@ pub mod greeter {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -827,7 +828,8 @@ pub mod admin {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }

@@ -445,7 +445,8 @@ pub mod type_ {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -799,7 +800,8 @@ pub mod inner_ {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1127,7 +1129,8 @@ pub mod clashes {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1344,7 +1347,8 @@ pub mod nothing {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1482,7 +1486,8 @@ pub mod s {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }
@@ -1649,7 +1654,8 @@ pub mod lower_case_service {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }

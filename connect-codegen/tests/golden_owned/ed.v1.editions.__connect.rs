@@ -177,7 +177,8 @@ pub mod edition_service {
         pub fn new(inner: ::connect_tower::client::Client<T>) -> Self {
             Self { inner }
         }
-        /// The underlying client.
+        /// The underlying client. Its call methods also read responses as zero-copy views:
+        /// name `connect_tower::codec::View<Reply>` as the response type.
         pub fn inner(&self) -> &::connect_tower::client::Client<T> {
             &self.inner
         }

@@ -8,14 +8,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use connect_proto_core::codec::{CodecMessage, EncodedMessage};
+use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ClientEvent, Code, Codec, Status};
 use futures_core::Stream;
 use http::HeaderMap;
 
 use crate::client::Transport;
 use crate::client::exchange::Exchange;
-use crate::codec::EncodeMessage;
+use crate::codec::{DecodeMessage, EncodeMessage};
 use crate::message::Response;
 
 /// The receiving half of a call: headers, messages, then the outcome.
@@ -40,7 +40,7 @@ impl<T: Transport> Receiver<T> {
     }
 
     /// The next message; `Ok(None)` after a successful end.
-    fn poll_message<M: CodecMessage>(
+    fn poll_message<M: DecodeMessage>(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<M>, Status>> {
@@ -55,13 +55,14 @@ impl<T: Transport> Receiver<T> {
             match event {
                 ClientEvent::Headers(headers) => self.headers = Some(headers),
                 ClientEvent::Message(bytes) => {
+                    // The core already enforced the receive limit on the wire bytes.
                     let limit = usize::MAX;
-                    return Poll::Ready(match self.codec.decode::<M>(&bytes, limit) {
+                    return Poll::Ready(match M::decode_message(self.codec, bytes, limit) {
                         Ok(message) => Ok(Some(message)),
                         Err(e) => {
                             let status = Status::new(
                                 Code::Internal,
-                                format!("invalid response message: {e}"),
+                                format!("invalid response message: {}", e.message()),
                             );
                             self.exchange.cancel();
                             self.outcome = Some(Err(status.clone()));
@@ -113,7 +114,7 @@ impl<T: Transport> Receiver<T> {
     }
 
     /// Reads exactly one message then the end: a unary response.
-    pub(crate) async fn into_unary<M: CodecMessage>(mut self) -> Result<Response<M>, Status> {
+    pub(crate) async fn into_unary<M: DecodeMessage>(mut self) -> Result<Response<M>, Status> {
         let first = poll_fn(|cx| self.poll_message::<M>(cx)).await;
         let message = match first {
             Ok(Some(message)) => message,
@@ -183,7 +184,7 @@ trait ErasedSender: Send {
     fn cancel(&mut self);
 }
 
-impl<T: Transport, M: CodecMessage> ErasedReceiver<M> for Receiver<T> {
+impl<T: Transport, M: DecodeMessage> ErasedReceiver<M> for Receiver<T> {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<M>, Status>> {
         Receiver::poll_message(self, cx)
     }
@@ -229,7 +230,7 @@ impl<T: Transport> ErasedSender for Receiver<T> {
     }
 }
 
-impl<M: CodecMessage> ResponseStream<M> {
+impl<M: DecodeMessage> ResponseStream<M> {
     pub(crate) fn new<T: Transport>(exchange: Exchange<T>) -> Self {
         let codec = exchange.codec();
         ResponseStream {
@@ -269,7 +270,7 @@ impl<M: CodecMessage> ResponseStream<M> {
     }
 }
 
-impl<M: CodecMessage> Stream for ResponseStream<M> {
+impl<M: DecodeMessage> Stream for ResponseStream<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -308,7 +309,7 @@ pub struct ClientStreamingCall<Req, Resp> {
     _request: PhantomData<fn(Req)>,
 }
 
-impl<Req: EncodeMessage, Resp: CodecMessage> ClientStreamingCall<Req, Resp> {
+impl<Req: EncodeMessage, Resp: DecodeMessage> ClientStreamingCall<Req, Resp> {
     pub(crate) fn new<T: Transport>(exchange: Exchange<T>, codec: Codec) -> Self {
         ClientStreamingCall {
             stream: ResponseStream::new(exchange),
@@ -367,7 +368,7 @@ pub struct BidiStreamingCall<Req, Resp> {
     _request: PhantomData<fn(Req)>,
 }
 
-impl<Req: EncodeMessage, Resp: CodecMessage> BidiStreamingCall<Req, Resp> {
+impl<Req: EncodeMessage, Resp: DecodeMessage> BidiStreamingCall<Req, Resp> {
     pub(crate) fn new<T: Transport>(exchange: Exchange<T>, codec: Codec) -> Self {
         BidiStreamingCall {
             stream: ResponseStream::new(exchange),

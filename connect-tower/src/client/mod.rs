@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use connect_proto_core::codec::{CodecMessage, EncodedMessage};
+use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ClientCall, MethodSpec, Status};
 use http_body::Body;
 
@@ -22,7 +22,7 @@ pub use connect_proto_core::{CallOptions, ClientConfig};
 pub use exchange::RequestBody;
 
 use crate::BoxError;
-use crate::codec::EncodeMessage;
+use crate::codec::{DecodeMessage, EncodeMessage};
 use crate::message::Response;
 use crate::rt::{SharedTimer, Timer};
 use exchange::Exchange;
@@ -186,6 +186,9 @@ impl<T: Transport> Client<T> {
 
     /// Calls a unary method. On failure the status's metadata holds the response headers and
     /// trailers.
+    ///
+    /// `Resp` is an owned message, or [`View<M>`](crate::codec::View) to read the response as a
+    /// zero-copy view over the received bytes; the same holds for every call kind below.
     pub async fn unary<Req, Resp>(
         &self,
         method: &'static MethodSpec,
@@ -194,7 +197,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<Response<Resp>, Status>
     where
         Req: EncodeMessage,
-        Resp: CodecMessage,
+        Resp: DecodeMessage,
     {
         // The receiver is read right here: no boxed stream, no boxed future.
         let bytes = request.encode_message(self.config.configured_codec())?;
@@ -213,7 +216,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<ResponseStream<Resp>, Status>
     where
         Req: EncodeMessage,
-        Resp: CodecMessage,
+        Resp: DecodeMessage,
     {
         let bytes = request.encode_message(self.config.configured_codec())?;
         let call = self.start_unary_call(method, bytes, options)?;
@@ -230,7 +233,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<ClientStreamingCall<Req, Resp>, Status>
     where
         Req: EncodeMessage,
-        Resp: CodecMessage,
+        Resp: DecodeMessage,
     {
         let exchange = self.exchange(method, options).await?;
         Ok(ClientStreamingCall::new(
@@ -248,7 +251,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<BidiStreamingCall<Req, Resp>, Status>
     where
         Req: EncodeMessage,
-        Resp: CodecMessage,
+        Resp: DecodeMessage,
     {
         let exchange = self.exchange(method, options).await?;
         Ok(BidiStreamingCall::new(
