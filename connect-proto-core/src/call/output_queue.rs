@@ -5,29 +5,39 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// An output that may carry body bytes.
-pub(crate) trait Output {
-    /// The body bytes this output carries, if it is a data chunk.
-    fn data(&self) -> Option<&Bytes>;
+pub(crate) trait Output: Sized {
+    /// The body bytes, if this output is a data chunk; the output itself otherwise.
+    fn into_data(self) -> Result<Bytes, Self>;
+    /// A data chunk.
+    fn from_data(data: Bytes) -> Self;
 }
 
 impl Output for super::ServerOutput {
-    fn data(&self) -> Option<&Bytes> {
+    fn into_data(self) -> Result<Bytes, Self> {
         match self {
-            super::ServerOutput::Data(data) => Some(data),
-            _ => None,
+            super::ServerOutput::Data(data) => Ok(data),
+            other => Err(other),
         }
+    }
+
+    fn from_data(data: Bytes) -> Self {
+        super::ServerOutput::Data(data)
     }
 }
 
 impl Output for super::ClientOutput {
-    fn data(&self) -> Option<&Bytes> {
+    fn into_data(self) -> Result<Bytes, Self> {
         match self {
-            super::ClientOutput::Data(data) => Some(data),
-            _ => None,
+            super::ClientOutput::Data(data) => Ok(data),
+            other => Err(other),
         }
+    }
+
+    fn from_data(data: Bytes) -> Self {
+        super::ClientOutput::Data(data)
     }
 }
 
@@ -114,34 +124,110 @@ impl<T> Drop for Drain<'_, T> {
     }
 }
 
-/// A FIFO of outputs with a running count of the body bytes queued.
+/// Data chunks waiting in a row are joined up to this size (a whole HTTP/2 frame by default):
+/// a stream of small messages then leaves as a few large body chunks, not one per message
+/// (fewer frames, fewer wake-ups, and h2 peers budget small frames).
+pub(crate) const JOIN_BYTES: usize = 16 * 1024;
+
+/// A FIFO of outputs with a running count of the body bytes queued. Data chunks pushed in a
+/// row while nobody takes them are joined into one chunk of up to [`JOIN_BYTES`]; a lone chunk
+/// is handed over as it is (no copy), as is any chunk of [`JOIN_BYTES`] or more.
 #[derive(Debug)]
 pub(crate) struct OutputQueue<O> {
     items: SmallQueue<O>,
+    /// Data pushed after the last item, not an item yet (it may still grow).
+    tail: Tail,
     data_bytes: usize,
+}
+
+#[derive(Debug)]
+enum Tail {
+    Empty,
+    One(Bytes),
+    Joined(BytesMut),
 }
 
 impl<O: Output> OutputQueue<O> {
     pub(crate) fn new() -> Self {
         OutputQueue {
             items: SmallQueue::new(),
+            tail: Tail::Empty,
             data_bytes: 0,
         }
     }
 
     pub(crate) fn push(&mut self, output: O) {
-        self.data_bytes += output.data().map_or(0, Bytes::len);
-        self.items.push_back(output);
+        match output.into_data() {
+            Ok(data) => {
+                self.data_bytes += data.len();
+                self.push_data(data);
+            }
+            Err(other) => {
+                self.flush_tail();
+                self.items.push_back(other);
+            }
+        }
+    }
+
+    fn push_data(&mut self, data: Bytes) {
+        let joined = match std::mem::replace(&mut self.tail, Tail::Empty) {
+            Tail::Empty => None,
+            Tail::One(first) if first.len() + data.len() <= JOIN_BYTES => {
+                // More small chunks tend to follow the second one: room for a few more.
+                let wanted = ((first.len() + data.len()) * 4).min(JOIN_BYTES);
+                let mut buf = BytesMut::with_capacity(wanted);
+                buf.extend_from_slice(&first);
+                Some(buf)
+            }
+            Tail::Joined(buf) if buf.len() + data.len() <= JOIN_BYTES => Some(buf),
+            full => {
+                self.tail = full;
+                self.flush_tail();
+                None
+            }
+        };
+        self.tail = match joined {
+            Some(mut buf) => {
+                buf.extend_from_slice(&data);
+                Tail::Joined(buf)
+            }
+            None if data.len() >= JOIN_BYTES => {
+                self.items.push_back(O::from_data(data));
+                Tail::Empty
+            }
+            None => Tail::One(data),
+        };
+    }
+
+    /// Makes the tail an item.
+    fn flush_tail(&mut self) {
+        match std::mem::replace(&mut self.tail, Tail::Empty) {
+            Tail::Empty => {}
+            Tail::One(data) => self.items.push_back(O::from_data(data)),
+            Tail::Joined(buf) => self.items.push_back(O::from_data(buf.freeze())),
+        }
     }
 
     pub(crate) fn pop(&mut self) -> Option<O> {
-        let output = self.items.pop_front()?;
-        self.data_bytes -= output.data().map_or(0, Bytes::len);
-        Some(output)
+        let output = match self.items.pop_front() {
+            Some(output) => output,
+            None => {
+                self.flush_tail();
+                self.items.pop_front()?
+            }
+        };
+        match output.into_data() {
+            Ok(data) => {
+                self.data_bytes -= data.len();
+                Some(O::from_data(data))
+            }
+            Err(other) => Some(other),
+        }
     }
 
     pub(crate) fn clear(&mut self) {
         self.items.clear();
+        self.tail = Tail::Empty;
         self.data_bytes = 0;
     }
 
@@ -152,7 +238,84 @@ impl<O: Output> OutputQueue<O> {
 
 #[cfg(test)]
 mod tests {
-    use super::SmallQueue;
+    use bytes::Bytes;
+
+    use super::{JOIN_BYTES, OutputQueue, SmallQueue};
+    use crate::call::ServerOutput;
+
+    fn data(len: usize, byte: u8) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    /// Pops everything: each output as (is data, bytes or empty).
+    fn drain(queue: &mut OutputQueue<ServerOutput>) -> Vec<Option<Bytes>> {
+        std::iter::from_fn(|| queue.pop())
+            .map(|output| match output {
+                ServerOutput::Data(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_chunk_is_handed_over_without_a_copy() {
+        let mut queue = OutputQueue::new();
+        let chunk = data(10, 1);
+        queue.push(ServerOutput::Data(chunk.clone()));
+        assert_eq!(queue.data_bytes(), 10);
+        match queue.pop() {
+            Some(ServerOutput::Data(out)) => assert_eq!(out.as_ptr(), chunk.as_ptr()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(queue.data_bytes(), 0);
+        assert!(queue.pop().is_none());
+    }
+
+    #[test]
+    fn chunks_in_a_row_are_joined_in_order_up_to_the_limit() {
+        let mut queue = OutputQueue::new();
+        queue.push(ServerOutput::End);
+        for byte in 1..=3 {
+            queue.push(ServerOutput::Data(data(5, byte)));
+        }
+        queue.push(ServerOutput::End);
+        queue.push(ServerOutput::Data(data(JOIN_BYTES - 10, 4)));
+        queue.push(ServerOutput::Data(data(10, 5)));
+        // Would cross the limit: starts the next chunk.
+        queue.push(ServerOutput::Data(data(1, 6)));
+        assert_eq!(queue.data_bytes(), 15 + JOIN_BYTES + 1);
+        let out = drain(&mut queue);
+        assert_eq!(out.len(), 5);
+        assert_eq!(out[0], None);
+        let mut first = vec![1u8; 5];
+        first.extend([2; 5]);
+        first.extend([3; 5]);
+        assert_eq!(out[1].as_deref(), Some(&first[..]));
+        assert_eq!(out[2], None);
+        let second = out[3].as_ref().expect("data");
+        assert_eq!(second.len(), JOIN_BYTES);
+        assert_eq!(&second[JOIN_BYTES - 10..], &[5; 10]);
+        assert_eq!(out[4].as_deref(), Some(&[6u8][..]));
+        assert_eq!(queue.data_bytes(), 0);
+    }
+
+    #[test]
+    fn a_big_chunk_is_never_copied_and_taking_stops_joining() {
+        let mut queue = OutputQueue::new();
+        let big = data(JOIN_BYTES, 9);
+        queue.push(ServerOutput::Data(data(3, 1)));
+        queue.push(ServerOutput::Data(big.clone()));
+        let out = drain(&mut queue);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].as_ref().map(|b| b.as_ptr()), Some(big.as_ptr()));
+        // A chunk taken is gone: the next one starts afresh.
+        queue.push(ServerOutput::Data(data(2, 1)));
+        assert_eq!(drain(&mut queue), [Some(data(2, 1))]);
+        queue.push(ServerOutput::Data(data(2, 1)));
+        queue.clear();
+        assert_eq!(queue.data_bytes(), 0);
+        assert!(queue.pop().is_none());
+    }
 
     #[test]
     fn small_queue_is_fifo_across_the_spill() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use connect_proto_core::{Code, ServerOutput, Status};
 use http_body::{Body, Frame, SizeHint};
 
@@ -20,8 +20,6 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
-    /// An output taken while coalescing data chunks, returned by the next poll.
-    stashed: Option<ServerOutput>,
     handler: Option<HandlerFuture>,
     sleep: Option<(Instant, Sleep)>,
     /// HTTP/1.x: an unread request body is drained when the response ends.
@@ -32,7 +30,6 @@ impl Driver {
     pub(crate) fn new(shared: Arc<Shared>, handler: HandlerFuture, drain_unread: bool) -> Self {
         Driver {
             shared,
-            stashed: None,
             handler: Some(handler),
             sleep: None,
             drain_unread,
@@ -57,26 +54,12 @@ impl Driver {
         // The handler is polled at most once per call of this function; outputs it queued are
         // picked up by the next iteration.
         let mut handler_polled = false;
-        if let Some(output) = self.stashed.take() {
-            return Poll::Ready(Some(output));
-        }
         loop {
             let deadline = {
                 let mut state = self.shared.lock();
                 state.register_driver(cx.waker());
                 if let Some(output) = state.take_output() {
-                    return Poll::Ready(Some(match output {
-                        ServerOutput::Data(data) => {
-                            let pending = state.call.buffered_output_bytes();
-                            ServerOutput::Data(coalesce(
-                                data,
-                                pending,
-                                || state.take_output(),
-                                &mut self.stashed,
-                            ))
-                        }
-                        other => other,
-                    }));
+                    return Poll::Ready(Some(output));
                 }
                 if state.call.is_finished() {
                     // Everything is written; a handler still running is cancelled by dropping it.
@@ -259,32 +242,10 @@ impl Body for ResponseBody {
                 frame
             }
             Kind::Rest(taken, shared) => {
-                // Data bytes left in the response: the taken outputs, then the call's queue.
-                let queued = taken
-                    .iter()
-                    .map(|output| match output {
-                        Some(ServerOutput::Data(data)) => data.len(),
-                        _ => 0,
-                    })
-                    .sum::<usize>()
-                    + shared.lock().call.buffered_output_bytes();
-                let mut next = || {
-                    taken[0]
-                        .take()
-                        .or_else(|| taken[1].take())
-                        .or_else(|| shared.lock().take_output())
-                };
-                let output = match next() {
-                    Some(ServerOutput::Data(data)) => {
-                        let mut stashed = None;
-                        let pending = queued.saturating_sub(data.len());
-                        let data = coalesce(data, pending, &mut next, &mut stashed);
-                        // Only the stash can have room: everything before it was taken.
-                        taken[0] = stashed;
-                        Some(ServerOutput::Data(data))
-                    }
-                    other => other,
-                };
+                let output = taken[0]
+                    .take()
+                    .or_else(|| taken[1].take())
+                    .or_else(|| shared.lock().take_output());
                 output_frame(&mut this.kind, output)
             }
             Kind::Streaming(driver) => loop {
@@ -430,46 +391,6 @@ fn respond(head: Option<ServerOutput>, mut driver: Driver) -> http::Response<Res
     http::Response::from_parts(head, body)
 }
 
-/// Data chunks are joined up to this size into one body frame: a streaming response of many
-/// small messages then costs a few HTTP/2 DATA frames instead of one per message (peers
-/// budget small frames; h2 closes connections that receive too many).
-const COALESCE_BYTES: usize = 16 * 1024;
-
-/// `first` followed by the data chunks `next` yields at once, joined up to
-/// [`COALESCE_BYTES`]; the first non-data output met goes to `stashed`. `pending` is how many
-/// data bytes are queued behind `first`: the joined buffer is sized for them (up to the
-/// frame size), so a short stream does not allocate a whole frame.
-fn coalesce(
-    first: Bytes,
-    pending: usize,
-    mut next: impl FnMut() -> Option<ServerOutput>,
-    stashed: &mut Option<ServerOutput>,
-) -> Bytes {
-    if first.len() >= COALESCE_BYTES {
-        return first;
-    }
-    let mut joined: Option<BytesMut> = None;
-    while joined.as_ref().map_or(first.len(), BytesMut::len) < COALESCE_BYTES {
-        match next() {
-            Some(ServerOutput::Data(more)) => {
-                let buf = joined.get_or_insert_with(|| {
-                    let wanted = first.len().saturating_add(pending).min(COALESCE_BYTES);
-                    let mut buf = BytesMut::with_capacity(wanted.max(first.len() + more.len()));
-                    buf.extend_from_slice(&first);
-                    buf
-                });
-                buf.extend_from_slice(&more);
-            }
-            Some(other) => {
-                *stashed = Some(other);
-                break;
-            }
-            None => break,
-        }
-    }
-    joined.map_or(first, BytesMut::freeze)
-}
-
 /// The frame for a replayed output; ends the body on `End`, trailers or exhaustion.
 fn output_frame(kind: &mut Kind, output: Option<ServerOutput>) -> Option<Frame<Bytes>> {
     match output {
@@ -501,61 +422,5 @@ impl Drain {
                 Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(len: usize, byte: u8) -> ServerOutput {
-        ServerOutput::Data(Bytes::from(vec![byte; len]))
-    }
-
-    #[test]
-    fn coalesce_joins_queued_data_in_order_and_stashes_what_ends_it() {
-        let mut queue = vec![
-            data(3, b'b'),
-            data(2, b'c'),
-            ServerOutput::End,
-            data(1, b'x'),
-        ];
-        queue.reverse();
-        let mut stashed = None;
-        let joined = coalesce(Bytes::from_static(b"a"), 5, || queue.pop(), &mut stashed);
-        assert_eq!(&joined[..], b"abbbcc");
-        assert!(matches!(stashed, Some(ServerOutput::End)));
-        // Nothing after the stashed output was taken.
-        assert_eq!(queue.len(), 1);
-    }
-
-    #[test]
-    fn coalesce_sizes_the_frame_for_what_is_queued() {
-        let mut queue = vec![data(100, 1), data(100, 2)];
-        let mut stashed = None;
-        let joined = coalesce(Bytes::from(vec![0; 100]), 200, || queue.pop(), &mut stashed);
-        assert_eq!(joined.len(), 300);
-        assert!(stashed.is_none());
-        // Sized for the 300 queued bytes, not a whole frame.
-        assert!(BytesMut::from(joined).capacity() < COALESCE_BYTES);
-    }
-
-    #[test]
-    fn coalesce_stops_at_the_frame_size_and_leaves_big_chunks_alone() {
-        let mut queue: Vec<_> = (0..10).map(|_| data(COALESCE_BYTES / 4, 7)).collect();
-        let mut stashed = None;
-        let joined = coalesce(
-            Bytes::from_static(b"x"),
-            usize::MAX,
-            || queue.pop(),
-            &mut stashed,
-        );
-        assert!(joined.len() >= COALESCE_BYTES && joined.len() < COALESCE_BYTES * 2);
-        assert_eq!(queue.len(), 6);
-        // A chunk of a whole frame or more is passed through without taking anything.
-        let big = Bytes::from(vec![1; COALESCE_BYTES]);
-        let passed = coalesce(big.clone(), 10, || queue.pop(), &mut stashed);
-        assert_eq!(passed, big);
-        assert_eq!(queue.len(), 6);
     }
 }
