@@ -319,3 +319,43 @@ async fn stalled_tls_handshakes_are_dropped() {
     assert!(matches!(stalled.read(&mut buf).await, Ok(0) | Err(_)));
     server.shutdown().await;
 }
+
+/// Opens a raw HTTP/2 connection (preface and empty SETTINGS) and then ignores everything the
+/// server sends, PINGs included. Returns once the server closes it, or `None` if it is still
+/// open after `wait`.
+async fn unresponsive_h2_peer(addr: std::net::SocketAddr, wait: Duration) -> Option<Duration> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    match tokio::time::timeout(wait, stream.read_to_end(&mut sink)).await {
+        Ok(_) => Some(started.elapsed()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn http2_peers_that_stop_answering_pings_are_dropped() {
+    let server = start(
+        Server::builder()
+            .http2_keep_alive_interval(Some(Duration::from_millis(100)))
+            .http2_keep_alive_timeout(Duration::from_millis(200)),
+        Echo::default(),
+    )
+    .await;
+    let closed = unresponsive_h2_peer(server.addr, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "a peer that never answers a PING is disconnected"
+    );
+    server.shutdown().await;
+
+    // Without keep-alive pings the same silent peer keeps its connection.
+    let server = start(Server::builder(), Echo::default()).await;
+    let closed = unresponsive_h2_peer(server.addr, Duration::from_millis(800)).await;
+    assert_eq!(closed, None, "no keep-alive, no disconnection");
+    server.shutdown().await;
+}
