@@ -80,7 +80,7 @@ pub use client::{
 };
 pub use error::{Error, Result};
 #[cfg(feature = "server")]
-pub use server::{Server, ServerBuilder, Shutdown};
+pub use server::{Server, ServerBuilder, ServerError, Shutdown};
 pub use timer::TokioTimer;
 
 /// A boxed error, as transports produce.

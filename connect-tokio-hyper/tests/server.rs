@@ -359,3 +359,102 @@ async fn http2_peers_that_stop_answering_pings_are_dropped() {
     assert_eq!(closed, None, "no keep-alive, no disconnection");
     server.shutdown().await;
 }
+
+/// An error hook that records what it is told.
+fn recording_hook() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    impl Fn(&connect_tokio_hyper::ServerError) + Send + Sync + 'static,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let hook = move |error: &connect_tokio_hyper::ServerError| {
+        assert!(error.remote().is_some(), "{error}");
+        let kind = match error {
+            connect_tokio_hyper::ServerError::Silent { .. } => "silent",
+            connect_tokio_hyper::ServerError::Connection { .. } => "connection",
+            connect_tokio_hyper::ServerError::TlsHandshake { .. } => "tls",
+            connect_tokio_hyper::ServerError::TlsHandshakeTimeout { .. } => "tls timeout",
+            _ => "other",
+        };
+        record.lock().unwrap().push(kind.to_string());
+    };
+    (seen, hook)
+}
+
+#[tokio::test]
+async fn connection_failures_reach_the_error_hook() {
+    let (seen, hook) = recording_hook();
+    let server = start(
+        Server::builder()
+            .header_read_timeout(Some(Duration::from_millis(100)))
+            .on_error(hook),
+        Echo::default(),
+    )
+    .await;
+    // A served call reports nothing.
+    let client = h2c_client(server.http_uri());
+    client
+        .unary::<StringValue, StringValue>(&ECHO, string("fine"), CallOptions::new())
+        .await
+        .unwrap();
+    // Garbage instead of a request head: an HTTP error ends the connection.
+    let mut garbage = TcpStream::connect(server.addr).await.unwrap();
+    garbage
+        .write_all(b"\x01\x02 not http\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = garbage.read_to_end(&mut sink).await;
+    wait_until("the HTTP error is reported", || {
+        seen.lock().unwrap().iter().any(|k| k == "connection")
+    })
+    .await;
+    // A client that says nothing is closed and reported.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let _ = silent.read_to_end(&mut sink).await;
+    wait_until("the silent client is reported", || {
+        seen.lock().unwrap().iter().any(|k| k == "silent")
+    })
+    .await;
+    server.shutdown().await;
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|k| k == "connection" || k == "silent"),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_handshake_failures_reach_the_error_hook() {
+    let pki = Pki::new();
+    let (seen, hook) = recording_hook();
+    let server = start(
+        Server::builder()
+            .tls(pki.server_config(connect_tokio_hyper::tls::ClientAuth::None))
+            .tls_handshake_timeout(Duration::from_millis(100))
+            .on_error(hook),
+        Echo::default(),
+    )
+    .await;
+    // Plaintext HTTP to a TLS port: the handshake fails.
+    let mut plaintext = TcpStream::connect(server.addr).await.unwrap();
+    plaintext
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = plaintext.read_to_end(&mut sink).await;
+    // Silence: the handshake times out.
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    let _ = stalled.read_to_end(&mut sink).await;
+    wait_until("both handshake failures are reported", || {
+        let seen = seen.lock().unwrap();
+        seen.iter().any(|k| k == "tls") && seen.iter().any(|k| k == "tls timeout")
+    })
+    .await;
+    server.shutdown().await;
+}

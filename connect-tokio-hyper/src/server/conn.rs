@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::ServerBuilder;
+use super::events::{ErrorHook, ServerError};
 use crate::BoxError;
 
 /// Everything a connection task needs, shared by all of them.
@@ -39,6 +40,7 @@ struct Inner {
     tls: Option<(tokio_rustls::TlsAcceptor, Duration)>,
     first_byte_timeout: Option<Duration>,
     nodelay: bool,
+    on_error: ErrorHook,
 }
 
 impl ConnConfig {
@@ -83,6 +85,7 @@ impl ConnConfig {
             }),
             first_byte_timeout: options.header_read_timeout,
             nodelay: options.nodelay,
+            on_error: options.on_error,
         }))
     }
 }
@@ -121,7 +124,14 @@ pub(super) async fn serve_connection<S, B>(
                 Ok(Ok(stream)) => stream,
                 // Handshake failure (including a missing or invalid client certificate) or
                 // timeout: this connection ends.
-                Ok(Err(_)) | Err(_) => return,
+                Ok(Err(error)) => {
+                    inner.on_error.report(ServerError::TlsHandshake { remote, error });
+                    return;
+                }
+                Err(_) => {
+                    inner.on_error.report(ServerError::TlsHandshakeTimeout { remote });
+                    return;
+                }
             },
             _ = stopping.wait_for(|stop| *stop) => return,
         };
@@ -138,10 +148,19 @@ pub(super) async fn serve_connection<S, B>(
             _ => &inner.detect,
         };
         let peer = peer.with_tls(client_certs);
-        return drive(builder, inner, stream, service, peer, stopping).await;
+        return drive(builder, inner, stream, service, peer, remote, stopping).await;
     }
 
-    drive(&inner.detect, inner, stream, service, peer, stopping).await;
+    drive(
+        &inner.detect,
+        inner,
+        stream,
+        service,
+        peer,
+        remote,
+        stopping,
+    )
+    .await;
 }
 
 /// Runs the HTTP connection over `io`.
@@ -151,6 +170,7 @@ async fn drive<I, S, B>(
     io: I,
     service: S,
     peer: PeerInfo,
+    remote: SocketAddr,
     mut stopping: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -188,10 +208,16 @@ async fn drive<I, S, B>(
     let mut shutting_down = false;
     loop {
         tokio::select! {
-            _ = connection.as_mut() => return,
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    inner.on_error.report(ServerError::Connection { remote, error });
+                }
+                return;
+            }
             () = silence.as_mut(), if waiting_for_first_byte => {
                 if !heard.load(Ordering::Acquire) {
                     // Not a single byte within the timeout: drop the connection.
+                    inner.on_error.report(ServerError::Silent { remote });
                     return;
                 }
                 waiting_for_first_byte = false;

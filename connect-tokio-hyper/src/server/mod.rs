@@ -3,6 +3,7 @@
 //! graceful shutdown that drains in-flight calls up to a deadline.
 
 mod conn;
+mod events;
 
 use std::future::Future;
 use std::io;
@@ -20,6 +21,8 @@ use tokio::task::JoinSet;
 use crate::BoxError;
 use crate::error::Result;
 use conn::ConnConfig;
+use events::ErrorHook;
+pub use events::ServerError;
 
 /// How long a non-transient accept failure (out of file descriptors, memory) pauses the
 /// accept loop before it tries again.
@@ -107,6 +110,7 @@ impl Server {
         let limit = options
             .max_connections
             .map(|n| std::sync::Arc::new(Semaphore::new(n)));
+        let on_error = options.on_error.clone();
         let config = ConnConfig::new(options);
         let (stop, stopping) = watch::channel(false);
         let mut connections = JoinSet::new();
@@ -133,7 +137,9 @@ impl Server {
             let (stream, remote) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    if !is_transient(&error) {
+                    let transient = is_transient(&error);
+                    on_error.report(ServerError::Accept(error));
+                    if !transient {
                         tokio::select! {
                             () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
                             () = &mut signal => break,
@@ -196,6 +202,7 @@ pub struct ServerBuilder {
     http2_keep_alive_timeout: Option<Duration>,
     max_header_list_size: Option<u32>,
     nodelay: bool,
+    on_error: ErrorHook,
 }
 
 impl Default for ServerBuilder {
@@ -214,6 +221,7 @@ impl Default for ServerBuilder {
             http2_keep_alive_timeout: None,
             max_header_list_size: None,
             nodelay: true,
+            on_error: ErrorHook::default(),
         }
     }
 }
@@ -274,6 +282,16 @@ impl ServerBuilder {
     #[must_use]
     pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
         self.http2_max_concurrent_streams = Some(max);
+        self
+    }
+
+    /// Reports failures outside any call — failed accepts (out of file descriptors), failed or
+    /// timed-out TLS handshakes, silent clients, broken connections — to `hook`, for logging
+    /// or metrics. They never stop the server. The hook runs on the accept loop or the
+    /// connection's task: keep it short. Default: none.
+    #[must_use]
+    pub fn on_error(mut self, hook: impl Fn(&ServerError) + Send + Sync + 'static) -> Self {
+        self.on_error = ErrorHook::new(hook);
         self
     }
 
