@@ -1,6 +1,6 @@
 //! Errors in the two lower layers: [`ProtocolError`] (the peer broke a wire rule) and
 //! [`UsageError`] (the local program misused the API). The RPC outcome itself is a
-//! [`Status`](crate::Status).
+//! [`Status`].
 
 use std::fmt;
 

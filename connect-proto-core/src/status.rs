@@ -138,21 +138,33 @@ impl std::error::Error for Status {}
 #[derive(Clone, PartialEq)]
 pub struct ErrorDetail {
     type_name: String,
+    /// The type URL's prefix (through its last `/`) when it is not `type.googleapis.com/`,
+    /// kept so a detail passed on keeps its URL.
+    url_prefix: Option<String>,
     value: Bytes,
     debug: Option<serde_json::Value>,
 }
 
 impl ErrorDetail {
-    /// A detail from a fully-qualified message name (`google.rpc.RetryInfo`, no type URL
-    /// prefix) and the message's binary encoding. A `type.googleapis.com/` prefix, if present,
-    /// is removed.
+    /// A detail from a fully-qualified message name (`google.rpc.RetryInfo`) or a type URL
+    /// (`type.googleapis.com/google.rpc.RetryInfo`, or another host: as for
+    /// `google.protobuf.Any`, the name is the URL's last path segment) and the message's binary
+    /// encoding.
     pub fn new(type_name: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        let mut type_name = type_name.into();
-        if let Some(stripped) = type_name.strip_prefix(TYPE_URL_PREFIX) {
-            type_name = stripped.to_owned();
-        }
+        let type_name = type_name.into();
+        let (type_name, url_prefix) = match type_name.rfind('/') {
+            Some(slash) if &type_name[..=slash] == TYPE_URL_PREFIX => {
+                (type_name[slash + 1..].to_owned(), None)
+            }
+            Some(slash) => (
+                type_name[slash + 1..].to_owned(),
+                Some(type_name[..=slash].to_owned()),
+            ),
+            None => (type_name, None),
+        };
         ErrorDetail {
             type_name,
+            url_prefix,
             value: value.into(),
             debug: None,
         }
@@ -183,9 +195,11 @@ impl ErrorDetail {
         &self.type_name
     }
 
-    /// The `google.protobuf.Any` type URL (`type.googleapis.com/<name>`).
+    /// The `google.protobuf.Any` type URL: `type.googleapis.com/<name>`, or the URL the
+    /// detail was made from when it named another host.
     pub fn type_url(&self) -> String {
-        format!("{TYPE_URL_PREFIX}{}", self.type_name)
+        let prefix = self.url_prefix.as_deref().unwrap_or(TYPE_URL_PREFIX);
+        format!("{prefix}{}", self.type_name)
     }
 
     /// The binary protobuf encoding of the detail message.
@@ -229,6 +243,24 @@ mod tests {
         );
         assert_eq!(d.type_name(), "google.rpc.RetryInfo");
         assert_eq!(d.type_url(), "type.googleapis.com/google.rpc.RetryInfo");
+        let plain = ErrorDetail::new("google.rpc.RetryInfo", Bytes::new());
+        assert_eq!(plain.type_url(), "type.googleapis.com/google.rpc.RetryInfo");
+    }
+
+    #[test]
+    fn detail_keeps_another_type_url_host() {
+        let d = ErrorDetail::new("example.com/types/acme.v1.Problem", Bytes::new());
+        assert_eq!(d.type_name(), "acme.v1.Problem");
+        assert_eq!(d.type_url(), "example.com/types/acme.v1.Problem");
+        // Through the gRPC wire and back, the URL survives.
+        let status = Status::new(Code::Internal, "x").with_detail(d);
+        let mut trailers = http::HeaderMap::new();
+        crate::grpc::encode_status(Some(&status), &http::HeaderMap::new(), &mut trailers);
+        let back = crate::grpc::decode_status(&trailers).unwrap().unwrap();
+        assert_eq!(
+            back.details()[0].type_url(),
+            "example.com/types/acme.v1.Problem"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   [`server::ConnectService`], a `tower::Service<http::Request<B>>`.
 //! - [`message`]: [`Request`], [`Response`], [`RequestContext`], [`PeerInfo`].
 //! - [`client`]: [`client::Client`], calls of the four RPC types over any tower transport.
-//! - [`codec`]: owned and zero-copy view decoding for handlers.
+//! - [`codec`]: owned and zero-copy view decoding, for handler requests and client responses
+//!   ([`codec::View`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

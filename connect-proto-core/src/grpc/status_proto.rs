@@ -80,8 +80,8 @@ fn decode_any(mut input: &[u8]) -> Result<ErrorDetail, &'static str> {
         }
     }
     // A type URL is `<host>/<full.name>`; the name is what follows the last slash.
-    let name = type_url.rsplit('/').next().unwrap_or(type_url);
-    Ok(ErrorDetail::new(name, Bytes::copy_from_slice(value)))
+    // The name is the URL's last segment; a host other than type.googleapis.com is kept.
+    Ok(ErrorDetail::new(type_url, Bytes::copy_from_slice(value)))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {

@@ -3,7 +3,8 @@
 //! [`ClientConfig`] says. Generated clients wrap it.
 //!
 //! Per-call [`CallOptions`] win over the client's defaults. Dropping any call object cancels
-//! the call. Responses expose headers, trailers, messages, and errors with details.
+//! the call. Responses expose headers, trailers, messages (owned, or zero-copy views with
+//! [`View`](crate::codec::View) as the response type), and errors with details.
 
 mod calls;
 mod exchange;

@@ -3,7 +3,7 @@
 //!
 //! Per request it admits the head with the core (`ServerCall::accept`: rejections are answered
 //! at once), runs the interceptors, dispatches to the handler, and streams the core's outputs
-//! as the response body. Deadlines are enforced with the configured [`Timer`](crate::rt::Timer);
+//! as the response body. Deadlines are enforced with the configured [`Timer`];
 //! a panicking handler ends its call with `internal` and nothing else.
 
 mod driver;
