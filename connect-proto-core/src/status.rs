@@ -135,7 +135,10 @@ impl std::error::Error for Status {}
 ///
 /// On the gRPC wire it is a `google.protobuf.Any` inside `grpc-status-details-bin`; on the
 /// Connect wire it is `{"type": …, "value": base64, "debug": …}`.
-#[derive(Clone, PartialEq)]
+///
+/// Two details are equal when their type names, values and debug renderings are: the host of a
+/// type URL is not compared, since the Connect wire carries type names only.
+#[derive(Clone)]
 pub struct ErrorDetail {
     type_name: String,
     /// The type URL's prefix (through its last `/`) when it is not `type.googleapis.com/`,
@@ -210,6 +213,12 @@ impl ErrorDetail {
     /// The debug JSON, if any.
     pub fn debug(&self) -> Option<&serde_json::Value> {
         self.debug.as_ref()
+    }
+}
+
+impl PartialEq for ErrorDetail {
+    fn eq(&self, other: &Self) -> bool {
+        self.type_name == other.type_name && self.value == other.value && self.debug == other.debug
     }
 }
 
