@@ -20,14 +20,6 @@ const RESERVED: usize = crate::envelope::PREFIX_LEN;
 /// The least a scratch buffer grows by in [`Codec::encode_message_into`].
 const SCRATCH_BLOCK: usize = 4096;
 
-/// Makes room for `needed` bytes in a scratch buffer, growing it by at least a block when it
-/// must (so the next small messages fit in the same allocation).
-fn reserve_scratch(buf: &mut BytesMut, needed: usize) {
-    if buf.capacity() < needed {
-        buf.reserve(needed.max(SCRATCH_BLOCK));
-    }
-}
-
 /// An encoded message on its way to a call's `send_message`.
 ///
 /// Made from plain [`Bytes`] (`From<Bytes>`), or by [`Codec::encode_message`], which encodes
@@ -202,28 +194,8 @@ impl Codec {
         self,
         message: &M,
     ) -> Result<EncodedMessage, CodecError> {
-        let err = |detail: String| CodecError {
-            codec: self,
-            decoding: false,
-            detail,
-        };
-        let buf = match self {
-            Codec::Proto => {
-                let mut cache = buffa::SizeCache::new();
-                let size = buffa::checked_encode_size(message.compute_size(&mut cache))
-                    .map_err(|e| err(e.to_string()))? as usize;
-                let mut buf = BytesMut::with_capacity(RESERVED + size);
-                buf.put_bytes(0, RESERVED);
-                message.write_to(&mut cache, &mut buf);
-                buf
-            }
-            Codec::Json => {
-                let mut writer = BytesMut::with_capacity(RESERVED + 64).writer();
-                writer.get_mut().put_bytes(0, RESERVED);
-                serde_json::to_writer(&mut writer, message).map_err(|e| err(e.to_string()))?;
-                writer.into_inner()
-            }
-        };
+        let mut buf = BytesMut::new();
+        self.write_prefixed(message, &mut buf, 0)?;
         Ok(EncodedMessage {
             repr: Repr::Prefixed(buf),
         })
@@ -237,30 +209,47 @@ impl Codec {
         message: &M,
         buf: &mut BytesMut,
     ) -> Result<EncodedMessage, CodecError> {
+        buf.clear();
+        self.write_prefixed(message, buf, SCRATCH_BLOCK)?;
+        Ok(EncodedMessage {
+            repr: Repr::Prefixed(buf.split()),
+        })
+    }
+
+    /// Appends the reserved prefix room and the encoded message to `buf`, growing it by at
+    /// least `block` bytes when it must grow.
+    fn write_prefixed<M: CodecMessage>(
+        self,
+        message: &M,
+        buf: &mut BytesMut,
+        block: usize,
+    ) -> Result<(), CodecError> {
         let err = |detail: String| CodecError {
             codec: self,
             decoding: false,
             detail,
         };
-        buf.clear();
+        let reserve = |buf: &mut BytesMut, needed: usize| {
+            if buf.capacity() - buf.len() < needed {
+                buf.reserve(needed.max(block));
+            }
+        };
         match self {
             Codec::Proto => {
                 let mut cache = buffa::SizeCache::new();
                 let size = buffa::checked_encode_size(message.compute_size(&mut cache))
                     .map_err(|e| err(e.to_string()))? as usize;
-                reserve_scratch(buf, RESERVED + size);
+                reserve(buf, RESERVED + size);
                 buf.put_bytes(0, RESERVED);
                 message.write_to(&mut cache, buf);
             }
             Codec::Json => {
-                reserve_scratch(buf, RESERVED + 64);
+                reserve(buf, RESERVED + 64);
                 buf.put_bytes(0, RESERVED);
                 serde_json::to_writer(buf.writer(), message).map_err(|e| err(e.to_string()))?;
             }
         }
-        Ok(EncodedMessage {
-            repr: Repr::Prefixed(buf.split()),
-        })
+        Ok(())
     }
 
     /// Decodes a message from `bytes`, rejecting JSON input longer than `limit` bytes before

@@ -186,26 +186,19 @@ impl<T: Transport> Exchange<T> {
                 ));
             };
             let body = if state.call.is_send_closed() {
-                // Unary request: the body is already complete (one chunk, in practice).
-                let mut first: Option<Bytes> = None;
-                let mut more: Vec<Bytes> = Vec::new();
+                // Unary request: the body is already complete, one chunk (its one message);
+                // should the call ever yield more, they are joined.
+                let mut body: Option<Bytes> = None;
                 while let Some(output) = state.call.poll_output() {
                     if let ClientOutput::Data(data) = output {
-                        match &first {
-                            None => first = Some(data),
-                            Some(_) => more.push(data),
-                        }
+                        body = Some(match body.take() {
+                            None => data,
+                            Some(before) => Bytes::from([before, data].concat()),
+                        });
                     }
                 }
                 state.body_done = true;
-                match first {
-                    None => RequestBody::empty(),
-                    Some(first) if more.is_empty() => RequestBody::full(first),
-                    Some(first) => {
-                        more.insert(0, first);
-                        RequestBody::full(Bytes::from(more.concat()))
-                    }
-                }
+                body.map_or_else(RequestBody::empty, RequestBody::full)
             } else {
                 RequestBody {
                     kind: BodyKind::Streaming(shared.clone()),
