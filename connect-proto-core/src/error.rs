@@ -82,6 +82,18 @@ pub enum Rule {
     InvalidBase64,
     /// The stream was reset by the peer.
     Reset(String),
+    /// Metadata carried in a body (a gRPC-Web trailer frame, the `metadata` of a Connect
+    /// end-stream message) is larger than the configured limit.
+    MetadataTooLarge {
+        /// The configured limit (bytes, counted as HTTP/2 counts header lists: name, value
+        /// and 32 bytes per entry).
+        limit: usize,
+    },
+    /// A unary request body paused for longer than the configured body timeout.
+    BodyTimeout,
+    /// The body broke off: the transport reported it incomplete or malformed (an HTTP/1.1
+    /// body shorter than its `content-length`, an invalid chunk) rather than ending it.
+    BrokenBody(String),
 }
 
 impl ProtocolError {
@@ -115,7 +127,8 @@ impl ProtocolError {
     pub fn code(&self) -> Code {
         let from_client = self.peer == Peer::Client;
         match &self.rule {
-            Rule::MessageTooLarge { .. } => Code::ResourceExhausted,
+            Rule::MessageTooLarge { .. } | Rule::MetadataTooLarge { .. } => Code::ResourceExhausted,
+            Rule::BodyTimeout => Code::DeadlineExceeded,
             Rule::UnsupportedCompression(_) if from_client => Code::Unimplemented,
             Rule::UnsupportedCompression(_) => Code::Internal,
             Rule::MissingMessage | Rule::ExtraMessage => Code::Unimplemented,
@@ -147,7 +160,8 @@ impl ProtocolError {
             | Rule::MissingGrpcStatus
             | Rule::InvalidHeader(_)
             | Rule::InvalidGetQuery(_)
-            | Rule::InvalidBase64 => {
+            | Rule::InvalidBase64
+            | Rule::BrokenBody(_) => {
                 if from_client {
                     Code::InvalidArgument
                 } else {
@@ -221,6 +235,11 @@ impl fmt::Display for ProtocolError {
             Rule::InvalidGetQuery(why) => write!(f, "invalid GET query: {why}"),
             Rule::InvalidBase64 => write!(f, "{who} body is not valid base64"),
             Rule::Reset(why) => write!(f, "{who} stream was reset: {why}"),
+            Rule::MetadataTooLarge { limit } => {
+                write!(f, "{who} metadata exceeds the limit of {limit} bytes")
+            }
+            Rule::BodyTimeout => write!(f, "{who} body stalled past the body timeout"),
+            Rule::BrokenBody(why) => write!(f, "{who} body broke off: {why}"),
         }
     }
 }

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::Rule;
+use crate::metadata::MetadataBudget;
 
 /// Encodes a trailer block: `name: value\r\n` per entry, names lowercase.
 pub fn encode_trailer_block(trailers: &HeaderMap) -> Bytes {
@@ -22,8 +23,11 @@ pub fn encode_trailer_block(trailers: &HeaderMap) -> Bytes {
 
 /// Parses a trailer block. Names compare case-insensitively (they are lowercased), repeated
 /// names keep every value, lines may end in `\r\n` or `\n`, and blank lines are ignored.
-pub fn decode_trailer_block(block: &[u8]) -> Result<HeaderMap, Rule> {
+/// A block whose entries exceed `limit` bytes (see
+/// [`entry_size`](crate::metadata::entry_size)) fails with [`Rule::MetadataTooLarge`].
+pub fn decode_trailer_block(block: &[u8], limit: usize) -> Result<HeaderMap, Rule> {
     let mut trailers = HeaderMap::new();
+    let mut budget = MetadataBudget::new(limit);
     for line in block.split(|b| *b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
@@ -43,7 +47,7 @@ pub fn decode_trailer_block(block: &[u8]) -> Result<HeaderMap, Rule> {
         })?;
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| Rule::InvalidTrailers(format!("invalid value for trailer {name}")))?;
-        trailers.append(name, value);
+        budget.append(&mut trailers, name, value)?;
     }
     Ok(trailers)
 }
@@ -116,6 +120,7 @@ impl TextDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::DEFAULT_MAX_METADATA_SIZE;
 
     #[test]
     fn trailer_block_round_trip() {
@@ -124,26 +129,35 @@ mod tests {
         t.append("x-multi", HeaderValue::from_static("a"));
         t.append("x-multi", HeaderValue::from_static("b"));
         let block = encode_trailer_block(&t);
-        assert_eq!(decode_trailer_block(&block).unwrap(), t);
+        assert_eq!(
+            decode_trailer_block(&block, DEFAULT_MAX_METADATA_SIZE).unwrap(),
+            t
+        );
     }
 
     #[test]
     fn trailer_block_is_lenient_where_the_spec_allows() {
-        let t =
-            decode_trailer_block(b"Grpc-Status:3\nGRPC-MESSAGE:  oops \r\n\r\nx-a: 1\r\nX-A: 2")
-                .unwrap();
+        let t = decode_trailer_block(
+            b"Grpc-Status:3\nGRPC-MESSAGE:  oops \r\n\r\nx-a: 1\r\nX-A: 2",
+            DEFAULT_MAX_METADATA_SIZE,
+        )
+        .unwrap();
         assert_eq!(t.get("grpc-status").unwrap(), "3");
         assert_eq!(t.get("grpc-message").unwrap(), "oops");
         assert_eq!(t.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
-        assert!(decode_trailer_block(b"").unwrap().is_empty());
+        assert!(
+            decode_trailer_block(b"", DEFAULT_MAX_METADATA_SIZE)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn trailer_block_rejections() {
-        assert!(decode_trailer_block(b"no colon here\r\n").is_err());
-        assert!(decode_trailer_block(b"bad name: v\r\n").is_err());
-        assert!(decode_trailer_block(b": v\r\n").is_err());
-        assert!(decode_trailer_block(b"x: \x01\r\n").is_err());
+        assert!(decode_trailer_block(b"no colon here\r\n", DEFAULT_MAX_METADATA_SIZE).is_err());
+        assert!(decode_trailer_block(b"bad name: v\r\n", DEFAULT_MAX_METADATA_SIZE).is_err());
+        assert!(decode_trailer_block(b": v\r\n", DEFAULT_MAX_METADATA_SIZE).is_err());
+        assert!(decode_trailer_block(b"x: \x01\r\n", DEFAULT_MAX_METADATA_SIZE).is_err());
     }
 
     #[test]
@@ -172,5 +186,23 @@ mod tests {
         assert_eq!(d.finish(), Err(Rule::InvalidBase64));
         let mut d = TextDecoder::new();
         assert_eq!(d.decode(b"A===").map(|_| ()), Err(Rule::InvalidBase64));
+    }
+
+    #[test]
+    fn trailer_blocks_are_bounded() {
+        // 30,000 distinct names would overflow an `http::HeaderMap` (a panic) without a bound.
+        let block: String = (0..30_000).map(|i| format!("k{i}: v\r\n")).collect();
+        assert_eq!(
+            decode_trailer_block(block.as_bytes(), DEFAULT_MAX_METADATA_SIZE).unwrap_err(),
+            Rule::MetadataTooLarge {
+                limit: DEFAULT_MAX_METADATA_SIZE
+            }
+        );
+        // At the limit and one byte past it: `k0: v` costs 2 + 1 + 32 bytes.
+        assert_eq!(decode_trailer_block(b"k0: v\r\n", 35).unwrap().len(), 1);
+        assert_eq!(
+            decode_trailer_block(b"k0: v\r\n", 34).unwrap_err(),
+            Rule::MetadataTooLarge { limit: 34 }
+        );
     }
 }

@@ -5,7 +5,49 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::error::Rule;
 use crate::protocol::headers;
+
+/// Default limit on metadata carried in a body (a gRPC-Web trailer frame, a Connect
+/// end-stream message's `metadata`): 64 KiB, counted as HTTP/2 counts header lists (name,
+/// value and 32 bytes per entry). Four times hyper's default HTTP/2 header list limit, and far
+/// below what would overflow an `http::HeaderMap` (which panics past about 24,000 names).
+pub const DEFAULT_MAX_METADATA_SIZE: usize = 64 * 1024;
+
+/// Bytes an entry costs against a metadata limit (as `SETTINGS_MAX_HEADER_LIST_SIZE` counts).
+pub fn entry_size(name: &HeaderName, value: &HeaderValue) -> usize {
+    name.as_str().len() + value.len() + 32
+}
+
+/// Appends metadata entries up to a size limit, never panicking: the accounting every decoder
+/// of body-carried metadata uses.
+#[derive(Debug)]
+pub(crate) struct MetadataBudget {
+    limit: usize,
+    used: usize,
+}
+
+impl MetadataBudget {
+    pub(crate) fn new(limit: usize) -> Self {
+        MetadataBudget { limit, used: 0 }
+    }
+
+    /// Appends one entry, or fails with [`Rule::MetadataTooLarge`].
+    pub(crate) fn append(
+        &mut self,
+        map: &mut HeaderMap,
+        name: HeaderName,
+        value: HeaderValue,
+    ) -> Result<(), Rule> {
+        self.used = self.used.saturating_add(entry_size(&name, &value));
+        if self.used > self.limit {
+            return Err(Rule::MetadataTooLarge { limit: self.limit });
+        }
+        map.try_append(name, value)
+            .map(drop)
+            .map_err(|_| Rule::MetadataTooLarge { limit: self.limit })
+    }
+}
 
 /// Suffix of binary metadata keys.
 pub const BINARY_SUFFIX: &str = "-bin";

@@ -175,7 +175,7 @@ fn grpc_web_trailer_frame_in_a_response() {
 fn trailer_block_forms() {
     // Lenient forms a server may send: LF-only lines, mixed case, no space, no final newline.
     let block = b"Grpc-Status:0\nX-A:  1 \nx-a:2";
-    let t = decode_trailer_block(block).unwrap();
+    let t = decode_trailer_block(block, usize::MAX).unwrap();
     assert_eq!(t.get("grpc-status").unwrap(), "0");
     assert_eq!(
         t.get_all("x-a").iter().collect::<Vec<_>>(),
@@ -195,7 +195,7 @@ fn trailer_block_forms() {
             );
         }
         assert_eq!(
-            decode_trailer_block(&encode_trailer_block(&map)).unwrap(),
+            decode_trailer_block(&encode_trailer_block(&map), usize::MAX).unwrap(),
             map
         );
     }
@@ -205,10 +205,10 @@ fn trailer_block_forms() {
         ("grpc-message", "x%20y"),
     ]));
     for cut in 0..=full.len() {
-        let _ = decode_trailer_block(&full[..cut]);
+        let _ = decode_trailer_block(&full[..cut], usize::MAX);
     }
     assert!(matches!(
-        decode_trailer_block(b"grpc-status: 0\r\n\x00junk"),
+        decode_trailer_block(b"grpc-status: 0\r\n\x00junk", usize::MAX),
         Err(Rule::InvalidTrailers(_))
     ));
 }
@@ -265,12 +265,21 @@ fn connect_end_stream_in_a_response() {
 #[test]
 fn end_stream_json_forms() {
     // Whitespace and unknown keys are fine; trailing bytes inside the payload are not JSON.
-    assert_eq!(decode_end_stream(b" { \"x\" : 1 } ").unwrap().error, None);
-    assert!(decode_end_stream(b"{} x").is_err());
-    assert!(decode_end_stream(b"{}{}").is_err());
+    assert_eq!(
+        decode_end_stream(b" { \"x\" : 1 } ", usize::MAX)
+            .unwrap()
+            .error,
+        None
+    );
+    assert!(decode_end_stream(b"{} x", usize::MAX).is_err());
+    assert!(decode_end_stream(b"{}{}", usize::MAX).is_err());
     let with_error = br#"{"error":{"code":"unknown","details":[]},"metadata":{}}"#;
     assert_eq!(
-        decode_end_stream(with_error).unwrap().error.unwrap().code(),
+        decode_end_stream(with_error, usize::MAX)
+            .unwrap()
+            .error
+            .unwrap()
+            .code(),
         Code::Unknown
     );
     // Every prefix of a valid end-stream fails cleanly except the whole.
@@ -278,9 +287,12 @@ fn end_stream_json_forms() {
         .with_detail(ErrorDetail::new("a.B", Bytes::from_static(b"\x01")));
     let full = encode_end_stream(Some(&status), &headers(&[("k", "v")]));
     for cut in 0..full.len() {
-        assert!(decode_end_stream(&full[..cut]).is_err(), "{cut}");
+        assert!(
+            decode_end_stream(&full[..cut], usize::MAX).is_err(),
+            "{cut}"
+        );
     }
-    assert!(decode_end_stream(&full).is_ok());
+    assert!(decode_end_stream(&full, usize::MAX).is_ok());
     // Error bodies likewise.
     let body = connect_proto_core::connect::error_json::encode_error_body(&status);
     for cut in 0..body.len() {

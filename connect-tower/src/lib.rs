@@ -10,7 +10,10 @@
 //! - [`server`]: handler shapes for the four RPC types, [`server::Dispatch`] (generated
 //!   monomorphic dispatch) and [`server::Router`], interceptors, and
 //!   [`server::ConnectService`], a `tower::Service<http::Request<B>>`.
-//! - [`message`]: [`Request`], [`Response`], [`RequestContext`], [`PeerInfo`].
+//! - [`message`]: [`Request`], [`Response`], [`RequestContext`], [`PeerInfo`],
+//!   [`ConnectionInfo`].
+//! - [`rt`]: timers (the runtime-independent [`rt::SystemTimer`] by default, so deadlines are
+//!   always enforced), the current call's deadline, and shutdown signals.
 //! - [`client`]: [`client::Client`], calls of the four RPC types over any tower transport.
 //! - [`codec`]: owned and zero-copy view decoding, for handler requests and client responses
 //!   ([`codec::View`]).
@@ -30,7 +33,50 @@ pub mod server;
 pub use connect_proto_core::{
     Code, Codec, ErrorDetail, Idempotency, MethodKind, MethodSpec, Protocol, Status,
 };
-pub use message::{PeerInfo, Request, RequestContext, Response};
+pub use message::{ConnectionInfo, PeerInfo, Request, RequestContext, Response};
 
 /// A boxed error, as transports and bodies produce.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A transport failure a runtime adapter can report precisely, placed anywhere in the source
+/// chain of a transport or body error: an HTTP/2 stream reset with its error code. Clients map
+/// the code to a status; servers treat a request body that fails with one as a client that
+/// went away (any other body error is a broken request: `invalid_argument`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TransportError {
+    /// The HTTP/2 error code of a stream reset, when the failure was one.
+    pub reset_code: Option<u32>,
+    /// What happened.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A stream reset with an HTTP/2 error code.
+    pub fn reset(code: u32, message: impl Into<String>) -> Self {
+        TransportError {
+            reset_code: Some(code),
+            message: message.into(),
+        }
+    }
+
+    /// Looks for a [`TransportError`] in an error's source chain.
+    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a TransportError> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(err) = current {
+            if let Some(found) = err.downcast_ref::<TransportError>() {
+                return Some(found);
+            }
+            current = err.source();
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TransportError {}

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use connect_proto_core::{Codec, MethodSpec, Protocol};
 use http::{Extensions, HeaderMap};
 
+use crate::rt::ShutdownSignal;
+
 /// Who is on the other end of the connection. Runtime adapters put it in the HTTP request's
 /// extensions; handlers read it through [`RequestContext::peer`].
 #[derive(Clone, Debug, Default)]
@@ -41,6 +43,25 @@ impl PeerInfo {
         self.tls = true;
         self.tls_client_certs = client_certs.map(Arc::new);
         self
+    }
+}
+
+/// What a server knows about the connection a request arrived on. Runtime adapters put it in
+/// each request's extensions (`connect-tokio-hyper`'s server does); handlers read it through
+/// [`RequestContext::peer`] and [`RequestContext::shutdown`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// Who is on the other end.
+    pub peer: PeerInfo,
+    /// The serving server's shutdown.
+    pub shutdown: ShutdownSignal,
+}
+
+impl ConnectionInfo {
+    /// Information about a connection from `peer`, served until `shutdown`.
+    pub fn new(peer: PeerInfo, shutdown: ShutdownSignal) -> Self {
+        ConnectionInfo { peer, shutdown }
     }
 }
 
@@ -89,8 +110,8 @@ impl RequestContext {
         self.deadline
     }
 
-    /// The HTTP request's extensions (the adapter's [`PeerInfo`] lives here, as may anything
-    /// a tower layer inserted).
+    /// The HTTP request's extensions (the adapter's [`ConnectionInfo`] lives here, as may
+    /// anything a tower layer inserted).
     pub fn extensions(&self) -> &Extensions {
         &self.extensions
     }
@@ -100,9 +121,22 @@ impl RequestContext {
         &mut self.extensions
     }
 
-    /// The peer, if the adapter recorded it.
+    /// The peer, if the adapter recorded it (as a [`ConnectionInfo`] or a bare [`PeerInfo`]).
     pub fn peer(&self) -> Option<&PeerInfo> {
-        self.extensions.get::<PeerInfo>()
+        match self.extensions.get::<ConnectionInfo>() {
+            Some(connection) => Some(&connection.peer),
+            None => self.extensions.get::<PeerInfo>(),
+        }
+    }
+
+    /// The serving server's shutdown: handlers of long calls can wait for
+    /// [`draining`](ShutdownSignal::draining) to end them with a status of their choosing.
+    /// A signal that never fires when the adapter recorded none.
+    pub fn shutdown(&self) -> ShutdownSignal {
+        self.extensions
+            .get::<ConnectionInfo>()
+            .map(|connection| connection.shutdown.clone())
+            .unwrap_or_default()
     }
 
     /// The HTTP method (`POST`, or `GET` for Connect GET requests).

@@ -29,6 +29,9 @@ use crate::timeout::{parse_connect_timeout, parse_grpc_timeout};
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 /// Default threshold below which messages are sent uncompressed.
 pub const DEFAULT_COMPRESS_MIN_BYTES: usize = 1024;
+/// Default longest pause within a unary request body: 30 s (hyper's header read timeout, and
+/// half of nginx's `client_body_timeout`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Server-side protocol settings shared by every call.
 #[derive(Clone, Debug)]
@@ -39,6 +42,7 @@ pub struct ServerConfig {
     pub(crate) compress_min_bytes: usize,
     pub(crate) require_connect_protocol_header: bool,
     pub(crate) max_timeout: Option<Duration>,
+    pub(crate) body_timeout: Option<Duration>,
     pub(crate) connect: bool,
     pub(crate) grpc: bool,
     pub(crate) grpc_web: bool,
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
             require_connect_protocol_header: false,
             max_timeout: None,
+            body_timeout: Some(DEFAULT_BODY_TIMEOUT),
             connect: true,
             grpc: true,
             grpc_web: true,
@@ -103,10 +108,24 @@ impl ServerConfig {
         self
     }
 
-    /// Clamp client-requested timeouts to at most this.
+    /// The longest a call may run: client-requested timeouts are clamped to it, and calls
+    /// that request none get it as their timeout. Default: none (a call without a timeout
+    /// header runs until it ends).
     #[must_use]
     pub fn max_timeout(mut self, max: Option<Duration>) -> Self {
         self.max_timeout = max;
+        self
+    }
+
+    /// The longest pause allowed between two chunks of a unary request body (unary and
+    /// server-streaming methods; also from the start of the call to the first chunk). A body
+    /// that stalls longer fails the call with `deadline_exceeded`. Streaming requests are
+    /// exempt: pauses between their messages belong to the application (bound them with
+    /// [`max_timeout`](Self::max_timeout)). `None` disables it. Default
+    /// [`DEFAULT_BODY_TIMEOUT`] (30 s).
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.body_timeout = timeout;
         self
     }
 
@@ -346,12 +365,10 @@ pub(crate) fn admit(
     };
     let timeout = match (timeout, config.max_timeout) {
         (Some(t), Some(max)) => Some(t.min(max)),
-        (t, _) => t,
+        (t, max) => t.or(max),
     };
-    let deadline = timeout.map(|t| {
-        now.checked_add(t)
-            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
-    });
+    // A timeout too large for the clock is no deadline at all.
+    let deadline = timeout.and_then(|t| now.checked_add(t));
 
     // Compression.
     let (encoding_header, accept_header) = match (content_type.protocol, content_type.streaming) {
@@ -446,6 +463,6 @@ impl ServerCall {
         lookup: impl FnOnce(&str) -> Option<MethodSpec>,
     ) -> Result<ServerCall, Rejection> {
         let admitted = admit(config, now, head, lookup)?;
-        Ok(ServerCall::from_admitted(config, admitted))
+        Ok(ServerCall::from_admitted(config, now, admitted))
     }
 }

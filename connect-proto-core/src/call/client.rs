@@ -14,7 +14,7 @@
 //! [`ClientCall::poll_event`] (what the application receives) after every input.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
@@ -104,12 +104,12 @@ pub struct ClientCall {
     content_type: ContentType,
     method: MethodSpec,
     uri: Uri,
-    timeout: Option<Duration>,
     deadline: Option<Instant>,
     send_compression: Option<Arc<dyn Compression>>,
     accept_compression: CompressionRegistry,
     compress_min_bytes: usize,
     send_limit: Option<usize>,
+    metadata_limit: usize,
     use_get: bool,
     max_get_url_bytes: usize,
     headers: HeaderMap,
@@ -155,11 +155,15 @@ impl ClientCall {
             Protocol::GrpcWeb => ContentType::grpc_web(codec),
         };
         let uri = join_uri(&config.base_uri, method.path)?;
-        let timeout = options.timeout.or(config.default_timeout);
-        let deadline = timeout.map(|t| {
-            now.checked_add(t)
-                .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
-        });
+        // A timeout too large for the clock is no deadline at all.
+        let from_timeout = options
+            .timeout
+            .or(config.default_timeout)
+            .and_then(|t| now.checked_add(t));
+        let deadline = match (from_timeout, options.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut headers = config.default_headers.clone();
         for (name, value) in &options.headers {
             headers.append(name.clone(), value.clone());
@@ -176,7 +180,6 @@ impl ClientCall {
             content_type,
             method: *method,
             uri,
-            timeout,
             deadline,
             send_compression: options
                 .send_compression
@@ -186,6 +189,7 @@ impl ClientCall {
             send_limit: options
                 .max_send_message_size
                 .or(config.max_send_message_size),
+            metadata_limit: config.max_metadata_size,
             use_get: protocol == Protocol::Connect
                 && method.allows_get()
                 && options.use_get.unwrap_or(config.use_get),
@@ -212,9 +216,20 @@ impl ClientCall {
             outputs: OutputQueue::new(),
             scratch: SmallQueue::new(),
         };
+        if call.deadline.is_some_and(|deadline| now >= deadline) {
+            // Out of time before anything was sent (a propagated deadline that already
+            // passed): the call fails here, and no request is made.
+            call.abort(Status::new(
+                Code::DeadlineExceeded,
+                "the call's deadline expired before it started",
+            ));
+            call.outputs.clear();
+            call.send = SendState::Closed;
+            return Ok(call);
+        }
         if method.kind.streams_requests() {
             let uri = std::mem::take(&mut call.uri);
-            let head = call.request_head(Method::POST, uri, call.send_compression.is_some());
+            let head = call.request_head(now, Method::POST, uri, call.send_compression.is_some());
             call.outputs.push(ClientOutput::Head(head));
             call.send = SendState::Open;
         }
@@ -267,11 +282,16 @@ impl ClientCall {
     /// frames without copying).
     pub fn send_message(
         &mut self,
-        _now: Instant,
+        now: Instant,
         message: impl Into<EncodedMessage>,
     ) -> Result<(), UsageError> {
         let message = message.into();
         if self.is_finished() {
+            return Err(UsageError::AlreadyFinished);
+        }
+        if self.send == SendState::Idle && self.deadline.is_some_and(|deadline| now >= deadline) {
+            // The head is not written yet and there is no time left to put in it.
+            self.handle_timeout(now);
             return Err(UsageError::AlreadyFinished);
         }
         if self.send == SendState::Closed {
@@ -311,7 +331,7 @@ impl ClientCall {
             let query = encode_get_query(self.content_type.codec, compressed, &payload);
             let uri = with_query(&self.uri, &query)?;
             if uri.to_string().len() <= self.max_get_url_bytes {
-                let head = self.request_head(Method::GET, uri, false);
+                let head = self.request_head(now, Method::GET, uri, false);
                 self.push_output(ClientOutput::Head(head));
                 self.push_output(ClientOutput::End);
                 self.send = SendState::Closed;
@@ -321,7 +341,7 @@ impl ClientCall {
         let (framed, compressed) = self.frame(message)?;
         // The request needs the URI no more after its head: moved, not cloned.
         let uri = std::mem::take(&mut self.uri);
-        let head = self.request_head(Method::POST, uri, compressed);
+        let head = self.request_head(now, Method::POST, uri, compressed);
         self.push_output(ClientOutput::Head(head));
         self.push_output(ClientOutput::Data(framed));
         self.push_output(ClientOutput::End);
@@ -518,7 +538,18 @@ impl ClientCall {
         )
     }
 
-    fn request_head(&self, method: Method, uri: Uri, compressed: bool) -> request::Parts {
+    /// The request head. The timeout header carries the time left at `now`, so a call started
+    /// late (or re-sent) never announces more time than it has.
+    fn request_head(
+        &self,
+        now: Instant,
+        method: Method,
+        uri: Uri,
+        compressed: bool,
+    ) -> request::Parts {
+        let timeout = self
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(now));
         let (mut head, ()) = http::Request::new(()).into_parts();
         head.method = method.clone();
         head.uri = uri;
@@ -543,7 +574,7 @@ impl ClientCall {
                         HeaderValue::from_static(CONNECT_PROTOCOL_VERSION_1),
                     );
                 }
-                if let Some(timeout) = self.timeout {
+                if let Some(timeout) = timeout {
                     insert_str(h, CONNECT_TIMEOUT_MS, &format_connect_timeout(timeout));
                 }
                 let (enc, acc) = if self.content_type.streaming {
@@ -566,7 +597,7 @@ impl ClientCall {
                     h.insert(X_GRPC_WEB, HeaderValue::from_static("1"));
                     h.insert(X_USER_AGENT, self.user_agent.clone());
                 }
-                if let Some(timeout) = self.timeout {
+                if let Some(timeout) = timeout {
                     insert_str(h, GRPC_TIMEOUT, &format_grpc_timeout(timeout));
                 }
                 if let Some(v) = encoding {
@@ -740,17 +771,20 @@ impl ClientCall {
                     self.received_messages += 1;
                     self.events.push_back(ClientEvent::Message(message));
                 }
-                Inbound::EndStream(json) => match decode_end_stream(&json) {
+                Inbound::EndStream(json) => match decode_end_stream(&json, self.metadata_limit) {
                     Ok(end) => {
                         self.end_outcome = Some(match end.error {
                             Some(error) => Err(error),
                             None => Ok(end.trailers),
                         });
                     }
-                    Err(why) => self.protocol_error(Rule::InvalidErrorBody(why)),
+                    Err(rule) => self.protocol_error(rule),
                 },
                 Inbound::Trailers(block) => {
-                    match decode_trailer_block(&block).and_then(|t| Ok((decode_status(&t)?, t))) {
+                    let limit = self.metadata_limit;
+                    match decode_trailer_block(&block, limit)
+                        .and_then(|t| Ok((decode_status(&t)?, t)))
+                    {
                         Ok((None, trailers)) => self.end_outcome = Some(Ok(metadata_of(&trailers))),
                         Ok((Some(error), _)) => self.end_outcome = Some(Err(error)),
                         Err(rule) => self.protocol_error(rule),

@@ -2,13 +2,14 @@
 //! (which win over the client's defaults).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Uri};
 
 use crate::call::accept::{DEFAULT_COMPRESS_MIN_BYTES, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
+use crate::metadata::DEFAULT_MAX_METADATA_SIZE;
 use crate::protocol::Protocol;
 
 /// Default limit on the URL of a Connect GET request; longer requests fall back to POST.
@@ -26,6 +27,7 @@ pub struct ClientConfig {
     pub(crate) compress_min_bytes: usize,
     pub(crate) max_receive_message_size: usize,
     pub(crate) max_send_message_size: Option<usize>,
+    pub(crate) max_metadata_size: usize,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) default_headers: HeaderMap,
     pub(crate) use_get: bool,
@@ -48,6 +50,7 @@ impl ClientConfig {
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
             max_receive_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_send_message_size: None,
+            max_metadata_size: DEFAULT_MAX_METADATA_SIZE,
             default_timeout: None,
             default_headers: HeaderMap::new(),
             use_get: true,
@@ -115,6 +118,16 @@ impl ClientConfig {
         self
     }
 
+    /// Limit on metadata carried in response bodies (gRPC-Web trailer frames, Connect
+    /// end-stream `metadata`), in bytes as HTTP/2 counts header lists. Larger metadata fails
+    /// the call with `resource_exhausted`. Default
+    /// [`DEFAULT_MAX_METADATA_SIZE`](crate::metadata::DEFAULT_MAX_METADATA_SIZE) (64 KiB).
+    #[must_use]
+    pub fn max_metadata_size(mut self, limit: usize) -> Self {
+        self.max_metadata_size = limit;
+        self
+    }
+
     /// Timeout for calls that don't set their own.
     #[must_use]
     pub fn default_timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -167,11 +180,17 @@ impl ClientConfig {
 }
 
 /// Per-call settings; each set field wins over the client's default.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct CallOptions {
-    /// The call's timeout.
+    /// The call's timeout, counted from the start of the call.
     pub timeout: Option<Duration>,
+    /// An absolute deadline; with a timeout as well, the earlier of the two applies. The
+    /// timeout header sent is always the time left when the request head is written.
+    pub deadline: Option<Instant>,
+    /// Whether a runtime layer may shorten the deadline to that of the call this one is made
+    /// from (connect-tower does this for calls made while a handler runs). Default `true`.
+    pub propagate_deadline: bool,
     /// Headers added to the request (after the client's default headers).
     pub headers: HeaderMap,
     /// Request compression: `Some(None)` forces identity, `Some(Some(alg))` uses `alg`.
@@ -184,16 +203,53 @@ pub struct CallOptions {
     pub use_get: Option<bool>,
 }
 
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            timeout: None,
+            deadline: None,
+            propagate_deadline: true,
+            headers: HeaderMap::new(),
+            send_compression: None,
+            max_receive_message_size: None,
+            max_send_message_size: None,
+            use_get: None,
+        }
+    }
+}
+
 impl CallOptions {
     /// Default options.
     pub fn new() -> Self {
         CallOptions::default()
     }
 
-    /// Sets the timeout.
+    /// Sets the timeout (counted from the start of the call).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets an absolute deadline (the earlier of it and the timeout applies).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Shortens the deadline to `deadline` if that is earlier (or sets it).
+    #[must_use]
+    pub fn deadline_at_most(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(self.deadline.map_or(deadline, |own| own.min(deadline)));
+        self
+    }
+
+    /// Allows or forbids shortening the deadline to that of the enclosing call (default:
+    /// allowed).
+    #[must_use]
+    pub fn propagate_deadline(mut self, propagate: bool) -> Self {
+        self.propagate_deadline = propagate;
         self
     }
 

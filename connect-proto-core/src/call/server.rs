@@ -14,7 +14,7 @@
 //! application must act on) and [`ServerCall::poll_output`] (what the adapter must write).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, response};
@@ -89,6 +89,10 @@ pub struct ServerCall {
     content_type: ContentType,
     method: MethodSpec,
     deadline: Option<Instant>,
+    /// The longest pause allowed in a unary request body, while it is open.
+    body_timeout: Option<Duration>,
+    /// When the unary request body times out unless more of it arrives.
+    body_deadline: Option<Instant>,
     request_compression: Option<Arc<dyn Compression>>,
     response_compression: Option<Arc<dyn Compression>>,
     accept_encoding: Option<HeaderValue>,
@@ -109,7 +113,7 @@ pub struct ServerCall {
 }
 
 impl ServerCall {
-    pub(crate) fn from_admitted(config: &ServerConfig, admitted: Admitted) -> Self {
+    pub(crate) fn from_admitted(config: &ServerConfig, now: Instant, admitted: Admitted) -> Self {
         let Admitted {
             content_type,
             method,
@@ -131,10 +135,17 @@ impl ServerCall {
             request_compression.clone(),
             config.max_receive_message_size,
         );
+        // Only unary request bodies have a pause limit: a streaming request's pauses are the
+        // application's.
+        let body_timeout = config
+            .body_timeout
+            .filter(|_| !method.kind.streams_requests());
         let mut call = ServerCall {
             content_type,
             method,
             deadline,
+            body_timeout,
+            body_deadline: body_timeout.and_then(|t| now.checked_add(t)),
             request_compression,
             response_compression,
             accept_encoding: config.compression.accept_encoding().cloned(),
@@ -222,21 +233,39 @@ impl ServerCall {
         self.request != RequestState::Open
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next: the call's deadline,
+    /// or earlier while a unary request body is open, the end of its allowed pause.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.is_finished() {
-            None
-        } else {
-            self.deadline
+            return None;
+        }
+        match (self.deadline, self.body_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// A chunk of the request body arrived.
-    pub fn handle_data(&mut self, _now: Instant, chunk: Bytes) {
+    /// A chunk of the request body arrived. For a unary request body, `now` restarts the
+    /// allowed pause (see [`ServerConfig::body_timeout`]).
+    pub fn handle_data(&mut self, now: Instant, chunk: Bytes) {
         if self.request != RequestState::Open || self.is_finished() {
             return;
         }
+        if let Some(timeout) = self.body_timeout {
+            self.body_deadline = now.checked_add(timeout);
+        }
         self.feed(chunk);
+    }
+
+    /// The request body broke off (the transport found it truncated or malformed, as an
+    /// HTTP/1.1 body shorter than its `content-length`): the call fails with
+    /// `invalid_argument`, and the error is answered if nothing was sent yet. A stream the
+    /// client reset is [`handle_reset`](Self::handle_reset) instead.
+    pub fn handle_body_error(&mut self, _now: Instant, why: &str) {
+        if self.request != RequestState::Open || self.is_finished() {
+            return;
+        }
+        self.request_error(Rule::BrokenBody(why.to_owned()));
     }
 
     /// The request body ended. Request trailers carry no protocol meaning and are ignored.
@@ -261,7 +290,8 @@ impl ServerCall {
         )));
     }
 
-    /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`.
+    /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`; if a
+    /// unary request body paused too long, with the [`Rule::BodyTimeout`] protocol error.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.is_finished() {
             return;
@@ -269,6 +299,10 @@ impl ServerCall {
         if self.deadline.is_some_and(|deadline| now >= deadline) {
             let status = Status::new(Code::DeadlineExceeded, "the call's deadline expired");
             self.fail(status);
+        } else if self.request == RequestState::Open
+            && self.body_deadline.is_some_and(|deadline| now >= deadline)
+        {
+            self.request_error(Rule::BodyTimeout);
         }
     }
 
@@ -393,6 +427,7 @@ impl ServerCall {
     }
 
     fn end_request(&mut self) {
+        self.body_deadline = None;
         let mut items = std::mem::take(&mut self.scratch);
         let result = self.reader.finish(&mut items);
         self.take_items(&mut items);
@@ -436,6 +471,7 @@ impl ServerCall {
     }
 
     fn request_error(&mut self, rule: Rule) {
+        self.body_deadline = None;
         let status = ProtocolError::in_request(rule).to_status();
         self.request = RequestState::Failed;
         self.fail(status);

@@ -8,7 +8,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::code::Code;
-use crate::metadata::{decode_base64_lenient, is_protocol_header};
+use crate::error::Rule;
+use crate::metadata::{MetadataBudget, decode_base64_lenient, is_protocol_header};
 use crate::status::{ErrorDetail, Status};
 
 /// The JSON `Error` object for a status (metadata is not part of it).
@@ -154,13 +155,40 @@ pub struct EndStream {
     pub trailers: HeaderMap,
 }
 
-/// Decodes an `EndStreamResponse`.
-pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
+/// Decodes an `EndStreamResponse`. A malformed message fails with
+/// [`Rule::InvalidErrorBody`]; metadata larger than `metadata_limit` bytes (see
+/// [`entry_size`](crate::metadata::entry_size)) with [`Rule::MetadataTooLarge`].
+pub fn decode_end_stream(body: &[u8], metadata_limit: usize) -> Result<EndStream, Rule> {
+    parse_end_stream(body, metadata_limit).map_err(|error| match error {
+        EndStreamError::Invalid(why) => Rule::InvalidErrorBody(why),
+        EndStreamError::Limit(rule) => rule,
+    })
+}
+
+enum EndStreamError {
+    Invalid(String),
+    Limit(Rule),
+}
+
+impl From<String> for EndStreamError {
+    fn from(why: String) -> Self {
+        EndStreamError::Invalid(why)
+    }
+}
+
+impl From<&str> for EndStreamError {
+    fn from(why: &str) -> Self {
+        EndStreamError::Invalid(why.to_owned())
+    }
+}
+
+fn parse_end_stream(body: &[u8], metadata_limit: usize) -> Result<EndStream, EndStreamError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let obj = value
         .as_object()
         .ok_or("end-stream message is not a JSON object")?;
     let mut trailers = HeaderMap::new();
+    let mut budget = MetadataBudget::new(metadata_limit);
     match obj.get("metadata") {
         None | Some(Value::Null) => {}
         Some(Value::Object(metadata)) => {
@@ -178,7 +206,9 @@ pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
                     let v = HeaderValue::from_str(v)
                         .map_err(|_| format!("invalid metadata value for {key:?}"))?;
                     if keep {
-                        trailers.append(name.clone(), v);
+                        budget
+                            .append(&mut trailers, name.clone(), v)
+                            .map_err(EndStreamError::Limit)?;
                     }
                 }
             }
@@ -197,6 +227,7 @@ pub fn decode_end_stream(body: &[u8]) -> Result<EndStream, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::DEFAULT_MAX_METADATA_SIZE;
 
     fn rich_status() -> Status {
         Status::new(Code::Unavailable, "overloaded: back off")
@@ -253,12 +284,20 @@ mod tests {
         trailers.append("x-cost", HeaderValue::from_static("237"));
         trailers.append("x-cost", HeaderValue::from_static("12"));
         trailers.insert("x-bin", HeaderValue::from_static("AAEC"));
-        let ok = decode_end_stream(&encode_end_stream(None, &trailers)).unwrap();
+        let ok = decode_end_stream(
+            &encode_end_stream(None, &trailers),
+            DEFAULT_MAX_METADATA_SIZE,
+        )
+        .unwrap();
         assert_eq!(ok.error, None);
         assert_eq!(ok.trailers, trailers);
 
         let status = rich_status();
-        let failed = decode_end_stream(&encode_end_stream(Some(&status), &trailers)).unwrap();
+        let failed = decode_end_stream(
+            &encode_end_stream(Some(&status), &trailers),
+            DEFAULT_MAX_METADATA_SIZE,
+        )
+        .unwrap();
         let err = failed.error.unwrap();
         assert_eq!(err.code(), Code::Unavailable);
         assert_eq!(err.details(), status.details());
@@ -278,10 +317,19 @@ mod tests {
             assert_eq!(status.message(), "oops");
             assert!(decode_error_body(body).is_err());
         }
-        let end = decode_end_stream(br#"{"error":{"message":"oops"}}"#).unwrap();
+        let end = decode_end_stream(
+            br#"{"error":{"message":"oops"}}"#,
+            DEFAULT_MAX_METADATA_SIZE,
+        )
+        .unwrap();
         let error = end.error.unwrap();
         assert_eq!((error.code(), error.message()), (Code::Unknown, "oops"));
-        assert_eq!(decode_end_stream(br#"{"error":null}"#).unwrap().error, None);
+        assert_eq!(
+            decode_end_stream(br#"{"error":null}"#, DEFAULT_MAX_METADATA_SIZE)
+                .unwrap()
+                .error,
+            None
+        );
     }
 
     /// Found by fuzzing (`fuzz/corpus/connect_end_stream/seed-protocol-metadata`): protocol
@@ -289,11 +337,17 @@ mod tests {
     #[test]
     fn end_stream_metadata_drops_protocol_headers() {
         let body = br#"{"error":{"code":"internal"},"metadata":{"grpc-status":["0"],"content-type":["x"],"x-ok":["y"]}}"#;
-        let end = decode_end_stream(body).unwrap();
+        let end = decode_end_stream(body, DEFAULT_MAX_METADATA_SIZE).unwrap();
         assert_eq!(end.trailers.len(), 1);
         assert_eq!(end.trailers.get("x-ok").unwrap(), "y");
         assert_eq!(end.error.unwrap().metadata(), &end.trailers);
-        assert!(decode_end_stream(br#"{"metadata":{"grpc-status":[1]}}"#).is_err());
+        assert!(
+            decode_end_stream(
+                br#"{"metadata":{"grpc-status":[1]}}"#,
+                DEFAULT_MAX_METADATA_SIZE
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -308,10 +362,30 @@ mod tests {
             b"{\"metadata\":{\"bad key\":[\"v\"]}}",
         ] {
             assert!(
-                decode_end_stream(bad).is_err(),
+                decode_end_stream(bad, DEFAULT_MAX_METADATA_SIZE).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn end_stream_metadata_is_bounded() {
+        // 30,000 distinct keys would overflow an `http::HeaderMap` (a panic) without a bound.
+        let keys: Vec<String> = (0..30_000).map(|i| format!("\"k{i}\":[\"v\"]")).collect();
+        let body = format!("{{\"metadata\":{{{}}}}}", keys.join(","));
+        assert_eq!(
+            decode_end_stream(body.as_bytes(), DEFAULT_MAX_METADATA_SIZE).unwrap_err(),
+            Rule::MetadataTooLarge {
+                limit: DEFAULT_MAX_METADATA_SIZE
+            }
+        );
+        // At the limit and one byte past it: `k0: v` costs 2 + 1 + 32 bytes.
+        let one = br#"{"metadata":{"k0":["v"]}}"#;
+        assert_eq!(decode_end_stream(one, 35).unwrap().trailers.len(), 1);
+        assert!(matches!(
+            decode_end_stream(one, 34),
+            Err(Rule::MetadataTooLarge { limit: 34 })
+        ));
     }
 }

@@ -13,7 +13,8 @@ use connect_proto_core::{ClientCall, ClientEvent, ClientOutput, Code, Status};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::BoxError;
-use crate::client::{Transport, TransportError};
+use crate::TransportError;
+use crate::client::Transport;
 use crate::rt::{SharedTimer, Sleep};
 
 /// Most request bytes queued ahead of the transport before `send` waits.
@@ -179,11 +180,25 @@ impl<T: Transport> Exchange<T> {
         });
         let (head, body, deadline) = {
             let mut state = shared.lock();
-            let Some(ClientOutput::Head(head)) = state.call.poll_output() else {
-                return Err(Status::new(
-                    Code::Internal,
-                    "the call produced no request head",
-                ));
+            let head = match state.call.poll_output() {
+                Some(ClientOutput::Head(head)) => head,
+                // The call ended before anything was sent (its deadline had already passed):
+                // no request is made, the outcome is read from the call.
+                _ if state.call.is_finished() => {
+                    drop(state);
+                    return Ok(Exchange {
+                        shared,
+                        response: Response::Done,
+                        timer,
+                        sleep: None,
+                    });
+                }
+                _ => {
+                    return Err(Status::new(
+                        Code::Internal,
+                        "the call produced no request head",
+                    ));
+                }
             };
             let body = if state.call.is_send_closed() {
                 // Unary request: the body is already complete, one chunk (its one message);
@@ -206,7 +221,7 @@ impl<T: Transport> Exchange<T> {
             };
             (head, body, state.call.deadline())
         };
-        let sleep = deadline.and_then(|d| timer.sleep_until(d));
+        let sleep = deadline.map(|d| timer.sleep_until(d));
         let mut exchange = Exchange {
             shared,
             response: Response::Done,
@@ -255,7 +270,7 @@ impl<T: Transport> Exchange<T> {
     fn transport_failed(&mut self, error: &BoxError) {
         let now = self.timer.now();
         let mut state = self.shared.lock();
-        match find_transport_error(error.as_ref()) {
+        match TransportError::find(error.as_ref()) {
             Some(TransportError {
                 reset_code: Some(code),
                 ..
@@ -431,18 +446,4 @@ impl<T: Transport> Drop for Exchange<T> {
         }
         state.wake_body();
     }
-}
-
-/// Looks for a [`TransportError`] in an error's source chain.
-fn find_transport_error<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a TransportError> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = current {
-        if let Some(found) = err.downcast_ref::<TransportError>() {
-            return Some(found);
-        }
-        current = err.source();
-    }
-    None
 }

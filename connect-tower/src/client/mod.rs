@@ -18,6 +18,7 @@ use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ClientCall, MethodSpec, Status};
 use http_body::Body;
 
+pub use crate::TransportError;
 pub use calls::{BidiStreamingCall, ClientStreamingCall, ResponseStream};
 pub use connect_proto_core::{CallOptions, ClientConfig};
 pub use exchange::RequestBody;
@@ -79,36 +80,20 @@ where
     }
 }
 
-/// A transport failure a runtime adapter can report precisely (for example an HTTP/2
-/// `RST_STREAM` code), placed anywhere in the transport error's source chain.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct TransportError {
-    /// The HTTP/2 error code of a stream reset, when the failure was one.
-    pub reset_code: Option<u32>,
-    /// What happened.
-    pub message: String,
-}
-
-impl TransportError {
-    /// A stream reset with an HTTP/2 error code.
-    pub fn reset(code: u32, message: impl Into<String>) -> Self {
-        TransportError {
-            reset_code: Some(code),
-            message: message.into(),
-        }
+/// Shortens a call's deadline to that of the handler it is made from (see
+/// [`current_deadline`](crate::rt::current_deadline)), unless the options opt out.
+fn inherit_deadline(options: CallOptions) -> CallOptions {
+    match crate::rt::current_deadline() {
+        Some(deadline) if options.propagate_deadline => options.deadline_at_most(deadline),
+        _ => options,
     }
 }
-
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for TransportError {}
 
 /// A client for one server (base URI), protocol and codec. Cheap to clone.
+///
+/// Calls made while a handler of this crate's server runs inherit that call's deadline when it
+/// is earlier than their own, so the server they call sees the time the original caller has
+/// left (opt out per call with [`CallOptions::propagate_deadline`]).
 pub struct Client<T> {
     transport: T,
     config: Arc<ClientConfig>,
@@ -135,17 +120,19 @@ impl<T> fmt::Debug for Client<T> {
 }
 
 impl<T: Transport> Client<T> {
-    /// A client over `transport`. Without a [`timer`](Self::timer) timeouts are sent to the
-    /// server (which enforces them) but not enforced locally.
+    /// A client over `transport`. Deadlines are enforced locally with the
+    /// [`SystemTimer`](crate::rt::SystemTimer) (see [`timer`](Self::timer)) as well as sent to
+    /// the server.
     pub fn new(transport: T, config: ClientConfig) -> Self {
         Client {
             transport,
             config: Arc::new(config),
-            timer: SharedTimer::none(),
+            timer: SharedTimer::default(),
         }
     }
 
-    /// Enforces deadlines locally with `timer`.
+    /// Enforces deadlines locally with `timer` instead of the
+    /// [`SystemTimer`](crate::rt::SystemTimer).
     #[must_use]
     pub fn timer(mut self, timer: impl Timer) -> Self {
         self.timer = SharedTimer::new(timer);
@@ -168,6 +155,7 @@ impl<T: Transport> Client<T> {
         options: CallOptions,
     ) -> Result<Exchange<T>, Status> {
         let now = self.timer.now();
+        let options = inherit_deadline(options);
         let call = ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
         Exchange::start(self.transport.clone(), call, self.timer.clone()).await
     }
@@ -179,9 +167,17 @@ impl<T: Transport> Client<T> {
         options: CallOptions,
     ) -> Result<ClientCall, Status> {
         let now = self.timer.now();
+        let options = inherit_deadline(options);
         let mut call =
             ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
-        call.send_message(now, request).map_err(Status::from)?;
+        if !call.is_finished() {
+            // A call whose deadline passed before its head was written fails inside the core,
+            // which keeps the outcome for the exchange to report.
+            match call.send_message(now, request) {
+                Ok(()) | Err(connect_proto_core::UsageError::AlreadyFinished) => {}
+                Err(other) => return Err(Status::from(other)),
+            }
+        }
         Ok(call)
     }
 

@@ -1,5 +1,7 @@
-//! Drives one server call: polls the handler future, enforces the deadline with the runtime's
-//! timer, catches handler panics, and hands the core's outputs to the HTTP response body.
+//! Drives one server call: polls the handler future (with the call's deadline as the current
+//! one, for calls it makes), enforces the deadline and timers with the runtime's timer, ends
+//! the call when the server's drain deadline passes, keeps handler panics (in `poll` and in
+//! `drop`) inside the call, and hands the core's outputs to the HTTP response body.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,8 +14,8 @@ use bytes::Bytes;
 use connect_proto_core::{Code, ServerOutput, Status};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::rt::Sleep;
-use crate::server::shared::{RequestBody, Shared};
+use crate::rt::{ShutdownWatch, Sleep, with_deadline};
+use crate::server::shared::Shared;
 
 /// The handler future of one call.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -21,31 +23,38 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     handler: Option<HandlerFuture>,
+    /// The call's deadline, current while the handler runs (calls it makes inherit it).
+    deadline: Option<Instant>,
     sleep: Option<(Instant, Sleep)>,
-    /// HTTP/1.x: an unread request body is drained when the response ends.
-    drain_unread: bool,
+    /// The server's drain deadline, when the adapter reported a shutdown signal.
+    shutdown: Option<ShutdownWatch>,
+    /// HTTP/1.x: a complete body reports its exact length (a `content-length`).
+    http1: bool,
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, handler: HandlerFuture, drain_unread: bool) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        handler: HandlerFuture,
+        http1: bool,
+        shutdown: Option<ShutdownWatch>,
+    ) -> Self {
+        let deadline = shared.lock().call.deadline();
         Driver {
             shared,
             handler: Some(handler),
+            deadline,
             sleep: None,
-            drain_unread,
+            shutdown,
+            http1,
         }
     }
 
-    /// The request body the response ended before reading, if it should be drained.
-    fn unread_body(&mut self) -> Option<Drain> {
-        if !self.drain_unread {
-            return None;
+    /// Drops the handler future; a panic in its `drop` stays here.
+    fn drop_handler(&mut self) {
+        if let Some(handler) = self.handler.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(handler)));
         }
-        let body = self.shared.lock().take_unread_body()?;
-        Some(Drain {
-            body,
-            budget: DRAIN_BUDGET,
-        })
     }
 
     /// The next output, running the handler and the deadline as needed. `None` once the
@@ -63,7 +72,8 @@ impl Driver {
                 }
                 if state.call.is_finished() {
                     // Everything is written; a handler still running is cancelled by dropping it.
-                    self.handler = None;
+                    drop(state);
+                    self.drop_handler();
                     return Poll::Ready(None);
                 }
                 state.call.poll_timeout()
@@ -74,8 +84,23 @@ impl Driver {
                     let mut state = self.shared.lock();
                     let now = state.timer.now().max(deadline);
                     state.call.handle_timeout(now);
+                    let finished = state.call.is_finished();
                     drop(state);
-                    self.handler = None;
+                    if finished {
+                        self.drop_handler();
+                    } else {
+                        // A timer that moves (a unary body's pause limit): poll again.
+                        self.sleep = None;
+                    }
+                    continue;
+                }
+            }
+
+            if let Some(shutdown) = &mut self.shutdown {
+                if shutdown.poll_forced(cx).is_ready() {
+                    self.shutdown = None;
+                    let status = Status::new(Code::Unavailable, "the server is shutting down");
+                    self.shared.lock().fail(status);
                     continue;
                 }
             }
@@ -92,13 +117,15 @@ impl Driver {
             };
             handler_polled = true;
             let parked = self.shared.lock().park_driver_waker();
-            let polled = catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)));
+            let polled = with_deadline(self.deadline, || {
+                catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)))
+            });
             self.shared.lock().unpark_driver_waker(parked);
             match polled {
                 Ok(Poll::Pending) => {}
-                Ok(Poll::Ready(())) => self.handler = None,
+                Ok(Poll::Ready(())) => self.drop_handler(),
                 Err(_panic) => {
-                    self.handler = None;
+                    self.drop_handler();
                     self.shared
                         .lock()
                         .fail(Status::new(Code::Internal, "the handler panicked"));
@@ -114,16 +141,22 @@ impl Driver {
         if timer.now() >= deadline {
             return DeadlineState::Expired;
         }
-        if self.sleep.as_ref().is_none_or(|(at, _)| *at != deadline) {
-            self.sleep = timer.sleep_until(deadline).map(|sleep| (deadline, sleep));
+        let sleep = match &mut self.sleep {
+            Some((at, sleep)) if *at == deadline => sleep,
+            _ => &mut self.sleep.insert((deadline, timer.sleep_until(deadline))).1,
+        };
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => DeadlineState::Expired,
+            Poll::Pending => DeadlineState::Pending,
         }
-        match &mut self.sleep {
-            Some((_, sleep)) => match sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => DeadlineState::Expired,
-                Poll::Pending => DeadlineState::Pending,
-            },
-            None => DeadlineState::Pending,
-        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The response body was dropped (the client went away, the connection closed): the
+        // handler is cancelled, and a panic in its `drop` must not reach the connection.
+        self.drop_handler();
     }
 }
 
@@ -133,25 +166,18 @@ enum DeadlineState {
 }
 
 /// The HTTP response body of a call.
+///
+/// A response may end before the request body was read to its end (an early error, a
+/// rejection): the request body is then dropped, and HTTP/1.1 servers close the connection
+/// after the response (`connect-tokio-hyper`'s server first lets a client still sending see
+/// the whole response: a lingering close).
 pub struct ResponseBody {
     kind: Kind,
-    /// An HTTP/1.x request body the response ended before reading, read (and discarded) up to
-    /// a budget before the response ends, so the connection survives and a client still
-    /// writing its body sees the response instead of a broken pipe.
-    drain: Option<Drain>,
     /// Whether a complete body reports its exact length: over HTTP/1.x that makes a
     /// `content-length` instead of chunked encoding; HTTP/2 frames need no length, and the
     /// header would cost a formatted value per response.
     exact_length: bool,
 }
-
-struct Drain {
-    body: RequestBody,
-    budget: usize,
-}
-
-/// Most unread request bytes an HTTP/1.x response reads away before ending.
-const DRAIN_BUDGET: usize = 1024 * 1024;
 
 enum Kind {
     /// A complete body known up front (rejections, unary responses).
@@ -166,39 +192,19 @@ enum Kind {
 }
 
 impl ResponseBody {
-    pub(crate) fn full(bytes: Bytes) -> Self {
-        if bytes.is_empty() {
-            ResponseBody {
-                kind: Kind::Ended,
-                drain: None,
-                exact_length: false,
-            }
+    /// A complete body; with `exact_length` (HTTP/1.x) it reports its length.
+    pub(crate) fn full(bytes: Bytes, exact_length: bool) -> Self {
+        let kind = if bytes.is_empty() {
+            Kind::Ended
         } else {
-            ResponseBody {
-                kind: Kind::Full(Some(bytes)),
-                drain: None,
-                exact_length: false,
-            }
-        }
-    }
-
-    /// A rejection's body; an HTTP/1.x request body is drained after it (see [`Drain`]).
-    pub(crate) fn rejection(bytes: Bytes, unread: Option<RequestBody>) -> Self {
-        let drain = unread.map(|body| Drain {
-            body,
-            budget: DRAIN_BUDGET,
-        });
-        ResponseBody {
-            exact_length: drain.is_some(),
-            drain,
-            ..ResponseBody::full(bytes)
-        }
+            Kind::Full(Some(bytes))
+        };
+        ResponseBody { kind, exact_length }
     }
 
     pub(crate) fn streaming(driver: Driver) -> Self {
         ResponseBody {
             kind: Kind::Streaming(driver),
-            drain: None,
             exact_length: false,
         }
     }
@@ -207,7 +213,6 @@ impl ResponseBody {
     pub fn empty() -> Self {
         ResponseBody {
             kind: Kind::Ended,
-            drain: None,
             exact_length: false,
         }
     }
@@ -253,42 +258,26 @@ impl Body for ResponseBody {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Some(ServerOutput::Data(data))) => break Some(Frame::data(data)),
                     Poll::Ready(Some(ServerOutput::Trailers(trailers))) => {
-                        this.drain = driver.unread_body().or(this.drain.take());
                         this.kind = Kind::Ended;
                         break Some(Frame::trailers(trailers));
                     }
                     // A head after the first one cannot happen; skip defensively.
                     Poll::Ready(Some(ServerOutput::Head(_))) => continue,
                     Poll::Ready(Some(ServerOutput::End)) | Poll::Ready(None) => {
-                        this.drain = driver.unread_body().or(this.drain.take());
                         this.kind = Kind::Ended;
                         break None;
                     }
                 }
             },
         };
-        match frame {
-            Some(frame) => Poll::Ready(Some(Ok(frame))),
-            None => match this.drain.as_mut().map(|drain| drain.poll(cx)) {
-                Some(Poll::Pending) => Poll::Pending,
-                _ => {
-                    this.drain = None;
-                    Poll::Ready(None)
-                }
-            },
-        }
+        Poll::Ready(frame.map(Ok))
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.kind, Kind::Ended) && self.drain.is_none()
+        matches!(self.kind, Kind::Ended)
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.drain.is_some() {
-            // An exact length would let the HTTP/1 writer finish without polling the body to
-            // its end, and the drain would never run.
-            return SizeHint::default();
-        }
         match &self.kind {
             Kind::Ended => SizeHint::with_exact(0),
             Kind::Full(Some(bytes)) if self.exact_length => {
@@ -358,7 +347,7 @@ impl Future for ResponseFuture {
     }
 }
 
-fn respond(head: Option<ServerOutput>, mut driver: Driver) -> http::Response<ResponseBody> {
+fn respond(head: Option<ServerOutput>, driver: Driver) -> http::Response<ResponseBody> {
     let Some(ServerOutput::Head(head)) = head else {
         // The core always writes a head first; an empty response is the defensive fallback.
         return http::Response::new(ResponseBody::empty());
@@ -375,18 +364,14 @@ fn respond(head: Option<ServerOutput>, mut driver: Driver) -> http::Response<Res
     };
     drop(state);
     let body = match (first, second) {
-        (None, _) | (Some(ServerOutput::End), _) => ResponseBody::empty(),
-        (Some(ServerOutput::Data(data)), Some(ServerOutput::End)) => ResponseBody::full(data),
+        (None, _) | (Some(ServerOutput::End), _) => ResponseBody::full(Bytes::new(), driver.http1),
+        (Some(ServerOutput::Data(data)), Some(ServerOutput::End)) => {
+            ResponseBody::full(data, driver.http1)
+        }
         (first, second) => ResponseBody {
             kind: Kind::Rest([first, second], driver.shared.clone()),
-            drain: None,
             exact_length: false,
         },
-    };
-    let body = ResponseBody {
-        drain: driver.unread_body(),
-        exact_length: driver.drain_unread,
-        ..body
     };
     http::Response::from_parts(head, body)
 }
@@ -402,25 +387,6 @@ fn output_frame(kind: &mut Kind, output: Option<ServerOutput>) -> Option<Frame<B
         Some(ServerOutput::Head(_)) | Some(ServerOutput::End) | None => {
             *kind = Kind::Ended;
             None
-        }
-    }
-}
-
-impl Drain {
-    /// Reads and discards request frames until the end, an error, or the budget runs out.
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            match self.body.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    let len = frame.data_ref().map_or(0, Bytes::len);
-                    if len > self.budget {
-                        return Poll::Ready(());
-                    }
-                    self.budget -= len;
-                }
-                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
-            }
         }
     }
 }

@@ -2,14 +2,16 @@
 //! modify request headers and extensions, reject the call with a [`Status`] before the handler
 //! runs, and add response headers.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use connect_proto_core::Status;
+use connect_proto_core::{Code, Status};
 use http::HeaderMap;
 
 use crate::message::RequestContext;
 
-/// A server interceptor. Both hooks have no-op defaults.
+/// A server interceptor. Both hooks have no-op defaults; a hook that panics ends its call
+/// with `internal` (the server keeps serving).
 ///
 /// ```
 /// use connect_tower::server::Interceptor;
@@ -59,16 +61,25 @@ impl Interceptors {
         self.0.is_empty()
     }
 
-    /// Request hooks in order; the first error wins.
+    /// Request hooks in order; the first error wins. A hook that panics fails the call with
+    /// `internal`.
     pub(crate) fn on_request(&self, ctx: &mut RequestContext) -> Result<(), Status> {
-        self.0.iter().try_for_each(|i| i.on_request(ctx))
+        self.0.iter().try_for_each(|i| {
+            catch_unwind(AssertUnwindSafe(|| i.on_request(ctx)))
+                .unwrap_or_else(|_| Err(Status::new(Code::Internal, "an interceptor panicked")))
+        })
     }
 
     /// Response-header hooks in reverse order (the outermost interceptor sees the final map).
-    pub(crate) fn on_response_headers(&self, headers: &mut HeaderMap) {
+    /// A hook that panics fails the call with `internal`.
+    pub(crate) fn on_response_headers(&self, headers: &mut HeaderMap) -> Result<(), Status> {
         for interceptor in self.0.iter().rev() {
-            interceptor.on_response_headers(headers);
+            catch_unwind(AssertUnwindSafe(|| {
+                interceptor.on_response_headers(headers)
+            }))
+            .map_err(|_| Status::new(Code::Internal, "an interceptor panicked"))?;
         }
+        Ok(())
     }
 }
 

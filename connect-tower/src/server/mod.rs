@@ -3,8 +3,12 @@
 //!
 //! Per request it admits the head with the core (`ServerCall::accept`: rejections are answered
 //! at once), runs the interceptors, dispatches to the handler, and streams the core's outputs
-//! as the response body. Deadlines are enforced with the configured [`Timer`];
-//! a panicking handler ends its call with `internal` and nothing else.
+//! as the response body. Deadlines are always enforced, with the configured [`Timer`] (the
+//! [`SystemTimer`](crate::rt::SystemTimer) unless another is set). User code that panics — a
+//! handler (polled or dropped), an interceptor, a generated dispatcher — ends its call with
+//! `internal` and nothing else. When the adapter records a [`ConnectionInfo`] in the request's
+//! extensions, calls still open when the server's drain deadline passes end with
+//! `unavailable`.
 
 mod driver;
 mod handler;
@@ -14,11 +18,12 @@ mod shared;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use connect_proto_core::{MethodSpec, ServerCall, ServerConfig};
+use connect_proto_core::{Code, MethodSpec, ServerCall, ServerConfig, Status};
 use http_body::Body;
 
 pub use driver::{ResponseBody, ResponseFuture};
@@ -30,8 +35,8 @@ pub use interceptor::Interceptor;
 pub use router::Router;
 
 use crate::BoxError;
-use crate::message::RequestContext;
-use crate::rt::{SharedTimer, Timer};
+use crate::message::{ConnectionInfo, RequestContext};
+use crate::rt::{SharedTimer, ShutdownWatch, Timer};
 use driver::{Driver, HandlerFuture};
 use interceptor::Interceptors;
 use shared::Shared;
@@ -94,8 +99,8 @@ impl<D> std::fmt::Debug for ConnectService<D> {
 }
 
 impl<D: Dispatch> ConnectService<D> {
-    /// A service with the default protocol configuration and no timer (see
-    /// [`ConnectServiceBuilder::timer`]).
+    /// A service with the default protocol configuration, enforcing deadlines with the
+    /// [`SystemTimer`](crate::rt::SystemTimer).
     pub fn new(dispatch: D) -> Self {
         ConnectService::builder(dispatch).build()
     }
@@ -105,7 +110,7 @@ impl<D: Dispatch> ConnectService<D> {
         ConnectServiceBuilder {
             dispatch,
             config: ServerConfig::default(),
-            timer: SharedTimer::none(),
+            timer: SharedTimer::default(),
             interceptors: Interceptors::default(),
         }
     }
@@ -151,8 +156,9 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
         self
     }
 
-    /// The timer that enforces deadlines. Without one, deadlines are visible to handlers but
-    /// not enforced.
+    /// The timer that enforces deadlines (default: the
+    /// [`SystemTimer`](crate::rt::SystemTimer), which needs no runtime; a runtime's own timer,
+    /// such as `connect-tokio-hyper`'s `TokioTimer`, saves its background thread).
     #[must_use]
     pub fn timer(mut self, timer: impl Timer) -> Self {
         self.timer = SharedTimer::new(timer);
@@ -210,18 +216,23 @@ where
 {
     let now = inner.timer.now();
     let (parts, body) = request.into_parts();
+    let http1 = parts.version < http::Version::HTTP_2;
     let mut call = match ServerCall::accept(&inner.config, now, &parts, |path| {
         inner.dispatch.method(path)
     }) {
         Ok(call) => call,
         Err(rejection) => {
+            // The request body is dropped unread (an HTTP/1.1 server then closes the
+            // connection after the response).
             let (head, bytes) = rejection.into_parts();
-            let http1 = parts.version < http::Version::HTTP_2;
-            let response = ResponseBody::rejection(bytes, http1.then(|| crate::body::erase(body)));
-            return ResponseFuture::ready(http::Response::from_parts(head, response));
+            let response = http::Response::from_parts(head, ResponseBody::full(bytes, http1));
+            return ResponseFuture::ready(response);
         }
     };
-    let http1 = parts.version < http::Version::HTTP_2;
+    let shutdown = parts
+        .extensions
+        .get::<ConnectionInfo>()
+        .map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
     let mut context = RequestContext {
         method: *call.method(),
         protocol: call.protocol(),
@@ -249,14 +260,24 @@ where
         now,
         inner.interceptors.clone(),
     );
-    let handler: HandlerFuture = if shared.lock().call.is_finished() {
+    let finished = shared.lock().call.is_finished();
+    let handler: HandlerFuture = if finished {
         Box::pin(async {})
     } else {
-        inner.dispatch.dispatch(IncomingCall {
+        let incoming = IncomingCall {
             context,
             shared: shared.clone(),
             limit,
-        })
+        };
+        // Generated dispatchers only build a future, but user code may run here too.
+        match catch_unwind(AssertUnwindSafe(|| inner.dispatch.dispatch(incoming))) {
+            Ok(handler) => handler,
+            Err(_panic) => {
+                let status = Status::new(Code::Internal, "the handler panicked");
+                shared.lock().fail(status);
+                Box::pin(async {})
+            }
+        }
     };
-    ResponseFuture::driving(Driver::new(shared, handler, http1))
+    ResponseFuture::driving(Driver::new(shared, handler, http1, shutdown))
 }

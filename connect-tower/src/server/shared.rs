@@ -13,6 +13,7 @@ use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status};
 use http::HeaderMap;
 
+use crate::TransportError;
 use crate::rt::SharedTimer;
 use crate::server::interceptor::Interceptors;
 
@@ -82,10 +83,11 @@ impl Shared {
 }
 
 impl State {
-    /// The time to hand the core: the clock when the call has a deadline; without one time
-    /// has no protocol meaning, and the arrival time saves reading the clock.
+    /// The time to hand the core: the clock when the call has a timer running (a deadline, or
+    /// the pause limit of an open unary request body); without one time has no protocol
+    /// meaning, and the arrival time saves reading the clock.
     fn now(&self) -> Instant {
-        if self.call.deadline().is_some() {
+        if self.call.poll_timeout().is_some() {
             self.timer.now()
         } else {
             self.started
@@ -139,10 +141,18 @@ impl State {
                         self.call.handle_end(now, frame.into_trailers().ok());
                     }
                 },
-                Poll::Ready(Some(Err(_))) => {
-                    // The client went away (or the connection broke) mid-request.
+                Poll::Ready(Some(Err(error))) => {
                     self.body = None;
-                    self.call.handle_reset(now);
+                    match TransportError::find(error.as_ref()) {
+                        // The client reset the stream: nobody listens for an answer.
+                        Some(TransportError {
+                            reset_code: Some(_),
+                            ..
+                        }) => self.call.handle_reset(now),
+                        // The body broke off (an HTTP/1.1 body shorter than announced, a bad
+                        // chunk): the client may still read the error.
+                        _ => self.call.handle_body_error(now, &error.to_string()),
+                    }
                 }
                 Poll::Ready(None) => {
                     self.body = None;
@@ -155,12 +165,13 @@ impl State {
     }
 
     /// Runs the response-header interceptors once, before the head can be written.
-    fn finalize_headers(&mut self) {
-        if !self.headers_finalized {
-            self.headers_finalized = true;
-            let interceptors = self.interceptors.clone();
-            interceptors.on_response_headers(self.call.response_headers_mut());
+    fn finalize_headers(&mut self) -> Result<(), Status> {
+        if self.headers_finalized {
+            return Ok(());
         }
+        self.headers_finalized = true;
+        let interceptors = self.interceptors.clone();
+        interceptors.on_response_headers(self.call.response_headers_mut())
     }
 
     /// Whether a message may be queued now; otherwise registers the writer's waker.
@@ -176,7 +187,10 @@ impl State {
     }
 
     pub(crate) fn send_message(&mut self, message: EncodedMessage) -> Result<(), Status> {
-        self.finalize_headers();
+        if let Err(status) = self.finalize_headers() {
+            self.fail(status.clone());
+            return Err(status);
+        }
         let now = self.now();
         self.call.send_message(now, message).map_err(|e| match e {
             connect_proto_core::UsageError::AlreadyFinished => {
@@ -189,7 +203,10 @@ impl State {
     }
 
     pub(crate) fn send_headers(&mut self) -> Result<(), Status> {
-        self.finalize_headers();
+        if let Err(status) = self.finalize_headers() {
+            self.fail(status.clone());
+            return Err(status);
+        }
         let now = self.now();
         self.call
             .send_headers(now)
@@ -203,7 +220,10 @@ impl State {
         if self.call.is_finished() {
             return;
         }
-        self.finalize_headers();
+        let outcome = match self.finalize_headers() {
+            Ok(()) => outcome,
+            Err(status) => Err(status),
+        };
         let outcome = match outcome {
             Ok(mut trailers) => {
                 let mut all = std::mem::take(&mut self.trailers);
@@ -261,11 +281,6 @@ impl State {
         if let Some(waker) = &self.driver_waker {
             waker.wake_by_ref();
         }
-    }
-
-    /// The request body if it was not read to its end (the response ended first).
-    pub(crate) fn take_unread_body(&mut self) -> Option<RequestBody> {
-        self.body.take()
     }
 
     /// Fails the call from the driver's side (deadline, handler panic).

@@ -351,7 +351,7 @@ fn check_rejection(rejection: connect_proto_core::Rejection) {
             let frame = decoder.decode().expect("one frame").expect("a whole frame");
             assert_eq!(frame.flags, FLAG_END_STREAM);
             assert!(decoder.finish().is_ok());
-            let end = decode_end_stream(&frame.payload).expect("an end-stream message");
+            let end = decode_end_stream(&frame.payload, usize::MAX).expect("an end-stream message");
             let error = end.error.expect("an error");
             assert_eq!(
                 (error.code(), error.message()),

@@ -21,7 +21,7 @@ use connect_proto_core::grpc::{
 use connect_proto_core::grpc_web::{
     TextDecoder, decode_trailer_block, encode_text_chunk, encode_trailer_block,
 };
-use connect_proto_core::metadata::metadata_of;
+use connect_proto_core::metadata::{DEFAULT_MAX_METADATA_SIZE, metadata_of};
 use connect_proto_core::status::ErrorDetail;
 use connect_proto_core::timeout::{
     format_connect_timeout, format_grpc_timeout, parse_connect_timeout, parse_grpc_timeout,
@@ -132,14 +132,15 @@ fn reference_next(available: &[u8], limit: usize) -> Next {
 /// gRPC-Web trailer block: decoding never panics, names come out lowercase, and a decoded
 /// block re-encodes to a block that decodes to the same map (and re-encodes identically).
 pub fn grpc_web_trailers(data: &[u8]) {
-    let Ok(trailers) = decode_trailer_block(data) else {
+    let Ok(trailers) = decode_trailer_block(data, DEFAULT_MAX_METADATA_SIZE) else {
         return;
     };
     for name in trailers.keys() {
         assert_eq!(name.as_str(), name.as_str().to_ascii_lowercase());
     }
     let block = encode_trailer_block(&trailers);
-    let again = decode_trailer_block(&block).expect("an encoded block decodes");
+    let again =
+        decode_trailer_block(&block, DEFAULT_MAX_METADATA_SIZE).expect("an encoded block decodes");
     assert_eq!(again, trailers);
     assert_eq!(encode_trailer_block(&again), block);
 }
@@ -407,13 +408,14 @@ struct EndStreamSpec {
 /// protocol header, and a decoded message re-encodes to one that decodes to the same value;
 /// a generated message round-trips.
 pub fn connect_end_stream(data: &[u8]) {
-    if let Ok(end) = decode_end_stream(data) {
+    if let Ok(end) = decode_end_stream(data, DEFAULT_MAX_METADATA_SIZE) {
         assert_only_metadata(&end.trailers, "end-stream metadata");
         if let Some(error) = &end.error {
             assert_eq!(error.metadata(), &end.trailers);
         }
         let body = encode_end_stream(end.error.as_ref(), &end.trailers);
-        let again = decode_end_stream(&body).expect("an encoded end-stream message decodes");
+        let again = decode_end_stream(&body, DEFAULT_MAX_METADATA_SIZE)
+            .expect("an encoded end-stream message decodes");
         assert_eq!(again, end);
     }
 
@@ -430,7 +432,8 @@ pub fn connect_end_stream(data: &[u8]) {
     }
     let error = spec.error.as_ref().map(|s| s.status());
     let body = encode_end_stream(error.as_ref(), &trailers);
-    let end = decode_end_stream(&body).expect("an encoded end-stream message decodes");
+    let end = decode_end_stream(&body, DEFAULT_MAX_METADATA_SIZE)
+        .expect("an encoded end-stream message decodes");
     let want_trailers = metadata_of(&trailers);
     assert_eq!(end.trailers, want_trailers);
     assert_eq!(

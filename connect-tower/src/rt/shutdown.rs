@@ -1,0 +1,267 @@
+//! A server's shutdown as calls see it: [`ShutdownSignal`] (for handlers and the call driver)
+//! and [`ShutdownTrigger`] (for the runtime adapter that runs the server).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const FORCED: u8 = 2;
+
+/// The shutdown of the server a call runs on, in two phases: **draining** (graceful shutdown
+/// started: no new connections or streams, calls in flight may finish) and **forced** (the
+/// drain deadline passed: calls still open end now with `unavailable`, which connect-tower
+/// does by itself).
+///
+/// Handlers get it from [`RequestContext::shutdown`](crate::RequestContext::shutdown), to end
+/// long streams with a status of their choosing once draining starts:
+///
+/// ```no_run
+/// # async fn handler(ctx: &connect_tower::RequestContext) {
+/// let shutdown = ctx.shutdown();
+/// // e.g. in a `select!` next to the stream's work:
+/// shutdown.draining().await;
+/// // … send a last message, then end the stream …
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct ShutdownSignal(Option<Arc<State>>);
+
+/// The adapter's side of a [`ShutdownSignal`]: moves every clone of the signal through the
+/// phases.
+#[derive(Clone)]
+pub struct ShutdownTrigger(Arc<State>);
+
+struct State {
+    phase: AtomicU8,
+    waiters: Mutex<Waiters>,
+}
+
+/// Registered wakers, in slots that their owners free when dropped.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl ShutdownTrigger {
+    /// A trigger and the signal it moves.
+    pub fn new() -> (ShutdownTrigger, ShutdownSignal) {
+        let state = Arc::new(State {
+            phase: AtomicU8::new(RUNNING),
+            waiters: Mutex::new(Waiters::default()),
+        });
+        (ShutdownTrigger(state.clone()), ShutdownSignal(Some(state)))
+    }
+
+    /// Another handle to the signal.
+    pub fn signal(&self) -> ShutdownSignal {
+        ShutdownSignal(Some(self.0.clone()))
+    }
+
+    /// Graceful shutdown started.
+    pub fn drain(&self) {
+        self.0.advance(DRAINING);
+    }
+
+    /// The drain deadline passed: calls still open end with `unavailable`.
+    pub fn force(&self) {
+        self.0.advance(FORCED);
+    }
+}
+
+impl fmt::Debug for ShutdownTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ShutdownTrigger")
+            .field(&self.0.phase.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+impl ShutdownSignal {
+    /// A signal that never fires (calls served outside any server with a shutdown).
+    pub fn never() -> Self {
+        ShutdownSignal(None)
+    }
+
+    /// Whether graceful shutdown has started (also true once forced).
+    pub fn is_draining(&self) -> bool {
+        self.phase() >= DRAINING
+    }
+
+    /// Whether the drain deadline has passed.
+    pub fn is_forced(&self) -> bool {
+        self.phase() >= FORCED
+    }
+
+    /// Completes when graceful shutdown starts (never, for [`never`](Self::never)).
+    pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut watch = ShutdownWatch::new(self.clone());
+        std::future::poll_fn(move |cx| watch.poll_phase(cx, DRAINING))
+    }
+
+    /// Completes when the drain deadline passes.
+    pub fn forced(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut watch = ShutdownWatch::new(self.clone());
+        std::future::poll_fn(move |cx| watch.poll_phase(cx, FORCED))
+    }
+
+    fn phase(&self) -> u8 {
+        self.0
+            .as_ref()
+            .map_or(RUNNING, |state| state.phase.load(Ordering::Acquire))
+    }
+}
+
+impl fmt::Debug for ShutdownSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase() {
+            RUNNING => "running",
+            DRAINING => "draining",
+            _ => "forced",
+        };
+        f.debug_tuple("ShutdownSignal").field(&phase).finish()
+    }
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn advance(&self, phase: u8) {
+        if self.phase.fetch_max(phase, Ordering::AcqRel) >= phase {
+            return;
+        }
+        let wakers: Vec<Waker> = self.lock().slots.iter().flatten().cloned().collect();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A registration to be woken when a [`ShutdownSignal`] reaches a phase; the slot is freed on
+/// drop, so long-lived signals do not collect the wakers of finished calls.
+pub(crate) struct ShutdownWatch {
+    signal: ShutdownSignal,
+    slot: Option<usize>,
+}
+
+impl ShutdownWatch {
+    pub(crate) fn new(signal: ShutdownSignal) -> Self {
+        ShutdownWatch { signal, slot: None }
+    }
+
+    /// Whether the drain deadline passed, registering `cx`'s waker if not.
+    pub(crate) fn poll_forced(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_phase(cx, FORCED)
+    }
+
+    fn poll_phase(&mut self, cx: &mut Context<'_>, phase: u8) -> Poll<()> {
+        let Some(state) = &self.signal.0 else {
+            return Poll::Pending;
+        };
+        if state.phase.load(Ordering::Acquire) >= phase {
+            return Poll::Ready(());
+        }
+        let mut waiters = state.lock();
+        match self.slot {
+            Some(slot) => match &mut waiters.slots[slot] {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                entry => *entry = Some(cx.waker().clone()),
+            },
+            None => {
+                let waker = Some(cx.waker().clone());
+                let slot = match waiters.free.pop() {
+                    Some(slot) => {
+                        waiters.slots[slot] = waker;
+                        slot
+                    }
+                    None => {
+                        waiters.slots.push(waker);
+                        waiters.slots.len() - 1
+                    }
+                };
+                self.slot = Some(slot);
+            }
+        }
+        drop(waiters);
+        // The phase may have moved while registering.
+        if state.phase.load(Ordering::Acquire) >= phase {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for ShutdownWatch {
+    fn drop(&mut self) {
+        if let (Some(state), Some(slot)) = (&self.signal.0, self.slot.take()) {
+            let mut waiters = state.lock();
+            waiters.slots[slot] = None;
+            waiters.free.push(slot);
+        }
+    }
+}
+
+impl Future for ShutdownWatch {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_forced(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_advance_and_wake_watchers() {
+        let (trigger, signal) = ShutdownTrigger::new();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut watch = ShutdownWatch::new(signal.clone());
+        assert!(watch.poll_forced(&mut cx).is_pending());
+        assert!(!signal.is_draining());
+        trigger.drain();
+        assert!(signal.is_draining() && !signal.is_forced());
+        assert!(watch.poll_forced(&mut cx).is_pending());
+        trigger.force();
+        assert!(signal.is_forced());
+        assert!(watch.poll_forced(&mut cx).is_ready());
+        // Going back is not possible.
+        trigger.drain();
+        assert!(signal.is_forced());
+    }
+
+    #[test]
+    fn dropped_watches_free_their_slots() {
+        let (trigger, signal) = ShutdownTrigger::new();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for _ in 0..1000 {
+            let mut watch = ShutdownWatch::new(signal.clone());
+            assert!(watch.poll_forced(&mut cx).is_pending());
+        }
+        assert_eq!(trigger.0.lock().slots.len(), 1);
+        assert!(ShutdownSignal::never().forced().is_pending_once());
+    }
+
+    trait PendingOnce {
+        fn is_pending_once(self) -> bool;
+    }
+
+    impl<F: Future<Output = ()>> PendingOnce for F {
+        fn is_pending_once(self) -> bool {
+            let mut future = std::pin::pin!(self);
+            future
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        }
+    }
+}
