@@ -248,15 +248,15 @@ mod tests {
             assert!(watch.poll_forced(&mut cx).is_pending());
         }
         assert_eq!(trigger.0.lock().slots.len(), 1);
-        assert!(ShutdownSignal::never().forced().is_pending_once());
+        assert!(ShutdownSignal::never().forced().poll_once_pending());
     }
 
     trait PendingOnce {
-        fn is_pending_once(self) -> bool;
+        fn poll_once_pending(self) -> bool;
     }
 
     impl<F: Future<Output = ()>> PendingOnce for F {
-        fn is_pending_once(self) -> bool {
+        fn poll_once_pending(self) -> bool {
             let mut future = std::pin::pin!(self);
             future
                 .as_mut()
