@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+use http::HeaderMap;
+
+use crate::protocol::names::{CONNECT_TIMEOUT_MS, GRPC_TIMEOUT};
+
 /// Most digits a `grpc-timeout` value may have.
 pub const GRPC_TIMEOUT_MAX_DIGITS: usize = 8;
 /// Most digits a `connect-timeout-ms` value may have.
@@ -82,6 +86,24 @@ pub fn parse_connect_timeout(value: &[u8]) -> Result<Duration, TimeoutError> {
 pub fn format_connect_timeout(timeout: Duration) -> String {
     let ms = timeout.as_nanos().div_ceil(1_000_000).min(9_999_999_999);
     ms.to_string()
+}
+
+/// The timeout a request asks for, read from whichever protocol's header it carries (the
+/// shorter one if it carries both; malformed values are ignored). For runtime adapters that
+/// watch over a request's deadline without admitting the call themselves; admission
+/// ([`ServerCall::accept`](crate::ServerCall::accept)) reads the header of the call's protocol
+/// and rejects malformed values.
+pub fn request_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let grpc = headers
+        .get(GRPC_TIMEOUT)
+        .and_then(|v| parse_grpc_timeout(v.as_bytes()).ok());
+    let connect = headers
+        .get(CONNECT_TIMEOUT_MS)
+        .and_then(|v| parse_connect_timeout(v.as_bytes()).ok());
+    match (grpc, connect) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn parse_digits(digits: &[u8], max_digits: usize) -> Result<u64, TimeoutError> {
@@ -172,6 +194,18 @@ mod tests {
         assert_eq!(format_connect_timeout(Duration::from_micros(1)), "1");
         assert_eq!(format_connect_timeout(Duration::from_millis(1500)), "1500");
         assert_eq!(format_connect_timeout(Duration::MAX), "9999999999");
+    }
+
+    #[test]
+    fn request_timeouts_from_either_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(request_timeout(&headers), None);
+        headers.insert("grpc-timeout", http::HeaderValue::from_static("2S"));
+        assert_eq!(request_timeout(&headers), Some(Duration::from_secs(2)));
+        headers.insert("connect-timeout-ms", http::HeaderValue::from_static("500"));
+        assert_eq!(request_timeout(&headers), Some(Duration::from_millis(500)));
+        headers.insert("grpc-timeout", http::HeaderValue::from_static("junk"));
+        assert_eq!(request_timeout(&headers), Some(Duration::from_millis(500)));
     }
 
     #[test]

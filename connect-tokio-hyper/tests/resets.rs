@@ -11,12 +11,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use common::*;
+use connect_tokio_hyper::IncomingBody as Incoming;
 use connect_tokio_hyper::{H2Connection, HttpClient, Server, TokioTimer};
 use connect_tower::client::{CallOptions, Client, ClientConfig, Transport};
 use connect_tower::server::{ConnectService, ResponseBody};
 use connect_tower::{Code, Protocol};
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 
 /// Wraps the echo service so every stream is reset with `reason`: before the response head
 /// (the service fails) or after the first data frame (the body fails). hyper turns an
@@ -185,17 +185,17 @@ struct RecordingBody {
 
 impl Body for RecordingBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = connect_tokio_hyper::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Err(error))) = &polled {
-            let reason = std::error::Error::source(error)
-                .and_then(|source| source.downcast_ref::<h2::Error>())
-                .and_then(h2::Error::reason);
+            let reason = connect_tower::TransportError::find(error.as_ref())
+                .and_then(|e| e.reset_code)
+                .map(h2::Reason::from);
             self.reasons.lock().unwrap().push(reason);
         }
         polled

@@ -241,18 +241,22 @@ async fn oversized_headers_are_refused() {
 #[tokio::test]
 async fn garbage_and_panics_do_not_take_the_server_down() {
     // Any tower service fits; this one panics on one path.
-    let service = tower::service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-        if request.uri().path() == "/panic" {
-            panic!("the service panicked");
-        }
-        let peer = request
-            .extensions()
-            .get::<connect_tower::PeerInfo>()
-            .map(|peer| peer.remote_addr.is_some());
-        let body = request.into_body().collect().await?.to_bytes();
-        let text = format!("{peer:?} {}", String::from_utf8_lossy(&body));
-        Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(text))))
-    });
+    let service = tower::service_fn(
+        |request: http::Request<connect_tokio_hyper::IncomingBody>| async move {
+            if request.uri().path() == "/panic" {
+                panic!("the service panicked");
+            }
+            let peer = request
+                .extensions()
+                .get::<connect_tower::ConnectionInfo>()
+                .map(|connection| connection.peer.remote_addr.is_some());
+            let body = request.into_body().collect().await?.to_bytes();
+            let text = format!("{peer:?} {}", String::from_utf8_lossy(&body));
+            Ok::<_, connect_tokio_hyper::BoxError>(http::Response::new(Full::new(Bytes::from(
+                text,
+            ))))
+        },
+    );
     let server = Server::builder().bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

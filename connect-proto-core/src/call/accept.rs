@@ -13,7 +13,9 @@ use crate::call::server::ServerCall;
 use crate::code::Code;
 use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
-use crate::connect::get::{CONNECT_V1, PARAM_ENCODING, decode_get_query, query_param};
+use crate::connect::get::{
+    CONNECT_V1, GetQuery, GetQueryError, PARAM_ENCODING, decode_get_query, query_param,
+};
 use crate::method::MethodSpec;
 use crate::protocol::headers::CONNECT_PROTOCOL_VERSION_1;
 use crate::protocol::names::{
@@ -192,6 +194,29 @@ impl Rejection {
         http::Response::from_parts(head, body)
     }
 
+    /// The response that ends a request with `status` before it is admitted (an overloaded
+    /// server, a proxy whose backend is gone), rendered for the protocol the request head
+    /// looks like: a Connect error body, a gRPC or gRPC-Web trailers-only response. A request
+    /// of no RPC protocol gets the HTTP status of the code and an empty body.
+    pub fn for_request(head: &request::Parts, status: Status) -> Rejection {
+        let query = if head.method == Method::GET {
+            head.uri.query().map(decode_get_query)
+        } else {
+            None
+        };
+        match detect(head, query.as_ref()) {
+            Some(content_type) => Rejection::rpc(content_type, status),
+            None => {
+                let code = status.code();
+                Rejection(Box::new(RejectionParts {
+                    head: render::parts(code.http_status()),
+                    body: Bytes::new(),
+                    status: Some(status),
+                }))
+            }
+        }
+    }
+
     fn plain(rendered: Rendered) -> Self {
         Rejection(Box::new(RejectionParts {
             head: rendered.head,
@@ -237,23 +262,7 @@ pub(crate) fn admit(
     };
 
     // What protocol does the request look like? Used to render every later error.
-    let detected = if is_get {
-        let encoding = match (&query, head.uri.query()) {
-            (Some(Ok(q)), _) => q.encoding.clone(),
-            // A bad message still names its codec: reject it as a Connect error, not a 415.
-            (Some(Err(_)), Some(raw)) => query_param(raw, PARAM_ENCODING),
-            _ => None,
-        };
-        encoding
-            .as_deref()
-            .and_then(Codec::from_name)
-            .map(ContentType::connect_unary)
-    } else {
-        match header(&CONTENT_TYPE).map(ContentType::parse) {
-            Some(ContentTypeMatch::Supported(ct)) => Some(ct),
-            _ => None,
-        }
-    };
+    let detected = detect(head, query.as_ref());
 
     let Some(method) = lookup(head.uri.path()) else {
         let status = Status::new(
@@ -449,6 +458,30 @@ pub(crate) fn admit(
         response_compression,
         get_message,
     })
+}
+
+/// The content type a request head is in: its `content-type`, or for a GET its query's
+/// `encoding` (a GET whose message is malformed still names its codec).
+fn detect(
+    head: &request::Parts,
+    query: Option<&Result<GetQuery, GetQueryError>>,
+) -> Option<ContentType> {
+    if head.method == Method::GET {
+        let encoding = match (query, head.uri.query()) {
+            (Some(Ok(q)), _) => q.encoding.clone(),
+            (Some(Err(_)), Some(raw)) => query_param(raw, PARAM_ENCODING),
+            _ => None,
+        };
+        return encoding
+            .as_deref()
+            .and_then(Codec::from_name)
+            .map(ContentType::connect_unary);
+    }
+    let content_type = head.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    match ContentType::parse(content_type) {
+        ContentTypeMatch::Supported(ct) => Some(ct),
+        _ => None,
+    }
 }
 
 impl ServerCall {

@@ -1,81 +1,81 @@
-//! One server connection: TLS handshake (with its timeout), HTTP version choice, the
-//! per-request [`PeerInfo`], the silent-client timeout, and graceful shutdown.
+//! One server connection up to its HTTP version: the TLS handshake (with its timeout), the
+//! HTTP version (ALPN, or detected from the first bytes within the header read timeout, so a
+//! silent client or a partial HTTP/2 preface is closed), and the connection's
+//! [`ConnectionInfo`].
 
-use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use connect_tower::PeerInfo;
+use bytes::{Bytes, BytesMut};
+use connect_tower::rt::ShutdownTrigger;
+use connect_tower::{ConnectionInfo, PeerInfo};
 use http_body::Body;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer as HyperTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
 
-use super::ServerBuilder;
+use super::builder::ServerBuilder;
 use super::events::{ErrorHook, ServerError};
+use super::io::{Linger, ServerIo};
+use super::{CallBudget, IncomingBody, Phase, http1, http2};
 use crate::BoxError;
+
+/// The HTTP/2 connection preface every HTTP/2 client sends first (RFC 9113, section 3.4),
+/// followed by a `SETTINGS` frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Length of an HTTP/2 frame header.
+const H2_FRAME_HEADER_LEN: usize = 9;
+/// Most bytes of the client's first frame read during detection (its default maximum frame
+/// size); a longer first frame is left to `h2`, which rejects it.
+const H2_MAX_FIRST_FRAME: usize = 16 * 1024;
 
 /// Everything a connection task needs, shared by all of them.
 #[derive(Clone)]
-pub(super) struct ConnConfig(Arc<Inner>);
+pub(super) struct ConnConfig(pub(super) Arc<Inner>);
 
-struct Inner {
-    /// Detects HTTP/1.1 or the HTTP/2 preface (plaintext, or TLS without ALPN).
-    detect: auto::Builder<TokioExecutor>,
-    /// ALPN chose HTTP/1.1.
-    #[cfg(feature = "tls")]
-    http1: auto::Builder<TokioExecutor>,
-    /// ALPN chose HTTP/2.
-    #[cfg(feature = "tls")]
-    http2: auto::Builder<TokioExecutor>,
+pub(super) struct Inner {
+    pub(super) http1: hyper::server::conn::http1::Builder,
+    pub(super) http2: h2::server::Builder,
     #[cfg(feature = "tls")]
     tls: Option<(tokio_rustls::TlsAcceptor, Duration)>,
-    first_byte_timeout: Option<Duration>,
+    pub(super) header_read_timeout: Option<Duration>,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) keep_alive: Option<(Duration, Duration)>,
+    pub(super) linger: Option<Linger>,
     nodelay: bool,
-    on_error: ErrorHook,
+    pub(super) on_error: ErrorHook,
+    pub(super) calls: Arc<CallBudget>,
 }
 
 impl ConnConfig {
     pub(super) fn new(options: ServerBuilder) -> Self {
-        let mut detect = auto::Builder::new(TokioExecutor::new());
-        detect
-            .http1()
-            .timer(HyperTimer::new())
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        // The header read and idle timeouts are the server's own (see `http1::Activity`).
+        http1
+            .timer(hyper_util::rt::TokioTimer::new())
             .keep_alive(options.http1_keep_alive)
-            .header_read_timeout(options.header_read_timeout);
-        if let Some(max) = options.max_header_list_size {
+            .header_read_timeout(None)
             // hyper's smallest allowed read buffer is 8 KiB.
-            let max = usize::try_from(max).unwrap_or(usize::MAX).max(8192);
-            detect.http1().max_buf_size(max);
-        }
-        {
-            let mut http2 = detect.http2();
-            http2.timer(HyperTimer::new());
-            if let Some(max) = options.http2_max_concurrent_streams {
-                http2.max_concurrent_streams(max);
-            }
-            http2.keep_alive_interval(options.http2_keep_alive_interval);
-            if let Some(timeout) = options.http2_keep_alive_timeout {
-                http2.keep_alive_timeout(timeout);
-            }
-            if let Some(max) = options.max_header_list_size {
-                http2.max_header_list_size(max);
-            }
-        }
+            .max_buf_size(
+                usize::try_from(options.max_header_list_size)
+                    .unwrap_or(usize::MAX)
+                    .max(8192),
+            );
+        let mut http2 = h2::server::Builder::new();
+        http2
+            .max_concurrent_streams(options.http2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(options.http2_max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(options.http2_max_local_error_reset_streams)
+            .initial_window_size(options.http2_initial_stream_window_size)
+            .initial_connection_window_size(options.http2_initial_connection_window_size)
+            .max_header_list_size(options.max_header_list_size)
+            // hyper's: bounds what one stream may queue for sending.
+            .max_send_buffer_size(400 * 1024);
         ConnConfig(Arc::new(Inner {
-            #[cfg(feature = "tls")]
-            http1: detect.clone().http1_only(),
-            #[cfg(feature = "tls")]
-            http2: detect.clone().http2_only(),
-            detect,
+            http1,
+            http2,
             #[cfg(feature = "tls")]
             tls: options.tls.map(|config| {
                 (
@@ -83,24 +83,36 @@ impl ConnConfig {
                     options.tls_handshake_timeout,
                 )
             }),
-            first_byte_timeout: options.header_read_timeout,
+            header_read_timeout: options.header_read_timeout,
+            idle_timeout: options.idle_timeout,
+            keep_alive: options
+                .http2_keep_alive_interval
+                .map(|interval| (interval, options.http2_keep_alive_timeout)),
+            linger: options.linger,
             nodelay: options.nodelay,
             on_error: options.on_error,
+            calls: Arc::new(CallBudget::new(options.max_concurrent_calls)),
         }))
     }
 }
 
-/// Serves one accepted connection to its end (or until shutdown drains it). Errors end the
+/// The HTTP version of a connection.
+enum Version {
+    Http1,
+    Http2,
+}
+
+/// Serves one accepted connection to its end (or until shutdown ends it). Errors end the
 /// connection only; the permit (if any) is released when this returns.
 pub(super) async fn serve_connection<S, B>(
     stream: TcpStream,
     remote: SocketAddr,
     config: ConnConfig,
     service: S,
-    stopping: watch::Receiver<bool>,
+    phases: watch::Receiver<Phase>,
     permit: Option<OwnedSemaphorePermit>,
 ) where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,
@@ -117,7 +129,7 @@ pub(super) async fn serve_connection<S, B>(
 
     #[cfg(feature = "tls")]
     if let Some((acceptor, handshake_timeout)) = &inner.tls {
-        let mut stopping = stopping;
+        let mut stopping = phases.clone();
         let handshake = tokio::time::timeout(*handshake_timeout, acceptor.accept(stream));
         let stream = tokio::select! {
             result = handshake => match result {
@@ -133,48 +145,39 @@ pub(super) async fn serve_connection<S, B>(
                     return;
                 }
             },
-            _ = stopping.wait_for(|stop| *stop) => return,
+            _ = stopping.wait_for(|phase| *phase != Phase::Running) => return,
         };
         let session = stream.get_ref().1;
         let client_certs = session.peer_certificates().map(|chain| {
             chain
                 .iter()
-                .map(|cert| bytes::Bytes::copy_from_slice(cert.as_ref()))
+                .map(|cert| Bytes::copy_from_slice(cert.as_ref()))
                 .collect()
         });
-        let builder = match session.alpn_protocol() {
-            Some(crate::tls::ALPN_H2) => &inner.http2,
-            Some(crate::tls::ALPN_HTTP1) => &inner.http1,
-            _ => &inner.detect,
+        let version = match session.alpn_protocol() {
+            Some(crate::tls::ALPN_H2) => Some(Version::Http2),
+            Some(crate::tls::ALPN_HTTP1) => Some(Version::Http1),
+            _ => None,
         };
         let peer = peer.with_tls(client_certs);
-        return drive(builder, inner, stream, service, peer, remote, stopping).await;
+        return serve_http(&config, stream, version, service, peer, remote, phases).await;
     }
 
-    drive(
-        &inner.detect,
-        inner,
-        stream,
-        service,
-        peer,
-        remote,
-        stopping,
-    )
-    .await;
+    serve_http(&config, stream, None, service, peer, remote, phases).await;
 }
 
-/// Runs the HTTP connection over `io`.
-async fn drive<I, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
-    inner: &Inner,
-    io: I,
+/// Serves HTTP over `io`: the version given (ALPN), or the one its first bytes show.
+async fn serve_http<I, S, B>(
+    config: &ConnConfig,
+    mut io: I,
+    version: Option<Version>,
     service: S,
     peer: PeerInfo,
     remote: SocketAddr,
-    mut stopping: watch::Receiver<bool>,
+    phases: watch::Receiver<Phase>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,
@@ -184,165 +187,94 @@ async fn drive<I, S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let heard = Arc::new(AtomicBool::new(false));
-    let io = TokioIo::new(FirstRead {
-        inner: io,
-        heard: heard.clone(),
-    });
-    let connection = builder.serve_connection(
-        io,
-        PeerService {
-            inner: service,
-            peer,
-        },
-    );
-    let mut connection = std::pin::pin!(connection);
-    let silence = async {
-        match inner.first_byte_timeout {
-            Some(timeout) => tokio::time::sleep(timeout).await,
-            None => std::future::pending().await,
+    let inner = &*config.0;
+    let started = Instant::now();
+    let header_deadline = inner.header_read_timeout.map(|timeout| started + timeout);
+    let (version, prefix) = match version {
+        Some(version) => (version, Bytes::new()),
+        None => {
+            let mut stopping = phases.clone();
+            tokio::select! {
+                detected = detect(&mut io, header_deadline) => match detected {
+                    Detected::Version(version, prefix) => (version, prefix),
+                    Detected::Closed => return,
+                    Detected::TimedOut => {
+                        inner.on_error.report(ServerError::Silent { remote });
+                        return;
+                    }
+                },
+                _ = stopping.wait_for(|phase| *phase != Phase::Running) => return,
+            }
         }
     };
-    let mut silence = std::pin::pin!(silence);
-    let mut waiting_for_first_byte = true;
-    let mut shutting_down = false;
-    loop {
-        tokio::select! {
-            ended = connection.as_mut() => {
-                if let Err(error) = ended {
-                    inner.on_error.report(ServerError::Connection { remote, error });
-                }
-                return;
-            }
-            () = silence.as_mut(), if waiting_for_first_byte => {
-                if !heard.load(Ordering::Acquire) {
-                    // Not a single byte within the timeout: drop the connection.
-                    inner.on_error.report(ServerError::Silent { remote });
-                    return;
-                }
-                waiting_for_first_byte = false;
-            }
-            _ = stopping.wait_for(|stop| *stop), if !shutting_down => {
-                shutting_down = true;
-                connection.as_mut().graceful_shutdown();
-            }
+    let (trigger, signal) = ShutdownTrigger::new();
+    let info = ConnectionInfo::new(peer, signal);
+    match version {
+        Version::Http1 => {
+            let activity = http1::Activity::new(started);
+            let io = ServerIo::new(io, prefix, inner.linger, Some(activity.clone()));
+            http1::serve(config, io, activity, service, info, trigger, remote, phases).await;
+        }
+        Version::Http2 => {
+            let io = ServerIo::new(io, prefix, None, None);
+            http2::serve(
+                config,
+                io,
+                service,
+                info,
+                trigger,
+                remote,
+                phases,
+                header_deadline,
+            )
+            .await;
         }
     }
 }
 
-/// The I/O of a connection, noting when its first byte arrives.
-struct FirstRead<I> {
-    inner: I,
-    heard: Arc<AtomicBool>,
+/// Whether `read` holds the HTTP/2 preface and the whole first frame after it.
+fn first_frame_read(read: &[u8]) -> bool {
+    let Some(header) = read.get(H2_PREFACE.len()..H2_PREFACE.len() + H2_FRAME_HEADER_LEN) else {
+        return false;
+    };
+    let length =
+        usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    length > H2_MAX_FIRST_FRAME || read.len() >= H2_PREFACE.len() + H2_FRAME_HEADER_LEN + length
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for FirstRead<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.heard.store(true, Ordering::Release);
-        }
-        result
-    }
+enum Detected {
+    /// The version, and the bytes read to tell it (to be read again by the HTTP layer).
+    Version(Version, Bytes),
+    /// The client closed the connection (or it broke) before saying anything decisive.
+    Closed,
+    /// The header read timeout passed first.
+    TimedOut,
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for FirstRead<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// The per-connection hyper service: adds the connection's [`PeerInfo`] to each request and
-/// calls a clone of the tower service once it is ready.
-struct PeerService<S> {
-    inner: S,
-    peer: PeerInfo,
-}
-
-impl<S, B> hyper::service::Service<http::Request<Incoming>> for PeerService<S>
-where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone,
-{
-    type Response = http::Response<B>;
-    type Error = S::Error;
-    type Future = Oneshot<S, http::Request<Incoming>>;
-
-    fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
-        request.extensions_mut().insert(self.peer.clone());
-        Oneshot::NotReady {
-            service: self.inner.clone(),
-            request: Some(request),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Waits for a service to be ready, then calls it with one request.
-    #[project = OneshotProj]
-    enum Oneshot<S, R>
-    where
-        S: tower_service::Service<R>,
-    {
-        NotReady { service: S, request: Option<R> },
-        Called { #[pin] future: S::Future },
-    }
-}
-
-impl<S, R> Future for Oneshot<S, R>
-where
-    S: tower_service::Service<R>,
-{
-    type Output = Result<S::Response, S::Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+/// Reads until the bytes either stop matching the HTTP/2 preface (HTTP/1.1) or are the
+/// whole preface and the frame after it (the client's `SETTINGS`), within `deadline`: a
+/// client that stops half-way through its preface is cut off like a silent one.
+async fn detect<I: AsyncRead + Unpin>(io: &mut I, deadline: Option<Instant>) -> Detected {
+    let mut read = BytesMut::with_capacity(H2_PREFACE.len() + H2_FRAME_HEADER_LEN);
+    let reading = async {
         loop {
-            match self.as_mut().project() {
-                OneshotProj::NotReady { service, request } => {
-                    match service.poll_ready(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                        Poll::Ready(Ok(())) => {}
-                    }
-                    let Some(request) = request.take() else {
-                        // Unreachable: the request is taken once, right before the state
-                        // changes to `Called`.
-                        return Poll::Pending;
-                    };
-                    let future = service.call(request);
-                    self.set(Oneshot::Called { future });
-                }
-                OneshotProj::Called { future } => return future.poll(cx),
+            let matched = read.len().min(H2_PREFACE.len());
+            if read[..matched] != H2_PREFACE[..matched] {
+                return Detected::Version(Version::Http1, read.split().freeze());
+            }
+            if first_frame_read(&read) {
+                return Detected::Version(Version::Http2, read.split().freeze());
+            }
+            match io.read_buf(&mut read).await {
+                Ok(0) | Err(_) => return Detected::Closed,
+                Ok(_) => {}
             }
         }
+    };
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, reading)
+            .await
+            .unwrap_or(Detected::TimedOut),
+        None => reading.await,
     }
 }

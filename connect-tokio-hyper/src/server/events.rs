@@ -28,13 +28,16 @@ pub enum ServerError {
         /// The peer.
         remote: SocketAddr,
     },
-    /// A client sent nothing within the header read timeout; its connection was closed.
+    /// A client sent no complete request head (HTTP/1.1) or preface (HTTP/2) within the
+    /// header read timeout — nothing at all, or a part and then nothing; its connection was
+    /// closed.
     Silent {
         /// The peer.
         remote: SocketAddr,
     },
-    /// A connection ended with an HTTP error: a malformed request, an HTTP/2 protocol error,
-    /// a reset or broken socket (clients that vanish mid-request show up here too).
+    /// A connection ended with an HTTP error: a malformed request, an HTTP/2 protocol
+    /// violation, a failing socket. Ordinary endings — the client closing its connection, idle
+    /// or mid-call, or resetting a stream — are not reported.
     Connection {
         /// The peer.
         remote: SocketAddr,
@@ -86,6 +89,52 @@ impl std::error::Error for ServerError {
     }
 }
 
+/// Whether an I/O error is a peer going away (closing or resetting its connection) rather
+/// than a failure worth reporting.
+pub(crate) fn is_disconnect(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+/// Whether an HTTP/1.1 connection error is an ordinary ending: the client closed or reset
+/// the connection (before, during or after a request).
+pub(crate) fn is_ordinary_http1_end(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() || error.is_closed() || error.is_canceled() {
+        return true;
+    }
+    source_io_error(error).is_some_and(is_disconnect)
+}
+
+/// Whether an HTTP/2 connection error is an ordinary ending: the client went away, or said
+/// goodbye with `NO_ERROR` (or cancelled).
+pub(crate) fn is_ordinary_http2_end(error: &h2::Error) -> bool {
+    if let Some(io) = error.get_io() {
+        return is_disconnect(io);
+    }
+    error.is_remote()
+        && matches!(
+            error.reason(),
+            Some(h2::Reason::NO_ERROR) | Some(h2::Reason::CANCEL)
+        )
+}
+
+fn source_io_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        current = error.source();
+    }
+    None
+}
+
 /// A reporting function.
 type HookFn = dyn Fn(&ServerError) + Send + Sync;
 
@@ -98,9 +147,10 @@ impl ErrorHook {
         ErrorHook(Some(Arc::new(hook)))
     }
 
+    /// Reports `error`; a hook that panics is caught (the server never stops for it).
     pub(crate) fn report(&self, error: ServerError) {
         if let Some(hook) = &self.0 {
-            hook(&error);
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&error)));
         }
     }
 }

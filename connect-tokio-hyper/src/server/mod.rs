@@ -1,39 +1,54 @@
-//! The standalone server: an accept loop over a [`TcpListener`], one task per connection
-//! (HTTP/1.1 and h2c detected by hyper-util's `auto` builder, or rustls TLS with ALPN), and a
-//! graceful shutdown that drains in-flight calls up to a deadline.
+//! The standalone server: an accept loop over a [`TcpListener`] with a connection limit, one
+//! task per connection (HTTP/1.1 through hyper, HTTP/2 through `h2` with a task per stream,
+//! the version detected or chosen by ALPN after rustls TLS), a server-wide limit on calls in
+//! flight, and a graceful shutdown in two phases: drain, then at the drain deadline end what
+//! is left with `unavailable`.
 
+mod body;
+mod builder;
 mod conn;
 mod events;
+mod http1;
+mod http2;
+mod io;
 
 use std::future::Future;
-use std::io;
+use std::io as std_io;
 use std::net::SocketAddr;
-#[cfg(feature = "tls")]
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http_body::Body;
-use hyper::body::Incoming;
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::BoxError;
-use crate::error::Result;
+pub use body::IncomingBody;
+pub use builder::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_CONNECTIONS, ServerBuilder,
+};
 use conn::ConnConfig;
-use events::ErrorHook;
 pub use events::ServerError;
 
 /// How long a non-transient accept failure (out of file descriptors, memory) pauses the
 /// accept loop before it tries again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long after the drain deadline calls have to deliver their `unavailable` endings before
+/// their connections are closed.
+const FORCE_GRACE: Duration = Duration::from_millis(500);
+
 /// A bound server, ready to [`serve`](Self::serve).
 ///
 /// Build one with [`Server::builder`]. A server serves any cloneable
-/// `tower::Service<http::Request<hyper::body::Incoming>>`; each request carries a
-/// [`PeerInfo`](connect_tower::PeerInfo) (remote and local addresses, TLS and the verified
-/// client certificate chain) in its extensions.
+/// `tower::Service<http::Request<IncomingBody>>` (a
+/// [`ConnectService`](connect_tower::server::ConnectService), an axum `Router`, …); each
+/// request carries a [`ConnectionInfo`](connect_tower::ConnectionInfo) (the peer's addresses,
+/// TLS and the verified client certificate chain, and the server's shutdown signal) in its
+/// extensions.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
@@ -55,22 +70,31 @@ impl Shutdown {
     }
 }
 
+/// Where the server is in its life, as every connection sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Running,
+    /// Graceful shutdown: no new connections or streams; calls in flight finish.
+    Draining,
+    /// The drain deadline passed: calls end with `unavailable`, then connections close.
+    Forced,
+}
+
 impl Server {
-    /// A builder with the defaults: no TLS, no connection limit, a 30 s header read timeout,
-    /// a 10 s TLS handshake timeout, a 30 s drain deadline, hyper's HTTP/2 defaults.
+    /// A builder with the defaults (see [`ServerBuilder`]'s methods and constants).
     pub fn builder() -> ServerBuilder {
         ServerBuilder::default()
     }
 
     /// The address the server listens on (the actual port when bound to port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> std_io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Serves `service` until the process ends.
     pub async fn serve<S, B>(self, service: S) -> Shutdown
     where
-        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
             + Clone
             + Send
             + 'static,
@@ -86,15 +110,17 @@ impl Server {
 
     /// Serves `service` until `signal` completes, then shuts down gracefully: the listener is
     /// closed, HTTP/1.1 connections close after their current response, HTTP/2 connections
-    /// send `GOAWAY` and finish their open streams. Returns once every connection is done, or
-    /// once the [drain timeout](ServerBuilder::drain_timeout) passes, after closing the
-    /// remaining connections by force.
+    /// send `GOAWAY` and finish their open streams, and handlers see
+    /// [`ShutdownSignal::draining`](connect_tower::rt::ShutdownSignal::draining). When the
+    /// [drain timeout](ServerBuilder::drain_timeout) passes, calls still open end with
+    /// `unavailable` (in trailers where the protocol allows), and what is left is closed.
+    /// Returns once every connection and every call's task has ended.
     ///
     /// Failed accepts (out of file descriptors, aborted handshakes) never stop the loop, and
-    /// a failing or panicking connection only ends itself.
+    /// a failing or panicking connection or call only ends itself.
     pub async fn serve_with_shutdown<S, B, F>(self, service: S, signal: F) -> Shutdown
     where
-        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
             + Clone
             + Send
             + 'static,
@@ -107,12 +133,10 @@ impl Server {
     {
         let Server { listener, options } = self;
         let drain_timeout = options.drain_timeout;
-        let limit = options
-            .max_connections
-            .map(|n| std::sync::Arc::new(Semaphore::new(n)));
+        let limit = options.max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let on_error = options.on_error.clone();
         let config = ConnConfig::new(options);
-        let (stop, stopping) = watch::channel(false);
+        let (phase, phases) = watch::channel(Phase::Running);
         let mut connections = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
 
@@ -153,13 +177,13 @@ impl Server {
                 remote,
                 config.clone(),
                 service.clone(),
-                stopping.clone(),
+                phases.clone(),
                 permit,
             ));
         }
 
         drop(listener);
-        let _ = stop.send(true);
+        let _ = phase.send(Phase::Draining);
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(drain_timeout, drain).await.is_ok() {
             return Shutdown {
@@ -167,7 +191,13 @@ impl Server {
             };
         }
         let aborted_connections = connections.len();
-        connections.shutdown().await;
+        let _ = phase.send(Phase::Forced);
+        // Each connection ends its calls and closes within the grace; past it (a connection
+        // stuck in I/O), it is aborted. Either way every task has ended when this returns.
+        let forced = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(FORCE_GRACE * 2, forced).await.is_err() {
+            connections.shutdown().await;
+        }
         Shutdown {
             aborted_connections,
         }
@@ -175,177 +205,60 @@ impl Server {
 }
 
 /// Accept errors that concern one connection only: retry at once.
-fn is_transient(error: &io::Error) -> bool {
+fn is_transient(error: &std_io::Error) -> bool {
     matches!(
         error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
+        std_io::ErrorKind::ConnectionAborted
+            | std_io::ErrorKind::ConnectionReset
+            | std_io::ErrorKind::ConnectionRefused
+            | std_io::ErrorKind::Interrupted
+            | std_io::ErrorKind::WouldBlock
     )
 }
 
-/// Builds a [`Server`].
-#[derive(Clone, Debug)]
-pub struct ServerBuilder {
-    #[cfg(feature = "tls")]
-    tls: Option<Arc<rustls::ServerConfig>>,
-    max_connections: Option<usize>,
-    header_read_timeout: Option<Duration>,
-    #[cfg(feature = "tls")]
-    tls_handshake_timeout: Duration,
-    drain_timeout: Duration,
-    http1_keep_alive: bool,
-    http2_max_concurrent_streams: Option<u32>,
-    http2_keep_alive_interval: Option<Duration>,
-    http2_keep_alive_timeout: Option<Duration>,
-    max_header_list_size: Option<u32>,
-    nodelay: bool,
-    on_error: ErrorHook,
+/// The server-wide count of calls in flight, bounded by
+/// [`ServerBuilder::max_concurrent_calls`].
+#[derive(Debug)]
+pub(crate) struct CallBudget {
+    in_flight: AtomicUsize,
+    max: usize,
 }
 
-impl Default for ServerBuilder {
-    fn default() -> Self {
-        ServerBuilder {
-            #[cfg(feature = "tls")]
-            tls: None,
-            max_connections: None,
-            header_read_timeout: Some(Duration::from_secs(30)),
-            #[cfg(feature = "tls")]
-            tls_handshake_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(30),
-            http1_keep_alive: true,
-            http2_max_concurrent_streams: None,
-            http2_keep_alive_interval: None,
-            http2_keep_alive_timeout: None,
-            max_header_list_size: None,
-            nodelay: true,
-            on_error: ErrorHook::default(),
+impl CallBudget {
+    pub(crate) fn new(max: Option<usize>) -> Self {
+        CallBudget {
+            in_flight: AtomicUsize::new(0),
+            max: max.unwrap_or(usize::MAX),
+        }
+    }
+
+    /// A slot for one call, or `None` when the server is at its limit.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<CallPermit> {
+        let mut current = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if current >= self.max {
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(CallPermit(self.clone())),
+                Err(actual) => current = actual,
+            }
         }
     }
 }
 
-impl ServerBuilder {
-    /// Serves TLS with `config` (see [`tls::server_config`](crate::tls::server_config)). If
-    /// the configuration offers no ALPN protocol, `h2` and `http/1.1` are added. The HTTP
-    /// version of a connection follows the ALPN outcome; without one it is detected.
-    #[cfg(feature = "tls")]
-    #[must_use]
-    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.tls = Some(crate::tls::server_with_default_alpn(config));
-        self
-    }
+/// One call's slot in the [`CallBudget`]; released on drop.
+#[derive(Debug)]
+pub(crate) struct CallPermit(Arc<CallBudget>);
 
-    /// The most connections open at once. When reached, the server stops accepting (new
-    /// clients wait in the listen backlog) until a connection closes.
-    #[must_use]
-    pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = Some(max);
-        self
-    }
-
-    /// How long a client may take to send a complete HTTP/1.1 request head, and how long a
-    /// new connection (after the TLS handshake) may stay silent before its first byte.
-    /// `None` disables both. Default 30 s.
-    #[must_use]
-    pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.header_read_timeout = timeout;
-        self
-    }
-
-    /// How long a TLS handshake may take. Default 10 s.
-    #[cfg(feature = "tls")]
-    #[must_use]
-    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.tls_handshake_timeout = timeout;
-        self
-    }
-
-    /// How long a graceful shutdown waits for in-flight calls before closing the remaining
-    /// connections. Default 30 s.
-    #[must_use]
-    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
-        self
-    }
-
-    /// Whether HTTP/1.1 connections are kept open between requests. Default `true`.
-    #[must_use]
-    pub fn http1_keep_alive(mut self, enabled: bool) -> Self {
-        self.http1_keep_alive = enabled;
-        self
-    }
-
-    /// The most concurrent streams per HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
-    /// Default: hyper's (200).
-    #[must_use]
-    pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
-        self.http2_max_concurrent_streams = Some(max);
-        self
-    }
-
-    /// Reports failures outside any call — failed accepts (out of file descriptors), failed or
-    /// timed-out TLS handshakes, silent clients, broken connections — to `hook`, for logging
-    /// or metrics. They never stop the server. The hook runs on the accept loop or the
-    /// connection's task: keep it short. Default: none.
-    #[must_use]
-    pub fn on_error(mut self, hook: impl Fn(&ServerError) + Send + Sync + 'static) -> Self {
-        self.on_error = ErrorHook::new(hook);
-        self
-    }
-
-    /// Sends HTTP/2 pings at this interval and closes connections whose peer does not answer
-    /// within the [keep-alive timeout](Self::http2_keep_alive_timeout). Default: off.
-    #[must_use]
-    pub fn http2_keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
-        self.http2_keep_alive_interval = interval;
-        self
-    }
-
-    /// How long to wait for a ping acknowledgement. Default: hyper's (20 s).
-    #[must_use]
-    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
-        self.http2_keep_alive_timeout = Some(timeout);
-        self
-    }
-
-    /// The largest request head accepted, in bytes: HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`,
-    /// and for HTTP/1.1 the read buffer (at least 8 KiB) that must hold the head. Larger
-    /// heads are refused (HTTP/1.1: status 431). Default: hyper's (16 KiB for HTTP/2,
-    /// about 400 KiB for HTTP/1.1).
-    #[must_use]
-    pub fn max_header_list_size(mut self, max: u32) -> Self {
-        self.max_header_list_size = Some(max);
-        self
-    }
-
-    /// Whether accepted sockets set `TCP_NODELAY`. Default `true`.
-    #[must_use]
-    pub fn nodelay(mut self, enabled: bool) -> Self {
-        self.nodelay = enabled;
-        self
-    }
-
-    /// Binds a listener to `addr` (port 0 picks a free port: see [`Server::local_addr`]).
-    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server> {
-        let listener = TcpListener::bind(addr).await?;
-        Ok(self.listener(listener))
-    }
-
-    /// Serves on a standard library listener bound elsewhere (switched to non-blocking mode;
-    /// needs a Tokio runtime).
-    pub fn std_listener(self, listener: std::net::TcpListener) -> Result<Server> {
-        listener.set_nonblocking(true)?;
-        Ok(self.listener(TcpListener::from_std(listener)?))
-    }
-
-    /// Serves on a listener bound elsewhere.
-    pub fn listener(self, listener: TcpListener) -> Server {
-        Server {
-            listener,
-            options: self,
-        }
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -356,14 +269,28 @@ mod tests {
     #[test]
     fn only_per_connection_accept_errors_are_transient() {
         for kind in [
-            io::ErrorKind::ConnectionAborted,
-            io::ErrorKind::ConnectionReset,
-            io::ErrorKind::Interrupted,
+            std_io::ErrorKind::ConnectionAborted,
+            std_io::ErrorKind::ConnectionReset,
+            std_io::ErrorKind::Interrupted,
         ] {
-            assert!(is_transient(&io::Error::from(kind)));
+            assert!(is_transient(&std_io::Error::from(kind)));
         }
         // EMFILE and ENOMEM pause the loop instead.
-        assert!(!is_transient(&io::Error::from_raw_os_error(24)));
-        assert!(!is_transient(&io::Error::from(io::ErrorKind::OutOfMemory)));
+        assert!(!is_transient(&std_io::Error::from_raw_os_error(24)));
+        assert!(!is_transient(&std_io::Error::from(
+            std_io::ErrorKind::OutOfMemory
+        )));
+    }
+
+    #[test]
+    fn the_call_budget_holds_at_its_limit() {
+        let budget = Arc::new(CallBudget::new(Some(2)));
+        let a = budget.try_acquire().expect("one");
+        let b = budget.try_acquire().expect("two");
+        assert!(budget.try_acquire().is_none(), "three is past the limit");
+        drop(a);
+        let c = budget.try_acquire().expect("a slot was freed");
+        drop((b, c));
+        assert_eq!(budget.in_flight.load(Ordering::SeqCst), 0);
     }
 }

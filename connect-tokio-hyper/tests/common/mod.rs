@@ -259,6 +259,24 @@ pub async fn start(builder: ServerBuilder, echo: Echo) -> Running {
     let service = ConnectService::builder(echo)
         .timer(TokioTimer::new())
         .build();
+    start_service(builder, service).await
+}
+
+/// Serves any service on 127.0.0.1, port 0.
+pub async fn start_service<S, B>(builder: ServerBuilder, service: S) -> Running
+where
+    S: tower::Service<
+            http::Request<connect_tokio_hyper::IncomingBody>,
+            Response = http::Response<B>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<connect_tokio_hyper::BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<connect_tokio_hyper::BoxError>,
+{
     let server = builder.bind("127.0.0.1:0").await.expect("bind");
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

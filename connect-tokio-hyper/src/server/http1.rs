@@ -1,0 +1,475 @@
+//! HTTP/1.1 connections, through hyper: the per-request [`ConnectionInfo`], the call budget,
+//! graceful and forced shutdown, and a watchdog that closes the connection when a response is
+//! stuck past its call's deadline (a client that stopped reading: hyper then stops polling
+//! the response body, so the call's own deadline handling cannot run).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use connect_proto_core::timeout::request_timeout;
+use connect_proto_core::{Code, Rejection, Status};
+use connect_tower::ConnectionInfo;
+use connect_tower::rt::ShutdownTrigger;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::conn::ConnConfig;
+use super::events::{ServerError, is_ordinary_http1_end};
+use super::io::ServerIo;
+use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
+use crate::BoxError;
+
+/// How long past its deadline a stuck response may hold its connection.
+pub(super) const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves one HTTP/1.1 connection to its end.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn serve<I, S, B>(
+    config: &ConnConfig,
+    io: ServerIo<I>,
+    activity: Arc<Activity>,
+    service: S,
+    info: ConnectionInfo,
+    trigger: ShutdownTrigger,
+    remote: SocketAddr,
+    mut phases: watch::Receiver<Phase>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let inner = &*config.0;
+    let hyper_service = Http1Service {
+        inner: service,
+        info,
+        config: config.clone(),
+        activity: activity.clone(),
+    };
+    let connection = inner
+        .http1
+        .serve_connection(TokioIo::new(io), hyper_service);
+    let mut connection = std::pin::pin!(connection);
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    let first = activity.next_timeout(inner.header_read_timeout, inner.idle_timeout);
+    let timer = tokio::time::sleep_until(first.map_or_else(far, |(at, _)| at));
+    let mut timer = std::pin::pin!(timer);
+    let forced_close = tokio::time::sleep_until(far());
+    let mut forced_close = std::pin::pin!(forced_close);
+    let mut phase = Phase::Running;
+    let mut idle_closing = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    if !is_ordinary_http1_end(&error) {
+                        inner.on_error.report(ServerError::Connection {
+                            remote,
+                            error: Box::new(error),
+                        });
+                    }
+                }
+                return;
+            }
+            () = activity.changed.notified() => {
+                let next = activity.next_timeout(inner.header_read_timeout, inner.idle_timeout);
+                timer.as_mut().reset(next.map_or_else(far, |(at, _)| at));
+            }
+            () = timer.as_mut() => {
+                match activity.next_timeout(inner.header_read_timeout, inner.idle_timeout) {
+                    Some((at, _)) if at > Instant::now() => timer.as_mut().reset(at),
+                    None => timer.as_mut().reset(far()),
+                    // A response stuck past its call's deadline (its client stopped
+                    // reading): closing the connection drops the response and its handler.
+                    Some((_, Expired::Deadline)) => return,
+                    // A request head that never completed.
+                    Some((_, Expired::Head)) => {
+                        inner.on_error.report(ServerError::Silent { remote });
+                        return;
+                    }
+                    // Idle too long between requests: close like a graceful shutdown.
+                    Some((_, Expired::Idle)) => {
+                        if !idle_closing {
+                            idle_closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        timer.as_mut().reset(far());
+                    }
+                }
+            }
+            changed = phases.changed(), if phase != Phase::Forced => {
+                let next = if changed.is_ok() { *phases.borrow_and_update() } else { Phase::Forced };
+                if next >= Phase::Draining && phase < Phase::Draining {
+                    trigger.drain();
+                    connection.as_mut().graceful_shutdown();
+                }
+                if next == Phase::Forced {
+                    trigger.force();
+                    forced_close.as_mut().reset(Instant::now() + FORCE_GRACE);
+                }
+                phase = next;
+            }
+            () = forced_close.as_mut(), if phase == Phase::Forced => return,
+        }
+    }
+}
+
+/// What an HTTP/1.1 connection is waiting for, and since when: the server's own header read
+/// and idle timeouts (hyper's header read timeout would also cut idle keep-alive connections
+/// after 30 s, shorter than clients keep them: Go's keep idle connections 90 s, and a request
+/// racing the close fails), and the watchdog of a response stuck past its call's deadline.
+pub(super) struct Activity {
+    state: Mutex<ActivityState>,
+    /// Whether the connection is idle (no call, no byte since the last response): reads then
+    /// record the start of the next head. Read without the lock on every socket read.
+    idle: AtomicBool,
+    changed: Notify,
+}
+
+struct ActivityState {
+    /// The connection is closing (hyper shut its write side down).
+    closing: bool,
+    /// A call is in flight (its response is not done).
+    in_flight: bool,
+    /// The deadline (plus grace) of the call in flight, if it has one.
+    deadline: Option<Instant>,
+    /// When the connection became idle.
+    idle_since: Option<Instant>,
+    /// When the first byte of the next request head arrived (or the connection started).
+    head_since: Option<Instant>,
+}
+
+/// Which timeout passed.
+enum Expired {
+    Deadline,
+    Head,
+    Idle,
+}
+
+impl Activity {
+    /// A connection whose first request head starts at `started`.
+    pub(super) fn new(started: Instant) -> Arc<Self> {
+        Arc::new(Activity {
+            state: Mutex::new(ActivityState {
+                closing: false,
+                in_flight: false,
+                deadline: None,
+                idle_since: None,
+                head_since: Some(started),
+            }),
+            idle: AtomicBool::new(false),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes arrived on the socket.
+    pub(super) fn read(&self) {
+        if !self.idle.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.lock();
+        if state.idle_since.take().is_some() {
+            state.head_since = Some(Instant::now());
+            self.idle.store(false, Ordering::Release);
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The connection started closing: no more timeouts apply.
+    pub(super) fn closing(&self) {
+        self.lock().closing = true;
+        self.idle.store(false, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// A request head was read: a call is in flight until its guard drops.
+    fn call_started(&self, deadline: Option<Instant>) {
+        let mut state = self.lock();
+        state.in_flight = true;
+        state.deadline = deadline;
+        state.idle_since = None;
+        state.head_since = None;
+        self.idle.store(false, Ordering::Release);
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    /// The response of the call in flight is done (or dropped).
+    fn call_ended(&self) {
+        let mut state = self.lock();
+        state.in_flight = false;
+        state.deadline = None;
+        state.idle_since = Some(Instant::now());
+        state.head_since = None;
+        self.idle.store(true, Ordering::Release);
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    /// The next timeout and what it is for.
+    fn next_timeout(
+        &self,
+        header_read_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Option<(Instant, Expired)> {
+        let state = self.lock();
+        if state.closing {
+            return None;
+        }
+        if state.in_flight {
+            return state.deadline.map(|at| (at, Expired::Deadline));
+        }
+        if let (Some(since), Some(timeout)) = (state.head_since, header_read_timeout) {
+            return Some((since + timeout, Expired::Head));
+        }
+        if let (Some(since), Some(timeout)) = (state.idle_since, idle_timeout) {
+            return Some((since + timeout, Expired::Idle));
+        }
+        None
+    }
+}
+
+/// The per-connection hyper service: request bodies become [`IncomingBody`]s, each request
+/// carries the [`ConnectionInfo`], the call budget is checked, and the tower service is called
+/// once ready.
+struct Http1Service<S> {
+    inner: S,
+    info: ConnectionInfo,
+    config: ConnConfig,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> hyper::service::Service<http::Request<Incoming>> for Http1Service<S>
+where
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<ResponseBody<B>>;
+    type Error = BoxError;
+    type Future = Http1Future<S, B>;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        let deadline = request_timeout(&parts.headers)
+            .and_then(|timeout| Instant::now().checked_add(timeout + WATCHDOG_GRACE));
+        self.activity.call_started(deadline);
+        let guard = CallGuard {
+            activity: self.activity.clone(),
+        };
+        let Some(permit) = self.config.0.calls.try_acquire() else {
+            let status = Status::new(Code::Unavailable, "the server is at its call limit");
+            let (head, bytes) = Rejection::for_request(&parts, status).into_parts();
+            let response = http::Response::from_parts(head, ResponseBody::full(bytes, guard));
+            return Http1Future::Ready {
+                response: Some(response),
+            };
+        };
+        parts.extensions.insert(self.info.clone());
+        let request = http::Request::from_parts(parts, IncomingBody::http1(body));
+        Http1Future::NotReady {
+            service: self.inner.clone(),
+            request: Some(request),
+            guard: Some((guard, permit)),
+        }
+    }
+}
+
+/// A call on the connection, until its response body is done or dropped.
+struct CallGuard {
+    activity: Arc<Activity>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.activity.call_ended();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Waits for the service to be ready, calls it, and wraps the response body.
+    #[project = Http1FutureProj]
+    enum Http1Future<S, B>
+    where
+        S: tower_service::Service<http::Request<IncomingBody>>,
+    {
+        Ready { response: Option<http::Response<ResponseBody<B>>> },
+        NotReady { service: S, request: Option<http::Request<IncomingBody>>, guard: Option<(CallGuard, CallPermit)> },
+        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)> },
+    }
+}
+
+impl<S, B> Future for Http1Future<S, B>
+where
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<ResponseBody<B>>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                Http1FutureProj::Ready { response } => {
+                    return Poll::Ready(
+                        response
+                            .take()
+                            .ok_or_else(|| "the response was already taken".into()),
+                    );
+                }
+                Http1FutureProj::NotReady {
+                    service,
+                    request,
+                    guard,
+                } => {
+                    match service.poll_ready(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let (Some(request), guard) = (request.take(), guard.take()) else {
+                        return Poll::Ready(Err("the request was already sent".into()));
+                    };
+                    let future = service.call(request);
+                    self.set(Http1Future::Called { future, guard });
+                }
+                Http1FutureProj::Called { future, guard } => {
+                    return match future.poll(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+                        Poll::Ready(Ok(response)) => {
+                            let guard = guard.take();
+                            Poll::Ready(Ok(response.map(|body| ResponseBody::inner(body, guard))))
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body as hyper writes it: the service's or one the server rendered itself,
+    /// holding the call's guard (and budget slot) until it is done.
+    pub(super) struct ResponseBody<B> {
+        #[pin]
+        inner: Option<B>,
+        full: Option<Bytes>,
+        guard: Option<(CallGuard, Option<CallPermit>)>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    fn inner(body: B, guard: Option<(CallGuard, CallPermit)>) -> Self {
+        ResponseBody {
+            inner: Some(body),
+            full: None,
+            guard: guard.map(|(guard, permit)| (guard, Some(permit))),
+        }
+    }
+
+    fn full(bytes: Bytes, guard: CallGuard) -> Self {
+        ResponseBody {
+            inner: None,
+            full: (!bytes.is_empty()).then_some(bytes),
+            guard: Some((guard, None)),
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = ResponseData<B::Data>;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, BoxError>>> {
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            let frame = this.full.take();
+            if frame.is_none() {
+                this.guard.take();
+            }
+            return Poll::Ready(frame.map(|bytes| Ok(Frame::data(ResponseData::Full(bytes)))));
+        };
+        match inner.poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                // Done: the call no longer counts against the budget or the watchdog.
+                this.guard.take();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Ok(frame))) => {
+                Poll::Ready(Some(Ok(frame.map_data(ResponseData::Inner))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Some(inner) => inner.is_end_stream(),
+            None => self.full.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(self.full.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// The data of a [`ResponseBody`].
+pub(super) enum ResponseData<D> {
+    Inner(D),
+    Full(Bytes),
+}
+
+impl<D: bytes::Buf> bytes::Buf for ResponseData<D> {
+    fn remaining(&self) -> usize {
+        match self {
+            ResponseData::Inner(data) => data.remaining(),
+            ResponseData::Full(bytes) => bytes.remaining(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            ResponseData::Inner(data) => data.chunk(),
+            ResponseData::Full(bytes) => bytes.chunk(),
+        }
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        match self {
+            ResponseData::Inner(data) => data.advance(cnt),
+            ResponseData::Full(bytes) => bytes.advance(cnt),
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! HTTP/2 connections, served directly with `h2`: one task per stream (all of them owned by
+//! the connection's task and ended before it returns), the call budget (`REFUSED_STREAM`
+//! past it), an idle timeout, keep-alive pings, graceful and forced shutdown, and a watchdog
+//! that resets a stream whose response is stuck past its call's deadline. That last one is
+//! why the server drives `h2` itself: while a client grants no flow-control window, a
+//! response body is not polled, so nothing else could end the call on time.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use connect_proto_core::timeout::request_timeout;
+use connect_tower::ConnectionInfo;
+use connect_tower::rt::ShutdownTrigger;
+use h2::server::SendResponse;
+use h2::{Reason, SendStream};
+use http::HeaderMap;
+use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http_body::Body;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
+
+use super::conn::ConnConfig;
+use super::events::{ServerError, is_ordinary_http2_end};
+use super::http1::WATCHDOG_GRACE;
+use super::io::ServerIo;
+use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
+use crate::BoxError;
+
+/// Serves one HTTP/2 connection to its end; every stream task has ended when this returns.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn serve<I, S, B>(
+    config: &ConnConfig,
+    io: ServerIo<I>,
+    service: S,
+    info: ConnectionInfo,
+    trigger: ShutdownTrigger,
+    remote: SocketAddr,
+    mut phases: watch::Receiver<Phase>,
+    handshake_deadline: Option<Instant>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let inner = &*config.0;
+    let handshake = inner.http2.handshake::<_, Bytes>(io);
+    let handshake = match handshake_deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(result) => result,
+            Err(_) => {
+                inner.on_error.report(ServerError::Silent { remote });
+                return;
+            }
+        },
+        None => handshake.await,
+    };
+    let mut connection = match handshake {
+        Ok(connection) => connection,
+        Err(error) => {
+            if !is_ordinary_http2_end(&error) {
+                inner.on_error.report(ServerError::Connection {
+                    remote,
+                    error: Box::new(error),
+                });
+            }
+            return;
+        }
+    };
+
+    let mut pinger = inner.keep_alive.and_then(|(interval, timeout)| {
+        connection.ping_pong().map(|pings| Pinger {
+            pings,
+            interval,
+            timeout,
+            awaiting_pong: false,
+        })
+    });
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    let ping_timer = tokio::time::sleep_until(match &pinger {
+        Some(pinger) => Instant::now() + pinger.interval,
+        None => far(),
+    });
+    let mut ping_timer = pin!(ping_timer);
+    let idle = tokio::time::sleep_until(match inner.idle_timeout {
+        Some(timeout) => Instant::now() + timeout,
+        None => far(),
+    });
+    let mut idle = pin!(idle);
+    let forced_close = tokio::time::sleep_until(far());
+    let mut forced_close = pin!(forced_close);
+    let mut streams = JoinSet::new();
+    let mut phase = Phase::Running;
+    let mut closing = false;
+
+    loop {
+        tokio::select! {
+            accepted = poll_fn(|cx| connection.poll_accept(cx)) => match accepted {
+                Some(Ok((request, mut respond))) => match inner.calls.try_acquire() {
+                    Some(permit) => {
+                        streams.spawn(serve_stream(
+                            request,
+                            respond,
+                            service.clone(),
+                            info.clone(),
+                            permit,
+                        ));
+                    }
+                    // Over the server's call limit: refused before anything ran, which
+                    // clients may retry safely.
+                    None => respond.send_reset(Reason::REFUSED_STREAM),
+                },
+                Some(Err(error)) => {
+                    if !is_ordinary_http2_end(&error) {
+                        inner.on_error.report(ServerError::Connection {
+                            remote,
+                            error: Box::new(error),
+                        });
+                    }
+                    break;
+                }
+                // The connection is closed (after a GOAWAY, once its streams are done).
+                None => break,
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {
+                if streams.is_empty() {
+                    if let Some(timeout) = inner.idle_timeout {
+                        idle.as_mut().reset(Instant::now() + timeout);
+                    }
+                }
+            }
+            () = idle.as_mut(), if streams.is_empty() && !closing && inner.idle_timeout.is_some() => {
+                closing = true;
+                connection.graceful_shutdown();
+            }
+            () = ping_timer.as_mut(), if pinger.is_some() => {
+                let Some(pinger) = pinger.as_mut() else { continue };
+                if pinger.awaiting_pong || pinger.pings.send_ping(h2::Ping::opaque()).is_err() {
+                    // No answer within the keep-alive timeout: the peer is gone.
+                    inner.on_error.report(ServerError::Connection {
+                        remote,
+                        error: "the peer did not answer a keep-alive ping".into(),
+                    });
+                    break;
+                }
+                pinger.awaiting_pong = true;
+                ping_timer.as_mut().reset(Instant::now() + pinger.timeout);
+            }
+            pong = poll_fn(|cx| poll_pong(&mut pinger, cx)) => {
+                if pong.is_err() {
+                    break;
+                }
+                if let Some(pinger) = pinger.as_mut() {
+                    pinger.awaiting_pong = false;
+                    ping_timer.as_mut().reset(Instant::now() + pinger.interval);
+                }
+            }
+            changed = phases.changed(), if phase != Phase::Forced => {
+                let next = if changed.is_ok() { *phases.borrow_and_update() } else { Phase::Forced };
+                if next >= Phase::Draining && phase < Phase::Draining {
+                    trigger.drain();
+                    closing = true;
+                    connection.graceful_shutdown();
+                }
+                if next == Phase::Forced {
+                    // Calls end with `unavailable` now; what has not ended when the grace
+                    // passes is reset with the connection.
+                    trigger.force();
+                    forced_close.as_mut().reset(Instant::now() + FORCE_GRACE);
+                }
+                phase = next;
+            }
+            () = forced_close.as_mut(), if phase == Phase::Forced => {
+                connection.abrupt_shutdown(Reason::NO_ERROR);
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(100),
+                    poll_fn(|cx| connection.poll_closed(cx)),
+                )
+                .await;
+                break;
+            }
+        }
+    }
+    // The connection is gone: dropping it fails every stream still open, so their tasks see
+    // why (a reset, the connection closing) and end the usual way, promptly. Whatever has
+    // not ended after a moment is aborted: every task has ended when this returns.
+    drop(connection);
+    let ended = async { while streams.join_next().await.is_some() {} };
+    if tokio::time::timeout(STREAM_END_GRACE, ended).await.is_err() {
+        streams.shutdown().await;
+    }
+}
+
+/// How long stream tasks have to end by themselves once their connection is gone.
+const STREAM_END_GRACE: Duration = Duration::from_millis(100);
+
+/// Keep-alive pings of one connection.
+struct Pinger {
+    pings: h2::PingPong,
+    interval: Duration,
+    timeout: Duration,
+    awaiting_pong: bool,
+}
+
+fn poll_pong(pinger: &mut Option<Pinger>, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+    match pinger {
+        Some(pinger) if pinger.awaiting_pong => pinger.pings.poll_pong(cx).map_ok(drop),
+        _ => Poll::Pending,
+    }
+}
+
+/// Serves one stream: calls the service (unless the client resets the stream first), sends
+/// the response head, then pipes the body within flow control.
+async fn serve_stream<S, B>(
+    request: http::Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    mut service: S,
+    info: ConnectionInfo,
+    permit: CallPermit,
+) where
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let _permit = permit;
+    let (mut parts, recv) = request.into_parts();
+    let watchdog_at = request_timeout(&parts.headers)
+        .and_then(|timeout| Instant::now().checked_add(timeout + WATCHDOG_GRACE));
+    parts.extensions.insert(info);
+    let request = http::Request::from_parts(parts, IncomingBody::http2(recv));
+    let mut watchdog = watchdog_at.map(|at| Box::pin(tokio::time::sleep_until(at)));
+
+    let call = async {
+        poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .map_err(Into::into)?;
+        service.call(request).await.map_err(Into::into)
+    };
+    let response: Result<http::Response<B>, BoxError> = tokio::select! {
+        // The call first: a reset it sees through its request body ends it the usual way.
+        biased;
+        response = call => response,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+        () = poll_sleep(&mut watchdog) => {
+            respond.send_reset(Reason::CANCEL);
+            return;
+        }
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            respond.send_reset(reset_reason(&error));
+            return;
+        }
+    };
+    let (mut head, body) = response.into_parts();
+    strip_connection_headers(&mut head.headers);
+    let head = http::Response::from_parts(head, ());
+    if body.is_end_stream() {
+        if respond.send_response(head, true).is_err() {
+            respond.send_reset(Reason::INTERNAL_ERROR);
+        }
+        return;
+    }
+    let send = match respond.send_response(head, false) {
+        Ok(send) => send,
+        Err(_) => {
+            respond.send_reset(Reason::INTERNAL_ERROR);
+            return;
+        }
+    };
+    Pipe {
+        body: pin!(body),
+        send,
+        pending: None,
+        watchdog,
+    }
+    .await;
+}
+
+/// The reset code for a service or body error: the code of an HTTP/2 reset found in it (a
+/// [`TransportError::reset`](connect_tower::TransportError::reset) or an `h2::Error`), else
+/// `INTERNAL_ERROR`.
+fn reset_reason(error: &BoxError) -> Reason {
+    if let Some(code) =
+        connect_tower::TransportError::find(error.as_ref()).and_then(|e| e.reset_code)
+    {
+        return Reason::from(code);
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(error) = current {
+        if let Some(reason) = error
+            .downcast_ref::<h2::Error>()
+            .and_then(h2::Error::reason)
+        {
+            return reason;
+        }
+        current = error.source();
+    }
+    Reason::INTERNAL_ERROR
+}
+
+/// Completes when the sleep (if any) does.
+async fn poll_sleep(sleep: &mut Option<Pin<Box<Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Removes the headers HTTP/2 forbids (RFC 9113, section 8.2.2), as a service written for
+/// HTTP/1.1 may set them: `h2` would refuse the response otherwise.
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    if let Some(connection) = headers.remove(CONNECTION) {
+        if let Ok(names) = connection.to_str() {
+            for name in names.split(',') {
+                headers.remove(name.trim());
+            }
+        }
+    }
+    headers.remove(TRANSFER_ENCODING);
+    headers.remove(UPGRADE);
+    headers.remove(TE);
+}
+
+/// Sends a response body to a stream: one chunk at a time, each only as the peer's window
+/// allows (so a client that stops reading holds at most one chunk here, besides what the call
+/// itself queues); ends with trailers or an empty end-of-stream frame; resets the stream when
+/// the body fails or the watchdog fires, and stops when the client resets it.
+struct Pipe<'a, B> {
+    body: Pin<&'a mut B>,
+    send: SendStream<Bytes>,
+    pending: Option<(Bytes, bool)>,
+    watchdog: Option<Pin<Box<Sleep>>>,
+}
+
+impl<B> Future for Pipe<'_, B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if this.send.poll_reset(cx).is_ready() {
+                // The client reset the stream: dropping the body cancels the call.
+                return Poll::Ready(());
+            }
+            if let Some(watchdog) = &mut this.watchdog {
+                if watchdog.as_mut().poll(cx).is_ready() {
+                    // Stuck past the call's deadline (the client grants no window): reset.
+                    this.send.send_reset(Reason::CANCEL);
+                    return Poll::Ready(());
+                }
+            }
+            if let Some((chunk, end)) = &mut this.pending {
+                if this.send.capacity() == 0 {
+                    this.send.reserve_capacity(chunk.len());
+                    match this.send.poll_capacity(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(Ok(_))) => {}
+                        Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                    }
+                    if this.send.capacity() == 0 {
+                        continue;
+                    }
+                }
+                let take = this.send.capacity().min(chunk.len());
+                let part = chunk.split_to(take);
+                let last = chunk.is_empty() && *end;
+                if this.send.send_data(part, last).is_err() {
+                    return Poll::Ready(());
+                }
+                if chunk.is_empty() {
+                    let end = *end;
+                    this.pending = None;
+                    if end {
+                        return Poll::Ready(());
+                    }
+                }
+                continue;
+            }
+            match this.body.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let _ = this.send.send_data(Bytes::new(), true);
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.send.send_reset(reset_reason(&error.into()));
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(mut data) => {
+                        let end = this.body.is_end_stream();
+                        let data = data.copy_to_bytes(data.remaining());
+                        if data.is_empty() {
+                            if end {
+                                let _ = this.send.send_data(data, true);
+                                return Poll::Ready(());
+                            }
+                            continue;
+                        }
+                        this.pending = Some((data, end));
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            this.send.reserve_capacity(0);
+                            let _ = this.send.send_trailers(trailers);
+                            return Poll::Ready(());
+                        }
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Hostile HTTP/2 clients over raw sockets: a partial preface, an idle connection, a client
+//! that stops reading a stream with a deadline, broken request bodies, and a server at its
+//! call limit.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use connect_proto_core::Idempotency;
+use connect_proto_core::envelope::encode_envelope;
+use connect_tokio_hyper::{HttpClient, Server, TokioTimer};
+use connect_tower::client::{CallOptions, Client, ClientConfig};
+use connect_tower::codec::decode_owned;
+use connect_tower::server::{
+    ConnectService, Dispatch, IncomingCall, ResponseSender, server_streaming,
+};
+use connect_tower::{Code, MethodKind, MethodSpec, Protocol, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const FLOOD: MethodSpec = MethodSpec::new(
+    "/test.v1.FloodService/Flood",
+    MethodKind::ServerStreaming,
+    Idempotency::Unknown,
+);
+
+/// Sends 1 KiB messages until the call ends, counting them; notes when the handler is dropped.
+#[derive(Clone, Default)]
+struct Flood {
+    sent: Arc<AtomicUsize>,
+    dropped: Arc<AtomicBool>,
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Dispatch for Flood {
+    fn methods(&self) -> &[MethodSpec] {
+        std::slice::from_ref(&FLOOD)
+    }
+
+    fn method(&self, path: &str) -> Option<MethodSpec> {
+        (path == FLOOD.path).then_some(FLOOD)
+    }
+
+    fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let sent = self.sent.clone();
+        let dropped = self.dropped.clone();
+        Box::pin(server_streaming(
+            call,
+            decode_owned::<StringValue>,
+            move |_: Request<StringValue>, mut sender: ResponseSender<StringValue>| async move {
+                let _guard = SetOnDrop(dropped);
+                let chunk = "x".repeat(1024);
+                loop {
+                    sender.send(string(&chunk)).await?;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        ))
+    }
+}
+
+fn grpc_request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> http::Request<()> {
+    let mut builder = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap()
+}
+
+fn message(value: &str) -> Bytes {
+    use connect_tower::codec::EncodeMessage;
+    let payload = string(value).encode(connect_tower::Codec::Proto).unwrap();
+    encode_envelope(0, &payload).unwrap()
+}
+
+/// A raw HTTP/2 client: the `h2` crate, with its connection driven in a task.
+async fn h2_client(
+    addr: std::net::SocketAddr,
+    builder: h2::client::Builder,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, connection) = builder.handshake::<_, Bytes>(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (send, driver)
+}
+
+#[tokio::test]
+async fn a_partial_preface_is_closed_after_the_header_read_timeout() {
+    let builder = Server::builder().header_read_timeout(Some(Duration::from_millis(300)));
+    let server = start(builder, Echo::default()).await;
+    for partial in [
+        &b"PRI * HTTP/2.0\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(partial).await.unwrap();
+        let started = Instant::now();
+        let mut sink = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await;
+        assert!(read.is_ok(), "{partial:?}: still open after 5 s");
+        let after = started.elapsed();
+        assert!(
+            after >= Duration::from_millis(250) && after < Duration::from_secs(3),
+            "{partial:?}: closed after {after:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_with_goaway() {
+    let builder = Server::builder().idle_timeout(Some(Duration::from_millis(300)));
+    let server = start(builder, Echo::default()).await;
+    let (mut client, driver) = h2_client(server.addr, h2::client::Builder::new()).await;
+    // One call first: the idle time counts from the end of the last stream.
+    let (response, mut send) = client
+        .send_request(grpc_request(server.addr, ECHO.path, &[]), false)
+        .unwrap();
+    send.send_data(message("hi"), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    while body.data().await.is_some() {}
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the idle connection is closed")
+        .unwrap();
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(250) && after < Duration::from_secs(3),
+        "closed after {after:?}"
+    );
+    server.shutdown().await;
+}
+
+/// A client that grants no flow-control window to a server stream with a deadline: the
+/// server cannot send a byte, yet the call ends (the stream is reset or trailed) within the
+/// deadline plus a small bound, its handler is dropped, and what it queued stays bounded.
+#[tokio::test]
+async fn a_client_that_stops_reading_still_gets_its_deadline() {
+    let flood = Flood::default();
+    let service = ConnectService::builder(flood.clone())
+        .timer(TokioTimer::new())
+        .build();
+    let server = start_service(Server::builder(), service).await;
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(0);
+    let (mut client, _driver) = h2_client(server.addr, builder).await;
+    let request = grpc_request(server.addr, FLOOD.path, &[("grpc-timeout", "500m")]);
+    let started = Instant::now();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(message("go"), true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the response head arrives")
+        .unwrap();
+    let mut body = response.into_body();
+    // No window: no data can arrive; the stream must end by a reset or trailers.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match body.data().await {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return format!("reset: {error}"),
+                None => {
+                    let trailers = body.trailers().await;
+                    return format!("trailers: {trailers:?}");
+                }
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let after = started.elapsed();
+    assert!(
+        after < Duration::from_millis(500) + Duration::from_millis(1500),
+        "ended ({ended}) after {after:?}"
+    );
+    // The handler was dropped, and it could queue no more than the response budget (256 KiB
+    // of 1 KiB messages, plus the chunk in hand).
+    let start = Instant::now();
+    while !flood.dropped.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "handler not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sent = flood.sent.load(Ordering::SeqCst);
+    assert!(
+        sent <= 300,
+        "{sent} messages queued for a reader that never reads"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn broken_request_bodies_over_http2_are_errors() {
+    let server = start(Server::builder(), Echo::default()).await;
+    let (mut client, _driver) = h2_client(server.addr, h2::client::Builder::new()).await;
+
+    // A content-length the body does not reach: h2 itself resets the stream.
+    let request = grpc_request(server.addr, ECHO.path, &[("content-length", "1000")]);
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from_static(b"\0\0\0\0\x64abcde"), true)
+        .unwrap();
+    match response.await {
+        Err(error) => assert!(error.is_reset(), "{error}"),
+        Ok(response) => {
+            let status = response.headers().get("grpc-status").cloned();
+            let mut body = response.into_body();
+            let trailers = loop {
+                match body.data().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => break None,
+                    None => break body.trailers().await.ok().flatten(),
+                }
+            };
+            let code = status.or_else(|| trailers.and_then(|t| t.get("grpc-status").cloned()));
+            assert!(code.as_ref().is_some_and(|c| c != "0"), "{code:?}");
+        }
+    }
+
+    // The body ends inside an envelope, for every protocol: invalid_argument.
+    for (content_type, path) in [
+        ("application/grpc", ECHO.path),
+        ("application/grpc-web+proto", ECHO.path),
+        ("application/connect+proto", REPEAT.path),
+    ] {
+        let request = http::Request::post(format!("http://{}{path}", server.addr))
+            .header("content-type", content_type)
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        send.send_data(Bytes::from_static(b"\0\0\0\0\x64abcde"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200, "{content_type}");
+        let head_status = response.headers().get("grpc-status").cloned();
+        let mut body = response.into_body();
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            data.extend_from_slice(&chunk.unwrap());
+        }
+        let trailers = body.trailers().await.unwrap();
+        let text = String::from_utf8_lossy(&data);
+        let invalid = head_status.is_some_and(|s| s == "3")
+            || trailers.is_some_and(|t| t.get("grpc-status").is_some_and(|s| s == "3"))
+            || text.contains("grpc-status:3")
+            || text.contains("invalid_argument");
+        assert!(invalid, "{content_type}: {text}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_past_the_server_limit_are_refused_at_once() {
+    let echo = Echo::default();
+    let server = start(Server::builder().max_concurrent_calls(2), echo.clone()).await;
+    for (protocol, transport) in [
+        (Protocol::Grpc, HttpClient::plaintext_h2c()),
+        (Protocol::Connect, HttpClient::plaintext_http1()),
+    ] {
+        let client = Client::new(
+            transport,
+            ClientConfig::new(server.http_uri()).protocol(protocol),
+        );
+        let slow = || {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .unary::<StringValue, StringValue>(&SLEEP, string("500"), CallOptions::new())
+                    .await
+            })
+        };
+        let (a, b) = (slow(), slow());
+        let start = Instant::now();
+        while echo.started.load(Ordering::SeqCst) < 2 {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = Instant::now();
+        let status = client
+            .unary::<StringValue, StringValue>(&ECHO, string("third"), CallOptions::new())
+            .await
+            .expect_err("past the limit");
+        assert_eq!(status.code(), Code::Unavailable, "{protocol:?}: {status}");
+        assert!(
+            refused.elapsed() < Duration::from_millis(400),
+            "refused at once"
+        );
+        assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
+        echo.started.store(0, Ordering::SeqCst);
+        // Below the limit again, calls are served.
+        client
+            .unary::<StringValue, StringValue>(&ECHO, string("again"), CallOptions::new())
+            .await
+            .unwrap();
+    }
+    server.shutdown().await;
+}
