@@ -211,6 +211,19 @@ async fn a_body_shorter_than_its_content_length_is_an_error() {
 }
 
 #[tokio::test]
+async fn a_complete_request_followed_by_a_half_close_is_answered() {
+    let server = start(Server::builder(), Echo::default()).await;
+    use connect_tower::codec::EncodeMessage;
+    let message = string("half").encode(connect_tower::Codec::Proto).unwrap();
+    let length = format!("content-length: {}\r\n", message.len());
+    let request = post(ECHO.path, "application/proto", &length, &message);
+    let reply = exchange(server.addr, &request, true, Duration::from_secs(5)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(&reply.body[..], &message[..]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_invalid_chunk_is_an_error() {
     let server = start(Server::builder(), Echo::default()).await;
     for case in &CASES {

@@ -56,6 +56,8 @@ impl ConnConfig {
         http1
             .timer(hyper_util::rt::TokioTimer::new())
             .keep_alive(options.http1_keep_alive)
+            // A client that half-closes after its request still gets the response.
+            .half_close(true)
             .header_read_timeout(None)
             // hyper's smallest allowed read buffer is 8 KiB.
             .max_buf_size(
