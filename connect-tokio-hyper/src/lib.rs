@@ -76,7 +76,8 @@ pub mod tls;
 
 #[cfg(feature = "client")]
 pub use client::{
-    H2Connection, H2ConnectionBuilder, HttpClient, HttpClientBuilder, ResponseBody, ResponseFuture,
+    DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTIONS_PER_HOST, H2Connection,
+    H2ConnectionBuilder, HttpClient, HttpClientBuilder, ResponseBody, ResponseFuture,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "server")]

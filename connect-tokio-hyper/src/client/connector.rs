@@ -1,13 +1,17 @@
 //! The pooled client's connector: TCP through hyper-util's `HttpConnector`, then rustls for
 //! `https` URIs, reporting an ALPN-negotiated HTTP/2 to the pool.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
+use http::uri::Authority;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
@@ -23,6 +27,49 @@ pub(super) struct Connector {
     /// The TLS connector and the handshake timeout.
     #[cfg(feature = "tls")]
     tls: Option<(tokio_rustls::TlsConnector, Option<Duration>)>,
+    limits: HostLimits,
+}
+
+/// The most connections open to each host: a connection holds a permit of its host's
+/// semaphore while it lives, and opening one past the limit waits for a permit (the pool
+/// meanwhile hands the request the first connection that becomes idle).
+#[derive(Clone)]
+pub(super) struct HostLimits {
+    max: Option<usize>,
+    hosts: Arc<Mutex<HashMap<Authority, Arc<Semaphore>>>>,
+}
+
+impl HostLimits {
+    pub(super) fn new(max: Option<usize>) -> Self {
+        HostLimits {
+            max,
+            hosts: Arc::default(),
+        }
+    }
+
+    /// A permit for one more connection to `uri`'s host, waiting while it has the most.
+    fn acquire(&self, uri: &Uri) -> impl Future<Output = Option<OwnedSemaphorePermit>> + use<> {
+        let semaphore = match (self.max, uri.authority()) {
+            (Some(max), Some(authority)) => {
+                let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+                // Hosts nobody connects to any more are forgotten.
+                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1 || semaphore.available_permits() < max);
+                Some(
+                    hosts
+                        .entry(authority.clone())
+                        .or_insert_with(|| Arc::new(Semaphore::new(max)))
+                        .clone(),
+                )
+            }
+            _ => None,
+        };
+        async move {
+            match semaphore {
+                Some(semaphore) => semaphore.acquire_owned().await.ok(),
+                None => None,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Connector {
@@ -36,7 +83,11 @@ impl std::fmt::Debug for Connector {
 
 impl Connector {
     /// Plaintext connections; `https` URIs are refused.
-    pub(super) fn plaintext(connect_timeout: Option<Duration>, nodelay: bool) -> Self {
+    pub(super) fn plaintext(
+        connect_timeout: Option<Duration>,
+        nodelay: bool,
+        limits: HostLimits,
+    ) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(true);
         http.set_connect_timeout(connect_timeout);
@@ -45,6 +96,7 @@ impl Connector {
             http,
             #[cfg(feature = "tls")]
             tls: None,
+            limits,
         }
     }
 
@@ -53,6 +105,7 @@ impl Connector {
     pub(super) fn tls(
         connect_timeout: Option<Duration>,
         nodelay: bool,
+        limits: HostLimits,
         config: std::sync::Arc<rustls::ClientConfig>,
     ) -> Self {
         let mut http = HttpConnector::new();
@@ -62,6 +115,7 @@ impl Connector {
         Connector {
             http,
             tls: Some((tokio_rustls::TlsConnector::from(config), connect_timeout)),
+            limits,
         }
     }
 }
@@ -76,6 +130,7 @@ impl Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        let permit = self.limits.acquire(&uri);
         #[cfg(feature = "tls")]
         if let Some((tls, handshake_timeout)) = self.tls.clone() {
             if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
@@ -83,10 +138,11 @@ impl Service<Uri> for Connector {
                 return Box::pin(async move { Err(error.into()) });
             }
             let name = crate::tls::server_name(&uri);
-            let tcp = self.http.call(uri);
+            let mut http = self.http.clone();
             return Box::pin(async move {
                 let name = name?;
-                let tcp = tcp.await?.into_inner();
+                let permit = permit.await;
+                let tcp = http.call(uri).await?.into_inner();
                 let handshake = tls.connect(name, tcp);
                 let stream = match handshake_timeout {
                     Some(timeout) => tokio::time::timeout(timeout, handshake)
@@ -94,16 +150,30 @@ impl Service<Uri> for Connector {
                         .map_err(|_| crate::Error::Timeout("the TLS handshake"))??,
                     None => handshake.await?,
                 };
-                Ok(Stream::Tls(Box::new(TokioIo::new(stream))))
+                Ok(Stream {
+                    io: Io::Tls(Box::new(TokioIo::new(stream))),
+                    _permit: permit,
+                })
             });
         }
-        let tcp = self.http.call(uri);
-        Box::pin(async move { Ok(Stream::Plain(tcp.await?)) })
+        let mut http = self.http.clone();
+        Box::pin(async move {
+            let permit = permit.await;
+            Ok(Stream {
+                io: Io::Plain(http.call(uri).await?),
+                _permit: permit,
+            })
+        })
     }
 }
 
-/// A client connection: plain TCP or TLS over TCP.
-pub(super) enum Stream {
+/// A client connection: plain TCP or TLS over TCP, holding its host's connection permit.
+pub(super) struct Stream {
+    io: Io,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+enum Io {
     Plain(TokioIo<TcpStream>),
     #[cfg(feature = "tls")]
     Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
@@ -111,10 +181,10 @@ pub(super) enum Stream {
 
 impl Connection for Stream {
     fn connected(&self) -> Connected {
-        match self {
-            Stream::Plain(stream) => stream.connected(),
+        match &self.io {
+            Io::Plain(stream) => stream.connected(),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => {
+            Io::Tls(stream) => {
                 let (tcp, session) = stream.inner().get_ref();
                 let connected = tcp.connected();
                 if session.alpn_protocol() == Some(crate::tls::ALPN_H2) {
@@ -133,10 +203,10 @@ impl Read for Stream {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -147,34 +217,34 @@ impl Write for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_flush(cx),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(stream) => stream.is_write_vectored(),
+        match &self.io {
+            Io::Plain(stream) => stream.is_write_vectored(),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => stream.is_write_vectored(),
+            Io::Tls(stream) => stream.is_write_vectored(),
         }
     }
 
@@ -183,10 +253,10 @@ impl Write for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 }

@@ -197,7 +197,7 @@ impl Default for H2ConnectionBuilder {
     fn default() -> Self {
         H2ConnectionBuilder {
             connect_timeout: Some(Duration::from_secs(10)),
-            keep_alive_interval: None,
+            keep_alive_interval: Some(super::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL),
             keep_alive_timeout: Duration::from_secs(20),
             initial_stream_window_size: None,
             initial_connection_window_size: None,
@@ -218,8 +218,10 @@ impl H2ConnectionBuilder {
         self
     }
 
-    /// Sends a ping at this interval; the connection closes if a ping is not answered within
-    /// the [keep-alive timeout](Self::keep_alive_timeout). Default: off.
+    /// Sends a ping at this interval while calls are open; the connection closes if a ping is
+    /// not answered within the [keep-alive timeout](Self::keep_alive_timeout). Default
+    /// [`DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL`](crate::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL)
+    /// (5.5 min); `None` turns them off.
     #[must_use]
     pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
         self.keep_alive_interval = interval;
@@ -399,17 +401,26 @@ async fn drive<I>(
         Some((pings, (interval, timeout))) => {
             tokio::select! {
                 _ = run => {}
-                () = ping_until_silent(pings, interval, timeout) => {}
+                () = ping_until_silent(pings, &slots, interval, timeout) => {}
             }
         }
     }
     slots.close();
 }
 
-/// Pings every `interval`; returns when a ping goes unanswered for `timeout` (or fails).
-async fn ping_until_silent(mut pings: PingPong, interval: Duration, timeout: Duration) {
+/// Pings every `interval` while calls are open (servers such as grpc-go's count pings on an
+/// idle connection as abuse); returns when a ping goes unanswered for `timeout` (or fails).
+async fn ping_until_silent(
+    mut pings: PingPong,
+    slots: &Slots,
+    interval: Duration,
+    timeout: Duration,
+) {
     loop {
         tokio::time::sleep(interval).await;
+        if slots.lock().in_flight == 0 {
+            continue;
+        }
         if pings.send_ping(h2::Ping::opaque()).is_err() {
             return;
         }

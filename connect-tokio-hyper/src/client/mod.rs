@@ -20,7 +20,7 @@ use hyper_util::client::legacy;
 use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
 
 use crate::BoxError;
-use connector::Connector;
+use connector::{Connector, HostLimits};
 pub use h2conn::{H2Connection, H2ConnectionBuilder};
 
 /// A pooled HTTP client transport: connections are opened on demand, reused, and shared by
@@ -94,12 +94,22 @@ impl tower_service::Service<http::Request<RequestBody>> for HttpClient {
     }
 }
 
+/// Default most connections a pooled client opens to one host.
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: usize = 128;
+
+/// Default interval of HTTP/2 keep-alive pings while calls are open: 5.5 minutes, just over
+/// the 5 minutes below which grpc-go servers (by default) count pings as abuse and close the
+/// connection. It finds a dead connection under a long-lived stream; calls with deadlines end
+/// by them regardless.
+pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(330);
+
 /// Builds an [`HttpClient`]; finish with one of the explicit constructors.
 #[derive(Clone, Debug)]
 pub struct HttpClientBuilder {
     connect_timeout: Option<Duration>,
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
+    max_connections_per_host: Option<usize>,
     http2_keep_alive_interval: Option<Duration>,
     http2_keep_alive_timeout: Option<Duration>,
     max_header_list_size: Option<u32>,
@@ -112,7 +122,8 @@ impl Default for HttpClientBuilder {
             connect_timeout: Some(Duration::from_secs(10)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: usize::MAX,
-            http2_keep_alive_interval: None,
+            max_connections_per_host: Some(DEFAULT_MAX_CONNECTIONS_PER_HOST),
+            http2_keep_alive_interval: Some(DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL),
             http2_keep_alive_timeout: None,
             max_header_list_size: None,
             nodelay: true,
@@ -143,8 +154,19 @@ impl HttpClientBuilder {
         self
     }
 
+    /// The most connections open to one host at once (`None`: no limit). A call that needs a
+    /// new connection past it waits for one to close or become idle (within its deadline).
+    /// HTTP/1.1 needs a connection per call in flight; HTTP/2 uses one per host. Default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_HOST`] (128).
+    #[must_use]
+    pub fn max_connections_per_host(mut self, max: impl Into<Option<usize>>) -> Self {
+        self.max_connections_per_host = max.into();
+        self
+    }
+
     /// Sends HTTP/2 pings at this interval (while calls are open) and closes connections
-    /// whose peer does not answer within the keep-alive timeout. Default: off.
+    /// whose peer does not answer within the keep-alive timeout. Default
+    /// [`DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL`] (5.5 min); `None` turns them off.
     #[must_use]
     pub fn http2_keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
         self.http2_keep_alive_interval = interval;
@@ -174,14 +196,18 @@ impl HttpClientBuilder {
 
     /// An HTTP/1.1 client for `http` URIs.
     pub fn plaintext_http1(self) -> HttpClient {
-        let connector = Connector::plaintext(self.connect_timeout, self.nodelay);
+        let connector = Connector::plaintext(self.connect_timeout, self.nodelay, self.limits());
         self.build(connector, false)
     }
 
     /// An HTTP/2 client with prior knowledge (h2c) for `http` URIs.
     pub fn plaintext_h2c(self) -> HttpClient {
-        let connector = Connector::plaintext(self.connect_timeout, self.nodelay);
+        let connector = Connector::plaintext(self.connect_timeout, self.nodelay, self.limits());
         self.build(connector, true)
+    }
+
+    fn limits(&self) -> HostLimits {
+        HostLimits::new(self.max_connections_per_host)
     }
 
     /// A TLS client for `https` URIs; the HTTP version is chosen by ALPN (see
@@ -189,7 +215,7 @@ impl HttpClientBuilder {
     #[cfg(feature = "tls")]
     pub fn tls(self, config: std::sync::Arc<rustls::ClientConfig>) -> HttpClient {
         let config = crate::tls::client_with_default_alpn(config);
-        let connector = Connector::tls(self.connect_timeout, self.nodelay, config);
+        let connector = Connector::tls(self.connect_timeout, self.nodelay, self.limits(), config);
         self.build(connector, false)
     }
 
