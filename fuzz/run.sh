@@ -2,7 +2,9 @@
 # Runs every fuzz target (or the ones named after the time) for the given number of seconds
 # each, default 60, and prints per target the executions and the coverage libFuzzer reached.
 # Fails if any target crashed, timed out (-timeout=10) or ran out of memory
-# (-rss_limit_mb=2048); the crashing input is in fuzz/artifacts/<target>/.
+# (-rss_limit_mb=2048); the crashing input is in fuzz/artifacts/<target>/. Inputs go up to
+# 64 KiB (-max_len=65536, FUZZ_MAX_LEN), long enough for bodies with tens of thousands of
+# metadata entries.
 #
 #   fuzz/run.sh [seconds] [target…]
 #
@@ -42,6 +44,7 @@ run_one() {
     mkdir -p "fuzz/corpus/$target"
     cargo fuzz run --sanitizer "$sanitizer" "$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+        -max_len="${FUZZ_MAX_LEN:-65536}" \
         >"$log" 2>&1 || rc=$?
     echo "$rc" >"$logs/$target.rc"
 }

@@ -82,9 +82,9 @@ pub use client::{
 pub use error::{Error, Result};
 #[cfg(feature = "server")]
 pub use server::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_CONNECTIONS, IncomingBody,
-    Server, ServerBuilder, ServerError, Shutdown,
+    DEFAULT_DEADLINE_GRACE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_CONNECTIONS, IncomingBody, Server, ServerBuilder, ServerError, Shutdown,
 };
 pub use timer::TokioTimer;
 

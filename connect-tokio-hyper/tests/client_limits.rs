@@ -55,7 +55,11 @@ async fn the_pool_opens_at_most_the_connections_per_host_it_is_allowed() {
         call.await.unwrap().expect("every call is served, in turn");
     }
     // Six 200 ms calls over two connections take three rounds.
-    assert!(started.elapsed() >= Duration::from_millis(550), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(seen.lock().unwrap().len(), 2, "{:?}", seen.lock().unwrap());
     server.shutdown().await;
 }

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use http::Uri;
 use http::uri::Authority;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use crate::BoxError;
@@ -53,7 +53,9 @@ impl HostLimits {
             (Some(max), Some(authority)) => {
                 let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
                 // Hosts nobody connects to any more are forgotten.
-                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1 || semaphore.available_permits() < max);
+                hosts.retain(|_, semaphore| {
+                    Arc::strong_count(semaphore) > 1 || semaphore.available_permits() < max
+                });
                 Some(
                     hosts
                         .entry(authority.clone())

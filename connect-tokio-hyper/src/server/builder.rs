@@ -27,6 +27,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default time a graceful shutdown waits for calls in flight.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time past its deadline a call whose response is stuck (its client grants no flow
+/// control window, or stopped reading) may hold its stream before it is reset.
+pub const DEFAULT_DEADLINE_GRACE: Duration = Duration::from_secs(1);
 /// Default most concurrent streams per HTTP/2 connection (hyper's).
 pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 200;
 
@@ -42,6 +45,7 @@ pub struct ServerBuilder {
     #[cfg(feature = "tls")]
     pub(super) tls_handshake_timeout: Duration,
     pub(super) drain_timeout: Duration,
+    pub(super) deadline_grace: Duration,
     pub(super) linger: Option<Linger>,
     pub(super) http1_keep_alive: bool,
     pub(super) http2_max_concurrent_streams: u32,
@@ -68,6 +72,7 @@ impl Default for ServerBuilder {
             #[cfg(feature = "tls")]
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            deadline_grace: DEFAULT_DEADLINE_GRACE,
             linger: Some(Linger {
                 total: Duration::from_secs(10),
                 idle: Duration::from_secs(2),
@@ -153,6 +158,17 @@ impl ServerBuilder {
     #[must_use]
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How long past its deadline (from its timeout header) a call whose response cannot be
+    /// written — its client stopped reading, or grants no flow-control window — may hold on:
+    /// then its HTTP/2 stream is reset with `CANCEL` (its HTTP/1.1 connection closed) and its
+    /// handler dropped. Calls whose response can be written end at their deadline by
+    /// themselves. Default [`DEFAULT_DEADLINE_GRACE`] (1 s).
+    #[must_use]
+    pub fn deadline_grace(mut self, grace: Duration) -> Self {
+        self.deadline_grace = grace;
         self
     }
 

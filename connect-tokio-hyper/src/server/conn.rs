@@ -44,6 +44,7 @@ pub(super) struct Inner {
     pub(super) idle_timeout: Option<Duration>,
     pub(super) keep_alive: Option<(Duration, Duration)>,
     pub(super) linger: Option<Linger>,
+    pub(super) deadline_grace: Duration,
     nodelay: bool,
     pub(super) on_error: ErrorHook,
     pub(super) calls: Arc<CallBudget>,
@@ -91,6 +92,7 @@ impl ConnConfig {
                 .http2_keep_alive_interval
                 .map(|interval| (interval, options.http2_keep_alive_timeout)),
             linger: options.linger,
+            deadline_grace: options.deadline_grace,
             nodelay: options.nodelay,
             on_error: options.on_error,
             calls: Arc::new(CallBudget::new(options.max_concurrent_calls)),

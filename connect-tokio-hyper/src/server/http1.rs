@@ -29,9 +29,6 @@ use super::io::ServerIo;
 use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
 use crate::BoxError;
 
-/// How long past its deadline a stuck response may hold its connection.
-pub(super) const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
-
 /// Serves one HTTP/1.1 connection to its end.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn serve<I, S, B>(
@@ -272,7 +269,7 @@ where
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         let deadline = request_timeout(&parts.headers)
-            .and_then(|timeout| Instant::now().checked_add(timeout + WATCHDOG_GRACE));
+            .and_then(|timeout| Instant::now().checked_add(timeout + self.config.0.deadline_grace));
         self.activity.call_started(deadline);
         let guard = CallGuard {
             activity: self.activity.clone(),

@@ -27,7 +27,6 @@ use tokio::time::{Instant, Sleep};
 
 use super::conn::ConnConfig;
 use super::events::{ServerError, is_ordinary_http2_end};
-use super::http1::WATCHDOG_GRACE;
 use super::io::ServerIo;
 use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
 use crate::BoxError;
@@ -116,6 +115,7 @@ pub(super) async fn serve<I, S, B>(
                             service.clone(),
                             info.clone(),
                             permit,
+                            inner.deadline_grace,
                         ));
                     }
                     // Over the server's call limit: refused before anything ran, which
@@ -229,6 +229,7 @@ async fn serve_stream<S, B>(
     mut service: S,
     info: ConnectionInfo,
     permit: CallPermit,
+    deadline_grace: Duration,
 ) where
     S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>,
     S::Error: Into<BoxError>,
@@ -238,7 +239,7 @@ async fn serve_stream<S, B>(
     let _permit = permit;
     let (mut parts, recv) = request.into_parts();
     let watchdog_at = request_timeout(&parts.headers)
-        .and_then(|timeout| Instant::now().checked_add(timeout + WATCHDOG_GRACE));
+        .and_then(|timeout| Instant::now().checked_add(timeout + deadline_grace));
     parts.extensions.insert(info);
     let request = http::Request::from_parts(parts, IncomingBody::http2(recv));
     let mut watchdog = watchdog_at.map(|at| Box::pin(tokio::time::sleep_until(at)));

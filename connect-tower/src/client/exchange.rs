@@ -17,8 +17,8 @@ use crate::TransportError;
 use crate::client::Transport;
 use crate::rt::{SharedTimer, Sleep};
 
-/// Most request bytes queued ahead of the transport before `send` waits.
-const MAX_QUEUED_BYTES: usize = 256 * 1024;
+/// Default most request bytes queued ahead of the transport before `send` waits.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 * 1024;
 
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -159,6 +159,7 @@ pub(crate) struct Exchange<T: Transport> {
     response: Response<T::Future>,
     timer: SharedTimer,
     sleep: Option<Sleep>,
+    max_queued: usize,
 }
 
 impl<T: Transport> Exchange<T> {
@@ -168,6 +169,7 @@ impl<T: Transport> Exchange<T> {
         mut transport: T,
         call: ClientCall,
         timer: SharedTimer,
+        max_queued: usize,
     ) -> Result<Self, Status> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -191,6 +193,7 @@ impl<T: Transport> Exchange<T> {
                         response: Response::Done,
                         timer,
                         sleep: None,
+                        max_queued,
                     });
                 }
                 _ => {
@@ -227,6 +230,7 @@ impl<T: Transport> Exchange<T> {
             response: Response::Done,
             timer,
             sleep,
+            max_queued,
         };
         // Wait for the transport, under the deadline.
         let ready = std::future::poll_fn(|cx| {
@@ -379,7 +383,7 @@ impl<T: Transport> Exchange<T> {
                 if state.call.is_finished() {
                     return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
                 }
-                if state.call.buffered_output_bytes() < MAX_QUEUED_BYTES {
+                if state.call.buffered_output_bytes() < self.max_queued {
                     return Poll::Ready(Ok(()));
                 }
                 state.sender_waker = Some(cx.waker().clone());

@@ -21,7 +21,7 @@ use http_body::Body;
 pub use crate::TransportError;
 pub use calls::{BidiStreamingCall, ClientStreamingCall, ResponseStream};
 pub use connect_proto_core::{CallOptions, ClientConfig};
-pub use exchange::RequestBody;
+pub use exchange::{DEFAULT_MAX_QUEUED_BYTES, RequestBody};
 
 use crate::BoxError;
 use crate::codec::{DecodeMessage, EncodeMessage};
@@ -98,6 +98,7 @@ pub struct Client<T> {
     transport: T,
     config: Arc<ClientConfig>,
     timer: SharedTimer,
+    max_queued: usize,
 }
 
 impl<T: Clone> Clone for Client<T> {
@@ -106,6 +107,7 @@ impl<T: Clone> Clone for Client<T> {
             transport: self.transport.clone(),
             config: self.config.clone(),
             timer: self.timer.clone(),
+            max_queued: self.max_queued,
         }
     }
 }
@@ -128,7 +130,16 @@ impl<T: Transport> Client<T> {
             transport,
             config: Arc::new(config),
             timer: SharedTimer::default(),
+            max_queued: exchange::DEFAULT_MAX_QUEUED_BYTES,
         }
+    }
+
+    /// The most request bytes (framed, after compression) a streaming call may queue ahead of
+    /// the transport before `send` waits. Default [`DEFAULT_MAX_QUEUED_BYTES`] (256 KiB).
+    #[must_use]
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued = bytes;
+        self
     }
 
     /// Enforces deadlines locally with `timer` instead of the
@@ -157,7 +168,13 @@ impl<T: Transport> Client<T> {
         let now = self.timer.now();
         let options = inherit_deadline(options);
         let call = ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
-        Exchange::start(self.transport.clone(), call, self.timer.clone()).await
+        Exchange::start(
+            self.transport.clone(),
+            call,
+            self.timer.clone(),
+            self.max_queued,
+        )
+        .await
     }
 
     fn start_unary_call(
@@ -199,7 +216,13 @@ impl<T: Transport> Client<T> {
         // The receiver is read right here: no boxed stream, no boxed future.
         let bytes = request.encode_message(self.config.configured_codec())?;
         let call = self.start_unary_call(method, bytes, options)?;
-        let exchange = Exchange::start(self.transport.clone(), call, self.timer.clone()).await?;
+        let exchange = Exchange::start(
+            self.transport.clone(),
+            call,
+            self.timer.clone(),
+            self.max_queued,
+        )
+        .await?;
         let codec = exchange.codec();
         calls::Receiver::new(exchange, codec).into_unary().await
     }
@@ -217,7 +240,13 @@ impl<T: Transport> Client<T> {
     {
         let bytes = request.encode_message(self.config.configured_codec())?;
         let call = self.start_unary_call(method, bytes, options)?;
-        let exchange = Exchange::start(self.transport.clone(), call, self.timer.clone()).await?;
+        let exchange = Exchange::start(
+            self.transport.clone(),
+            call,
+            self.timer.clone(),
+            self.max_queued,
+        )
+        .await?;
         Ok(ResponseStream::new(exchange))
     }
 

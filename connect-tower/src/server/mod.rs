@@ -33,6 +33,7 @@ pub use handler::{
 };
 pub use interceptor::Interceptor;
 pub use router::Router;
+pub use shared::DEFAULT_MAX_QUEUED_BYTES;
 
 use crate::BoxError;
 use crate::message::{ConnectionInfo, RequestContext};
@@ -78,6 +79,7 @@ struct Inner<D> {
     config: ServerConfig,
     timer: SharedTimer,
     interceptors: Interceptors,
+    max_queued: usize,
 }
 
 impl<D> Clone for ConnectService<D> {
@@ -112,6 +114,7 @@ impl<D: Dispatch> ConnectService<D> {
             config: ServerConfig::default(),
             timer: SharedTimer::default(),
             interceptors: Interceptors::default(),
+            max_queued: shared::DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 
@@ -146,6 +149,7 @@ pub struct ConnectServiceBuilder<D> {
     config: ServerConfig,
     timer: SharedTimer,
     interceptors: Interceptors,
+    max_queued: usize,
 }
 
 impl<D: Dispatch> ConnectServiceBuilder<D> {
@@ -165,6 +169,15 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
         self
     }
 
+    /// The most response bytes (framed, after compression) a call may queue ahead of the
+    /// network before [`ResponseSender::send`] waits: the memory a client that reads slowly
+    /// can make a stream hold. Default [`DEFAULT_MAX_QUEUED_BYTES`] (256 KiB).
+    #[must_use]
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued = bytes;
+        self
+    }
+
     /// Adds an interceptor; interceptors run in the order added.
     #[must_use]
     pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
@@ -180,6 +193,7 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
                 config: self.config,
                 timer: self.timer,
                 interceptors: self.interceptors,
+                max_queued: self.max_queued,
             }),
         }
     }
@@ -259,6 +273,7 @@ where
         inner.timer.clone(),
         now,
         inner.interceptors.clone(),
+        inner.max_queued,
     );
     let finished = shared.lock().call.is_finished();
     let handler: HandlerFuture = if finished {

@@ -20,8 +20,8 @@ use crate::server::interceptor::Interceptors;
 /// The request body, type-erased.
 pub(crate) type RequestBody = crate::body::BoxBody;
 
-/// Most response bytes queued ahead of the HTTP writer before `send` waits.
-const MAX_QUEUED_BYTES: usize = 256 * 1024;
+/// Default most response bytes queued ahead of the HTTP writer before `send` waits.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 * 1024;
 
 /// What reading the request produced.
 pub(crate) enum Received {
@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub(crate) trailers: HeaderMap,
     interceptors: Interceptors,
     headers_finalized: bool,
+    /// Most response bytes queued before `send` waits.
+    max_queued: usize,
 }
 
 impl Shared {
@@ -56,6 +58,7 @@ impl Shared {
         timer: SharedTimer,
         started: Instant,
         interceptors: Interceptors,
+        max_queued: usize,
     ) -> Arc<Self> {
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -69,6 +72,7 @@ impl Shared {
                 trailers: HeaderMap::new(),
                 interceptors,
                 headers_finalized: false,
+                max_queued,
             }),
         })
     }
@@ -179,7 +183,7 @@ impl State {
         if self.call.is_finished() {
             return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
         }
-        if self.call.buffered_output_bytes() >= MAX_QUEUED_BYTES {
+        if self.call.buffered_output_bytes() >= self.max_queued {
             self.writer_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
@@ -247,7 +251,7 @@ impl State {
     pub(crate) fn take_output(&mut self) -> Option<ServerOutput> {
         let output = self.call.poll_output()?;
         if matches!(output, ServerOutput::Data(_))
-            && self.call.buffered_output_bytes() < MAX_QUEUED_BYTES
+            && self.call.buffered_output_bytes() < self.max_queued
         {
             if let Some(waker) = self.writer_waker.take() {
                 waker.wake();
