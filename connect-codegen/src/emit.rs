@@ -218,7 +218,7 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
         ),
         String::new(),
         " Serve it alone with `connect_tower::server::ConnectService::new`, or next to other \
-         services in a `connect_tower::server::Router`. Cloning is cheap: the implementation \
+         services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation \
          is shared behind an `Arc`."
             .to_string(),
     ];

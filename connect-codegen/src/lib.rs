@@ -25,7 +25,7 @@
 //!   answering `unimplemented`), and `GreeterServer<S: Greeter>`, which implements
 //!   `connect_tower::server::Dispatch` with a `match` on the request path. Serve it with
 //!   `connect_tower::server::ConnectService::new(GreeterServer::new(my_impl))`, or add it to a
-//!   `connect_tower::server::Router`. Handlers receive buffa's zero-copy view handles
+//!   `connect_tower::server::Routes`. Handlers receive buffa's zero-copy view handles
 //!   (`Request<HelloRequestOwnedView>`; `to_owned_message()` converts) or, with `views=false`,
 //!   owned messages; they answer with owned messages;
 //! - with `client`: `GreeterClient<T>`, wrapping a `connect_tower::client::Client<T>` over any

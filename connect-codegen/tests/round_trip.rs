@@ -583,9 +583,9 @@ async fn generated_client_bidi_streaming_proto() {
 }
 
 /// Greeter and Clashes behind one router.
-fn routed() -> ConnectService<connect_tower::server::Router> {
+fn routed() -> ConnectService<connect_tower::server::Routes> {
     ConnectService::new(
-        connect_tower::server::Router::new()
+        connect_tower::server::Routes::new()
             .service(GreeterServer::new(Greetings))
             .service(ClashesServer::new(Clashing)),
     )

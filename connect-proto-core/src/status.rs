@@ -104,6 +104,87 @@ impl Status {
     }
 }
 
+/// One constructor per code: `Status::not_found("no such key")` is
+/// `Status::new(Code::NotFound, "no such key")`.
+macro_rules! shorthands {
+    ($($(#[$doc:meta])* $name:ident => $code:ident,)*) => {
+        impl Status {
+            $(
+                $(#[$doc])*
+                pub fn $name(message: impl Into<String>) -> Self {
+                    Status::new(Code::$code, message)
+                }
+            )*
+        }
+    };
+}
+
+shorthands! {
+    /// `canceled`: the call was cancelled (usually by the caller).
+    canceled => Canceled,
+    /// `unknown`: an error of no known kind.
+    unknown => Unknown,
+    /// `invalid_argument`: the request is invalid whatever the system's state.
+    invalid_argument => InvalidArgument,
+    /// `deadline_exceeded`: the deadline passed before the call could finish.
+    deadline_exceeded => DeadlineExceeded,
+    /// `not_found`: a requested entity does not exist.
+    not_found => NotFound,
+    /// `already_exists`: the entity the call would create exists already.
+    already_exists => AlreadyExists,
+    /// `permission_denied`: the caller may not do this.
+    permission_denied => PermissionDenied,
+    /// `resource_exhausted`: a quota or a limit ran out.
+    resource_exhausted => ResourceExhausted,
+    /// `failed_precondition`: the system is not in a state that allows the call.
+    failed_precondition => FailedPrecondition,
+    /// `aborted`: the call was aborted (a concurrency conflict, typically); retry higher up.
+    aborted => Aborted,
+    /// `out_of_range`: an argument is outside the valid range.
+    out_of_range => OutOfRange,
+    /// `unimplemented`: the operation is not implemented or supported.
+    unimplemented => Unimplemented,
+    /// `internal`: an invariant the system relies on is broken.
+    internal => Internal,
+    /// `unavailable`: the service cannot take the call now; retrying may work.
+    unavailable => Unavailable,
+    /// `data_loss`: data was lost or corrupted beyond recovery.
+    data_loss => DataLoss,
+    /// `unauthenticated`: the caller did not prove who it is.
+    unauthenticated => Unauthenticated,
+}
+
+impl From<std::io::Error> for Status {
+    /// The code an I/O error's kind stands for where the mapping is unambiguous
+    /// (`NotFound` → `not_found`, `PermissionDenied` → `permission_denied`, `AlreadyExists` →
+    /// `already_exists`, `TimedOut` → `deadline_exceeded`, `Interrupted` → `canceled`,
+    /// `InvalidInput`/`InvalidData` → `invalid_argument`, `Unsupported` → `unimplemented`,
+    /// `OutOfMemory` → `resource_exhausted`, connection failures → `unavailable`), `internal`
+    /// otherwise. The message is the kind's description only: the error's own text (file
+    /// paths, addresses) is not sent to the peer.
+    fn from(error: std::io::Error) -> Status {
+        use std::io::ErrorKind;
+        let kind = error.kind();
+        let code = match kind {
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::TimedOut => Code::DeadlineExceeded,
+            ErrorKind::Interrupted => Code::Canceled,
+            ErrorKind::InvalidInput | ErrorKind::InvalidData => Code::InvalidArgument,
+            ErrorKind::Unsupported => Code::Unimplemented,
+            ErrorKind::OutOfMemory => Code::ResourceExhausted,
+            ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::NotConnected
+            | ErrorKind::BrokenPipe => Code::Unavailable,
+            _ => Code::Internal,
+        };
+        Status::new(code, kind.to_string())
+    }
+}
+
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Status");
@@ -234,6 +315,23 @@ impl fmt::Debug for ErrorDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shorthands_and_io_errors() {
+        let status = Status::not_found("no such key");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::NotFound, "no such key")
+        );
+        assert_eq!(Status::unavailable("x").code(), Code::Unavailable);
+        assert_eq!(Status::unauthenticated("x").code(), Code::Unauthenticated);
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "/etc/secret: missing");
+        let status = Status::from(io);
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(!status.message().contains("secret"), "{}", status.message());
+        let other = std::io::Error::other("boom");
+        assert_eq!(Status::from(other).code(), Code::Internal);
+    }
 
     #[test]
     fn display_includes_code_and_message() {

@@ -151,6 +151,27 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// The operating system's trusted root certificates (feature `native-roots`), for TLS
+/// clients of public services: `client_config(native_roots()?, None)`. Certificates the
+/// platform store holds but rustls cannot parse are skipped; finding none at all is an error.
+#[cfg(feature = "native-roots")]
+pub fn native_roots() -> Result<Arc<RootCertStore>> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found.errors.first().map_or_else(
+            || "the platform store is empty".to_owned(),
+            |e| e.to_string(),
+        );
+        return Err(crate::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no usable root certificates: {why}"),
+        )));
+    }
+    Ok(Arc::new(roots))
+}
+
 fn both_alpn() -> Vec<Vec<u8>> {
     vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()]
 }
@@ -204,6 +225,22 @@ pub(crate) fn server_name(uri: &http::Uri) -> Result<rustls_pki_types::ServerNam
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "native-roots")]
+    #[test]
+    fn native_roots_are_loaded_when_the_platform_has_them() {
+        let platform_has_roots = std::fs::read_dir("/etc/ssl/certs")
+            .map(|mut dir| dir.next().is_some())
+            .unwrap_or(false);
+        match native_roots() {
+            Ok(roots) => assert!(!roots.is_empty()),
+            Err(error) => assert!(!platform_has_roots, "{error}"),
+        }
+        if platform_has_roots {
+            let config = client_config(native_roots().unwrap(), None).unwrap();
+            assert_eq!(config.alpn_protocols, both_alpn());
+        }
+    }
+
     use super::*;
 
     #[test]

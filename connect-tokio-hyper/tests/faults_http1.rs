@@ -220,6 +220,11 @@ async fn a_complete_request_followed_by_a_half_close_is_answered() {
     let reply = exchange(server.addr, &request, true, Duration::from_secs(5)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(&reply.body[..], &message[..]);
+    assert_eq!(
+        reply.header("connection"),
+        None,
+        "a whole request keeps the connection"
+    );
     server.shutdown().await;
 }
 
@@ -344,6 +349,9 @@ async fn an_oversized_body_gets_its_whole_error_while_the_client_keeps_sending()
         .unwrap();
         let what = format!("round {round}: {reply:?}");
         assert_eq!(reply.status, 429, "{what}");
+        // The rest of the body is not read: the response says the connection closes, so the
+        // client does not reuse it (and race the close).
+        assert_eq!(reply.header("connection"), Some("close"), "{what}");
         let length: usize = reply.header("content-length").unwrap().parse().unwrap();
         assert_eq!(reply.body.len(), length, "{what}");
         assert!(

@@ -462,3 +462,48 @@ async fn tls_handshake_failures_reach_the_error_hook() {
     .await;
     server.shutdown().await;
 }
+
+/// Ordinary traffic reports nothing: clients that cancel calls (HTTP/2 resets), close idle
+/// keep-alive connections, or go away mid-call are not failures.
+#[tokio::test]
+async fn ordinary_cancels_and_closes_are_not_reported() {
+    let (seen, hook) = recording_hook();
+    let echo = Echo::default();
+    let server = start(Server::builder().on_error(hook), echo.clone()).await;
+    for (protocol, transport) in [
+        (Protocol::Grpc, HttpClient::plaintext_h2c()),
+        (Protocol::Connect, HttpClient::plaintext_http1()),
+    ] {
+        let client = Client::new(
+            transport,
+            ClientConfig::new(server.http_uri()).protocol(protocol),
+        );
+        // A served call, then the client (and its idle keep-alive connection) goes away.
+        client
+            .unary::<StringValue, StringValue>(&ECHO, string("fine"), CallOptions::new())
+            .await
+            .unwrap();
+        // A call cancelled mid-way (a reset over HTTP/2, a closed connection over HTTP/1.1).
+        let mut call = client
+            .client_streaming::<StringValue, StringValue>(&COLLECT, CallOptions::new())
+            .await
+            .unwrap();
+        call.send(string("a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(call);
+        drop(client);
+    }
+    // A raw client that closes mid-request.
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\n01")
+        .await
+        .unwrap();
+    drop(raw);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.shutdown().await;
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}

@@ -8,7 +8,7 @@
 //! runtime adapter through [`rt::Timer`].
 //!
 //! - [`server`]: handler shapes for the four RPC types, [`server::Dispatch`] (generated
-//!   monomorphic dispatch) and [`server::Router`], interceptors, and
+//!   monomorphic dispatch) and [`server::Routes`], interceptors, and
 //!   [`server::ConnectService`], a `tower::Service<http::Request<B>>`.
 //! - [`message`]: [`Request`], [`Response`], [`RequestContext`], [`PeerInfo`],
 //!   [`ConnectionInfo`].

@@ -269,7 +269,7 @@ pub mod greeter {
     }
     /// Serves an implementation of [`Greeter`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct GreeterServer<S> {
         inner: ::std::sync::Arc<S>,
     }
@@ -741,7 +741,7 @@ pub mod admin {
     }
     /// Serves an implementation of [`Admin`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     #[deprecated]
     pub struct AdminServer<S> {
         inner: ::std::sync::Arc<S>,

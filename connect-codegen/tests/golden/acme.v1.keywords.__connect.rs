@@ -272,7 +272,7 @@ pub mod type_ {
     }
     /// Serves an implementation of [`Type`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct TypeServer<S> {
         inner: ::std::sync::Arc<S>,
     }
@@ -715,7 +715,7 @@ pub mod inner_ {
     }
     /// Serves an implementation of [`Inner`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct InnerServer<S> {
         inner: ::std::sync::Arc<S>,
     }
@@ -995,7 +995,7 @@ pub mod clashes {
     }
     /// Serves an implementation of [`Clashes`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct ClashesServer<S> {
         inner: ::std::sync::Arc<S>,
     }
@@ -1281,7 +1281,7 @@ pub mod nothing {
     pub trait Nothing: ::core::marker::Send + ::core::marker::Sync + 'static {}
     /// Serves an implementation of [`Nothing`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct NothingServer<S> {
         inner: ::std::sync::Arc<S>,
     }
@@ -1405,7 +1405,7 @@ pub mod s {
     }
     /// Serves an implementation of [`S`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct SServer<S> {
         inner: ::std::sync::Arc<S>,
     }
@@ -1571,7 +1571,7 @@ pub mod lower_case_service {
     }
     /// Serves an implementation of [`LowerCaseService`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct LowerCaseServiceServer<S> {
         inner: ::std::sync::Arc<S>,
     }

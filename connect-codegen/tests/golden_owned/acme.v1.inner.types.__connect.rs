@@ -44,7 +44,7 @@ pub mod inner_service {
     }
     /// Serves an implementation of [`InnerService`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct InnerServiceServer<S> {
         inner: ::std::sync::Arc<S>,
     }

@@ -76,7 +76,7 @@ pub mod legacy_service {
     }
     /// Serves an implementation of [`LegacyService`] over Connect, gRPC and gRPC-Web.
     ///
-    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Router`. Cloning is cheap: the implementation is shared behind an `Arc`.
+    /// Serve it alone with `connect_tower::server::ConnectService::new`, or next to other services in a `connect_tower::server::Routes`. Cloning is cheap: the implementation is shared behind an `Arc`.
     pub struct LegacyServiceServer<S> {
         inner: ::std::sync::Arc<S>,
     }

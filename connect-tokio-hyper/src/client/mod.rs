@@ -58,6 +58,23 @@ impl HttpClient {
         HttpClient::builder().tls(config)
     }
 
+    /// A TLS client for `https` URIs that trusts the operating system's root certificates
+    /// (feature `native-roots`), the one-liner for calling public services. The HTTP version is
+    /// chosen by ALPN.
+    ///
+    /// ```no_run
+    /// # fn main() -> connect_tokio_hyper::Result<()> {
+    /// let transport = connect_tokio_hyper::HttpClient::tls_with_native_roots()?;
+    /// # drop(transport);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "native-roots")]
+    pub fn tls_with_native_roots() -> crate::Result<Self> {
+        let config = crate::tls::client_config(crate::tls::native_roots()?, None)?;
+        Ok(HttpClient::tls(config))
+    }
+
     /// A builder for clients with non-default options.
     pub fn builder() -> HttpClientBuilder {
         HttpClientBuilder::default()

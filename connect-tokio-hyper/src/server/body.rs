@@ -3,12 +3,14 @@
 //! reset is a [`TransportError::reset`], anything else a broken body.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use connect_tower::TransportError;
 use http_body::{Body, Frame, SizeHint};
 
+use super::http1::Activity;
 use crate::BoxError;
 
 /// The body of a request received by [`Server`](super::Server).
@@ -23,7 +25,7 @@ pub struct IncomingBody {
 }
 
 enum Kind {
-    Http1(hyper::body::Incoming),
+    Http1(hyper::body::Incoming, Arc<Activity>),
     Http2 {
         recv: h2::RecvStream,
         data_done: bool,
@@ -32,9 +34,12 @@ enum Kind {
 }
 
 impl IncomingBody {
-    pub(super) fn http1(body: hyper::body::Incoming) -> Self {
+    pub(super) fn http1(body: hyper::body::Incoming, activity: Arc<Activity>) -> Self {
+        if body.is_end_stream() {
+            activity.body_read();
+        }
         IncomingBody {
-            kind: Kind::Http1(body),
+            kind: Kind::Http1(body, activity),
         }
     }
 
@@ -49,7 +54,7 @@ impl IncomingBody {
 impl std::fmt::Debug for IncomingBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let version = match self.kind {
-            Kind::Http1(_) => "HTTP/1.1",
+            Kind::Http1(..) => "HTTP/1.1",
             Kind::Http2 { .. } => "HTTP/2",
             Kind::Done => "done",
         };
@@ -67,9 +72,13 @@ impl Body for IncomingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match &mut this.kind {
-            Kind::Http1(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
+            Kind::Http1(body, activity) => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+                    activity.body_read();
+                }
+                polled.map(|frame| frame.map(|frame| frame.map_err(Into::into)))
+            }
             Kind::Http2 { recv, data_done } => {
                 if !*data_done {
                     match recv.poll_data(cx) {
@@ -105,7 +114,7 @@ impl Body for IncomingBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Http1(body) => body.is_end_stream(),
+            Kind::Http1(body, _) => body.is_end_stream(),
             Kind::Http2 { recv, .. } => recv.is_end_stream(),
             Kind::Done => true,
         }
@@ -113,7 +122,7 @@ impl Body for IncomingBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Http1(body) => body.size_hint(),
+            Kind::Http1(body, _) => body.size_hint(),
             Kind::Http2 { .. } => SizeHint::default(),
             Kind::Done => SizeHint::with_exact(0),
         }

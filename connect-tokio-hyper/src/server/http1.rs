@@ -16,6 +16,8 @@ use connect_proto_core::timeout::request_timeout;
 use connect_proto_core::{Code, Rejection, Status};
 use connect_tower::ConnectionInfo;
 use connect_tower::rt::ShutdownTrigger;
+use http::HeaderValue;
+use http::header::CONNECTION;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -150,6 +152,8 @@ struct ActivityState {
     idle_since: Option<Instant>,
     /// When the first byte of the next request head arrived (or the connection started).
     head_since: Option<Instant>,
+    /// The request body of the call in flight was read to its end (or failed).
+    body_read: bool,
 }
 
 /// Which timeout passed.
@@ -169,6 +173,7 @@ impl Activity {
                 deadline: None,
                 idle_since: None,
                 head_since: Some(started),
+                body_read: false,
             }),
             idle: AtomicBool::new(false),
             changed: Notify::new(),
@@ -200,10 +205,21 @@ impl Activity {
         self.changed.notify_one();
     }
 
+    /// The request body of the call in flight was read to its end (or failed).
+    pub(super) fn body_read(&self) {
+        self.lock().body_read = true;
+    }
+
+    /// Whether the call in flight left its request body unread (so far).
+    fn body_unread(&self) -> bool {
+        !self.lock().body_read
+    }
+
     /// A request head was read: a call is in flight until its guard drops.
     fn call_started(&self, deadline: Option<Instant>) {
         let mut state = self.lock();
         state.in_flight = true;
+        state.body_read = false;
         state.deadline = deadline;
         state.idle_since = None;
         state.head_since = None;
@@ -276,14 +292,19 @@ where
         };
         let Some(permit) = self.config.0.calls.try_acquire() else {
             let status = Status::new(Code::Unavailable, "the server is at its call limit");
-            let (head, bytes) = Rejection::for_request(&parts, status).into_parts();
+            let (mut head, bytes) = Rejection::for_request(&parts, status).into_parts();
+            if !body.is_end_stream() {
+                head.headers
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             let response = http::Response::from_parts(head, ResponseBody::full(bytes, guard));
             return Http1Future::Ready {
                 response: Some(response),
             };
         };
         parts.extensions.insert(self.info.clone());
-        let request = http::Request::from_parts(parts, IncomingBody::http1(body));
+        let body = IncomingBody::http1(body, self.activity.clone());
+        let request = http::Request::from_parts(parts, body);
         Http1Future::NotReady {
             service: self.inner.clone(),
             request: Some(request),
@@ -353,8 +374,20 @@ where
                     return match future.poll(cx) {
                         Poll::Pending => Poll::Pending,
                         Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
-                        Poll::Ready(Ok(response)) => {
+                        Poll::Ready(Ok(mut response)) => {
                             let guard = guard.take();
+                            // A response that comes before the request body was read to its
+                            // end closes the connection after it (the rest of the body is not
+                            // read): say so, so the client does not reuse the connection and
+                            // race the close.
+                            if guard
+                                .as_ref()
+                                .is_some_and(|(guard, _)| guard.activity.body_unread())
+                            {
+                                response
+                                    .headers_mut()
+                                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                            }
                             Poll::Ready(Ok(response.map(|body| ResponseBody::inner(body, guard))))
                         }
                     };

@@ -167,6 +167,8 @@ pub struct ResponseStream<M> {
 /// The receiving half without the transport type, so call objects name only message types.
 trait ErasedReceiver<M>: Send {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<M>, Status>>;
+    /// Ready once the response head arrived or the call ended.
+    fn poll_started(&mut self, cx: &mut Context<'_>) -> Poll<()>;
     fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<HeaderMap, Status>>;
     fn headers(&self) -> Option<&HeaderMap>;
     fn trailers(&self) -> Option<&HeaderMap>;
@@ -187,6 +189,10 @@ trait ErasedSender: Send {
 impl<T: Transport, M: DecodeMessage> ErasedReceiver<M> for Receiver<T> {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<M>, Status>> {
         Receiver::poll_message(self, cx)
+    }
+
+    fn poll_started(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Receiver::poll_headers(self, cx).map(drop)
     }
 
     fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<HeaderMap, Status>> {
@@ -242,6 +248,12 @@ impl<M: DecodeMessage> ResponseStream<M> {
     /// The next message: `Ok(None)` after the call ended successfully, `Err` if it failed.
     pub async fn message(&mut self) -> Result<Option<M>, Status> {
         poll_fn(|cx| self.receiver.poll_message(cx)).await
+    }
+
+    /// Waits until the response head arrived (the server started the call) or the call
+    /// ended; the outcome stays with the stream.
+    pub(crate) async fn started(&mut self) {
+        poll_fn(|cx| self.receiver.poll_started(cx)).await;
     }
 
     /// Waits for the response headers.

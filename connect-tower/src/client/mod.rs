@@ -228,6 +228,11 @@ impl<T: Transport> Client<T> {
     }
 
     /// Calls a server-streaming method; the returned stream yields the responses.
+    ///
+    /// Returns once the server started the call — its response head arrived (this crate's
+    /// servers write it as soon as the handler first waits) — or the call ended: an event the
+    /// server publishes after this returns reaches the stream. A failure is reported by the
+    /// stream (`message()`), with the response headers and trailers it came with.
     pub async fn server_streaming<Req, Resp>(
         &self,
         method: &'static MethodSpec,
@@ -247,7 +252,12 @@ impl<T: Transport> Client<T> {
             self.max_queued,
         )
         .await?;
-        Ok(ResponseStream::new(exchange))
+        let mut stream = ResponseStream::new(exchange);
+        // (A unary method read as a stream, for example to cancel it, returns at once.)
+        if method.kind == crate::MethodKind::ServerStreaming {
+            stream.started().await;
+        }
+        Ok(stream)
     }
 
     /// Starts a client-streaming call: send messages, then [`finish`](ClientStreamingCall::finish)

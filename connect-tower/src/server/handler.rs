@@ -128,8 +128,10 @@ pub struct ResponseSender<T> {
 }
 
 impl<T: EncodeMessage> ResponseSender<T> {
-    /// Adds a response header. Headers are written with the first message, or by
-    /// [`send_headers`](Self::send_headers); later additions are ignored.
+    /// Adds a response header. Headers are written with the first message, by
+    /// [`send_headers`](Self::send_headers), or — for server-streaming calls — as soon as the
+    /// handler first waits (so clients see the call started before the first message); later
+    /// additions are ignored.
     pub fn add_header(&self, name: HeaderName, value: HeaderValue) {
         self.shared
             .lock()
@@ -285,8 +287,36 @@ pub async fn server_streaming<Req, Resp, F, Fut>(
         return;
     };
     let sender = ResponseSender::new(shared.clone(), context.codec());
-    let result = handler(Request::from_parts(context, message), sender).await;
+    let handler = handler(Request::from_parts(context, message), sender);
+    let result = HeadOnFirstWait {
+        handler: std::pin::pin!(handler),
+        shared: &shared,
+        armed: true,
+    }
+    .await;
     shared.lock().finish(result.map(|()| HeaderMap::new()));
+}
+
+/// A server-streaming handler, which holds the whole request when it starts: once it first
+/// waits, it has done its setup, and its response head is written, so the client knows the
+/// call started (a subscription, say, is in place) before the first message. Headers added
+/// after that are not sent; trailers still are.
+struct HeadOnFirstWait<'a, F> {
+    handler: Pin<&'a mut F>,
+    shared: &'a Shared,
+    armed: bool,
+}
+
+impl<F: Future> Future for HeadOnFirstWait<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let polled = self.handler.as_mut().poll(cx);
+        if polled.is_pending() && std::mem::take(&mut self.armed) {
+            let _ = self.shared.lock().send_headers();
+        }
+        polled
+    }
 }
 
 /// Runs a bidi-streaming handler: streams in both directions.

@@ -1,5 +1,5 @@
 //! The server: [`ConnectService`], a `tower::Service<http::Request<B>>` that serves Connect,
-//! gRPC and gRPC-Web for a [`Dispatch`] (a generated service, or a [`Router`] of several).
+//! gRPC and gRPC-Web for a [`Dispatch`] (a generated service, or a [`Routes`] of several).
 //!
 //! Per request it admits the head with the core (`ServerCall::accept`: rejections are answered
 //! at once), runs the interceptors, dispatches to the handler, and streams the core's outputs
@@ -13,7 +13,7 @@
 mod driver;
 mod handler;
 mod interceptor;
-mod router;
+mod routes;
 mod shared;
 
 use std::convert::Infallible;
@@ -32,7 +32,7 @@ pub use handler::{
     unary, unimplemented,
 };
 pub use interceptor::Interceptor;
-pub use router::Router;
+pub use routes::Routes;
 pub use shared::DEFAULT_MAX_QUEUED_BYTES;
 
 use crate::BoxError;
@@ -43,7 +43,7 @@ use interceptor::Interceptors;
 use shared::Shared;
 
 /// A set of methods and the code that runs them. Generated servers implement it with a
-/// compile-time `match` on the path; [`Router`] combines several.
+/// compile-time `match` on the path; [`Routes`] combines several.
 pub trait Dispatch: Send + Sync + 'static {
     /// Every method served, for routing tables and reflection.
     fn methods(&self) -> &[MethodSpec];

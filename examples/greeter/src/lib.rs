@@ -4,7 +4,7 @@
 //!
 //! [`service`] returns the generated server, ready to wrap in a
 //! `connect_tower::server::ConnectService` (a `tower::Service<http::Request<_>>`) or to add to
-//! a `connect_tower::server::Router`:
+//! a `connect_tower::server::Routes`:
 //!
 //! ```
 //! let service = connect_tower::server::ConnectService::new(greeter_example::service());

@@ -1,4 +1,4 @@
-//! [`Router`]: several services behind one [`Dispatch`], routed by path through a table built
+//! [`Routes`]: several services behind one [`Dispatch`], routed by path through a table built
 //! once.
 
 use std::collections::HashMap;
@@ -13,16 +13,16 @@ use super::{Dispatch, IncomingCall};
 /// Routes calls to several services. Paths are looked up in a hash table built as services are
 /// added; a path served twice is served by the service added last.
 #[derive(Clone, Default)]
-pub struct Router {
+pub struct Routes {
     services: Vec<Arc<dyn Dispatch>>,
     routes: HashMap<&'static str, (usize, MethodSpec)>,
     methods: Vec<MethodSpec>,
 }
 
-impl Router {
+impl Routes {
     /// An empty router (every call is `unimplemented`).
     pub fn new() -> Self {
-        Router::default()
+        Routes::default()
     }
 
     /// Adds a service.
@@ -39,7 +39,7 @@ impl Router {
     }
 }
 
-impl Dispatch for Router {
+impl Dispatch for Routes {
     fn methods(&self) -> &[MethodSpec] {
         &self.methods
     }
@@ -56,9 +56,9 @@ impl Dispatch for Router {
     }
 }
 
-impl std::fmt::Debug for Router {
+impl std::fmt::Debug for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router")
+        f.debug_struct("Routes")
             .field("methods", &self.routes.len())
             .finish()
     }
