@@ -84,7 +84,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
             ClientOutput::End => {
                 println!("→ (end of request)");
                 if let Some(server) = server.as_mut() {
-                    server.handle_end(now, None);
+                    server.handle_end(None);
                 }
             }
             ClientOutput::Cancel => println!("→ (cancel)"),
@@ -99,6 +99,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                 let name: StringValue = codec.decode(&bytes, 1024).expect("decodable");
                 server
                     .response_headers_mut()
+                    .unwrap()
                     .insert("x-greeter", HeaderValue::from_static("tour"));
                 if method.kind.streams_responses() {
                     for greeting in ["Hello", "Bonjour", "Hallo"] {
@@ -107,7 +108,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                             ..Default::default()
                         };
                         server
-                            .send_message(now, codec.encode(&reply).expect("encodable"))
+                            .send_message(codec.encode(&reply).expect("encodable"))
                             .expect("send");
                     }
                 }
@@ -127,7 +128,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                             .with_detail(ErrorDetail::from_message(&detail)),
                     )
                 };
-                server.finish(now, outcome).expect("finish once");
+                server.finish(outcome).expect("finish once");
             }
             ServerEvent::Failed(status) => println!("server call failed: {status}"),
         }
@@ -139,21 +140,21 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
             ServerOutput::Head(head) => {
                 println!("← {}", head.status);
                 print_headers("←", &head.headers);
-                client.handle_response_head(now, head);
+                client.handle_response_head(head);
             }
             ServerOutput::Data(chunk) => {
                 print_data("←", &chunk);
-                client.handle_data(now, chunk);
+                client.handle_data(chunk);
             }
             ServerOutput::Trailers(trailers) => {
                 println!("← (trailers)");
                 print_headers("←", &trailers);
-                client.handle_trailers(now, trailers);
-                client.handle_end(now);
+                client.handle_trailers(trailers);
+                client.handle_end();
             }
             ServerOutput::End => {
                 println!("← (end of response)");
-                client.handle_end(now);
+                client.handle_end();
             }
         }
     }

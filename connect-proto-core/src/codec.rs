@@ -125,6 +125,24 @@ pub struct CodecError {
 }
 
 impl CodecError {
+    /// A message could not be decoded with `codec` (for custom message types).
+    pub fn decoding(codec: Codec, detail: impl Into<String>) -> Self {
+        CodecError {
+            codec,
+            decoding: true,
+            detail: detail.into(),
+        }
+    }
+
+    /// A message could not be encoded with `codec` (for custom message types).
+    pub fn encoding(codec: Codec, detail: impl Into<String>) -> Self {
+        CodecError {
+            codec,
+            decoding: false,
+            detail: detail.into(),
+        }
+    }
+
     /// Whether the failure happened while decoding (as opposed to encoding).
     pub fn is_decode(&self) -> bool {
         self.decoding

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::code::Code;
+use crate::codec::CodecError;
 use crate::status::Status;
 
 /// Which peer broke a rule, seen from the local side.
@@ -48,7 +49,8 @@ pub enum Rule {
     InvalidEnvelopeFlags(u8),
     /// An envelope is marked compressed but no compression was negotiated.
     CompressedWithoutEncoding,
-    /// The peer used a compression algorithm this side does not support.
+    /// The peer used a compression algorithm this side does not support (its name, quoted,
+    /// and what is supported, when that helps).
     UnsupportedCompression(String),
     /// A compressed payload could not be decompressed.
     Decompression(String),
@@ -80,8 +82,25 @@ pub enum Rule {
     InvalidGetQuery(String),
     /// The request or response body could not be base64-decoded (gRPC-Web text mode).
     InvalidBase64,
-    /// The stream was reset by the peer.
-    Reset(String),
+    /// The request names a method the server does not serve.
+    UnknownMethod(String),
+    /// A received message could not be decoded with the call's codec.
+    InvalidMessage(String),
+    /// The peer reset the stream (`code`: its HTTP/2 error code, when known).
+    Reset {
+        /// The HTTP/2 error code (`RST_STREAM`), when the transport reported one.
+        code: Option<u32>,
+    },
+    /// The transport under the call failed (connection refused or closed, TLS failure).
+    Transport(String),
+    /// The response is not an RPC response: neither its content type nor its body belongs to
+    /// any of the protocols; its code follows the HTTP status.
+    NotRpcResponse {
+        /// The HTTP status.
+        status: u16,
+        /// The content type it carried.
+        content_type: String,
+    },
     /// Metadata carried in a body (a gRPC-Web trailer frame, the `metadata` of a Connect
     /// end-stream message) is larger than the configured limit.
     MetadataTooLarge {
@@ -137,12 +156,17 @@ impl ProtocolError {
             Rule::CompressedWithoutEncoding => Code::Internal,
             Rule::UnexpectedContentType(_) if from_client => Code::Unimplemented,
             Rule::UnexpectedContentType(_) => Code::Internal,
-            Rule::UnexpectedHttpStatus(status) => http::StatusCode::from_u16(*status)
-                .ok()
-                .and_then(Code::from_http_status)
-                .unwrap_or(Code::Unknown),
-            Rule::Reset(_) if from_client => Code::Canceled,
-            Rule::Reset(_) => Code::Unavailable,
+            Rule::UnexpectedHttpStatus(status) | Rule::NotRpcResponse { status, .. } => {
+                http::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(Code::from_http_status)
+                    .unwrap_or(Code::Unknown)
+            }
+            Rule::UnknownMethod(_) => Code::Unimplemented,
+            // A client that resets its stream or loses its connection has gone away.
+            Rule::Reset { .. } | Rule::Transport(_) if from_client => Code::Canceled,
+            Rule::Reset { code } => reset_code(*code),
+            Rule::Transport(_) => Code::Unavailable,
             Rule::MissingGrpcStatus | Rule::InvalidTrailers(_) | Rule::InvalidErrorBody(_)
                 if !from_client =>
             {
@@ -161,6 +185,7 @@ impl ProtocolError {
             | Rule::InvalidHeader(_)
             | Rule::InvalidGetQuery(_)
             | Rule::InvalidBase64
+            | Rule::InvalidMessage(_)
             | Rule::BrokenBody(_) => {
                 if from_client {
                     Code::InvalidArgument
@@ -171,9 +196,19 @@ impl ProtocolError {
         }
     }
 
-    /// The [`Status`] an RPC ends with because of this error.
+    /// The [`Status`] an RPC ends with because of this error. Broken wire rules read
+    /// "protocol error: …"; events that break no rule (an unknown method, a reset, a failed
+    /// transport, a stalled body) say what happened.
     pub fn to_status(&self) -> Status {
-        Status::new(self.code(), format!("protocol error: {self}"))
+        match &self.rule {
+            Rule::UnknownMethod(_)
+            | Rule::Reset { .. }
+            | Rule::Transport(_)
+            | Rule::UnexpectedHttpStatus(_)
+            | Rule::NotRpcResponse { .. }
+            | Rule::BodyTimeout => Status::new(self.code(), self.to_string()),
+            _ => Status::new(self.code(), format!("protocol error: {self}")),
+        }
     }
 }
 
@@ -215,7 +250,7 @@ impl fmt::Display for ProtocolError {
                 )
             }
             Rule::UnsupportedCompression(name) => {
-                write!(f, "{who} uses unsupported compression {name:?}")
+                write!(f, "{who} uses unsupported compression {name}")
             }
             Rule::Decompression(why) => write!(f, "cannot decompress {who} message: {why}"),
             Rule::InvalidTimeout(why) => write!(f, "invalid timeout: {why}"),
@@ -230,11 +265,39 @@ impl fmt::Display for ProtocolError {
             Rule::InvalidTrailers(why) => write!(f, "invalid {who} trailers: {why}"),
             Rule::MissingGrpcStatus => write!(f, "{who} is missing grpc-status"),
             Rule::UnexpectedContentType(ct) => write!(f, "unexpected {who} content-type {ct:?}"),
-            Rule::UnexpectedHttpStatus(status) => write!(f, "unexpected HTTP status {status}"),
+            Rule::UnexpectedHttpStatus(status) => {
+                let reason = http::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default();
+                write!(f, "HTTP status {status}{reason}")
+            }
             Rule::InvalidHeader(why) => write!(f, "invalid {who} header: {why}"),
             Rule::InvalidGetQuery(why) => write!(f, "invalid GET query: {why}"),
             Rule::InvalidBase64 => write!(f, "{who} body is not valid base64"),
-            Rule::Reset(why) => write!(f, "{who} stream was reset: {why}"),
+            Rule::UnknownMethod(path) => write!(f, "{path} is not implemented"),
+            Rule::InvalidMessage(why) => write!(f, "invalid {who} message: {why}"),
+            Rule::Reset { code } => {
+                let peer = match self.peer {
+                    Peer::Client => "client",
+                    Peer::Server => "server",
+                };
+                match code {
+                    Some(code) => {
+                        write!(f, "the {peer} reset the stream (HTTP/2 error 0x{code:x})")
+                    }
+                    None => write!(f, "the {peer} reset the stream"),
+                }
+            }
+            Rule::Transport(why) => write!(f, "transport failed: {why}"),
+            Rule::NotRpcResponse {
+                status,
+                content_type,
+            } => write!(
+                f,
+                "not an RPC response: HTTP status {status}, content-type {content_type:?}"
+            ),
             Rule::MetadataTooLarge { limit } => {
                 write!(f, "{who} metadata exceeds the limit of {limit} bytes")
             }
@@ -245,6 +308,19 @@ impl fmt::Display for ProtocolError {
 }
 
 impl std::error::Error for ProtocolError {}
+
+/// The code a client reports for a stream the server reset, by HTTP/2 error code (RFC 9113
+/// section 7, as gRPC maps them).
+fn reset_code(code: Option<u32>) -> Code {
+    match code {
+        Some(0x7) => Code::Unavailable, // REFUSED_STREAM: not processed, safe to retry
+        Some(0x8) => Code::Canceled,    // CANCEL
+        Some(0xb) => Code::ResourceExhausted, // ENHANCE_YOUR_CALM
+        Some(0xc) => Code::PermissionDenied, // INADEQUATE_SECURITY
+        Some(_) => Code::Internal,
+        None => Code::Unavailable,
+    }
+}
 
 impl From<ProtocolError> for Status {
     fn from(err: ProtocolError) -> Status {
@@ -275,6 +351,8 @@ pub enum UsageError {
     Compression(String),
     /// A request could not be built (bad URL, bad header value, …).
     InvalidRequest(String),
+    /// A message to send could not be encoded with the call's codec.
+    Encoding(CodecError),
 }
 
 impl fmt::Display for UsageError {
@@ -293,15 +371,33 @@ impl fmt::Display for UsageError {
             }
             UsageError::Compression(why) => write!(f, "compression failed: {why}"),
             UsageError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+            UsageError::Encoding(why) => write!(f, "{why}"),
         }
     }
 }
 
 impl std::error::Error for UsageError {}
 
+impl From<CodecError> for UsageError {
+    fn from(err: CodecError) -> UsageError {
+        UsageError::Encoding(err)
+    }
+}
+
+impl From<CodecError> for Rule {
+    /// A received message that does not decode: [`Rule::InvalidMessage`].
+    fn from(err: CodecError) -> Rule {
+        Rule::InvalidMessage(err.to_string())
+    }
+}
+
 impl From<UsageError> for Status {
+    /// The status a misuse ends a call with: sending on a call that already ended is
+    /// `canceled` (the caller should stop: the peer went away, the deadline passed, the call
+    /// failed), a message over the send limit `resource_exhausted`, anything else `internal`.
     fn from(err: UsageError) -> Status {
         let code = match err {
+            UsageError::AlreadyFinished => Code::Canceled,
             UsageError::MessageTooLarge { .. } => Code::ResourceExhausted,
             _ => Code::Internal,
         };

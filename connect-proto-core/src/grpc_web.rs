@@ -120,7 +120,7 @@ impl TextDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::DEFAULT_MAX_METADATA_SIZE;
+    use crate::limits::DEFAULT_MAX_METADATA_SIZE;
 
     #[test]
     fn trailer_block_round_trip() {

@@ -4,8 +4,10 @@
 //!
 //! This crate knows every wire rule of the three protocols and does no I/O: no sockets, no
 //! clock, no threads, no `async`. It turns HTTP heads, body chunks and trailers into RPC events
-//! and back. Time comes from the caller (`now: Instant` on every input); the core answers
-//! `poll_timeout()` and reacts to `handle_timeout(now)`. Nothing derived from the network can
+//! and back. Time comes from the caller, only where it moves a timer (`now: Instant` when a
+//! call starts, when a unary request body's chunk arrives, when a client writes its request
+//! head, when a reset may mean an expired deadline); the core answers `poll_timeout()` and
+//! reacts to `handle_timeout(now)`. Nothing derived from the network can
 //! make it panic; every broken rule becomes a [`ProtocolError`] that maps to one [`Code`].
 //! Messages are carried as encoded bytes; [`Codec`] turns them into buffa messages.
 //!
@@ -48,22 +50,22 @@
 //! for chunk in body {
 //!     server.handle_data(now, chunk);
 //! }
-//! server.handle_end(now, None);
+//! server.handle_end(None);
 //! while let Some(event) = server.poll_event() {
 //!     if let ServerEvent::Message(request) = event {
 //!         assert_eq!(&request[..], b"\x0a\x03Bob");
-//!         server.send_message(now, Bytes::from_static(b"\x0a\x02hi")).unwrap();
-//!         server.finish(now, Ok(Default::default())).unwrap();
+//!         server.send_message(Bytes::from_static(b"\x0a\x02hi")).unwrap();
+//!         server.finish(Ok(Default::default())).unwrap();
 //!     }
 //! }
 //!
 //! // Client: feed the response back.
 //! while let Some(out) = server.poll_output() {
 //!     match out {
-//!         ServerOutput::Head(h) => client.handle_response_head(now, h),
-//!         ServerOutput::Data(d) => client.handle_data(now, d),
-//!         ServerOutput::Trailers(t) => client.handle_trailers(now, t),
-//!         ServerOutput::End => client.handle_end(now),
+//!         ServerOutput::Head(h) => client.handle_response_head(h),
+//!         ServerOutput::Data(d) => client.handle_data(d),
+//!         ServerOutput::Trailers(t) => client.handle_trailers(t),
+//!         ServerOutput::End => client.handle_end(),
 //!     }
 //! }
 //! let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
@@ -99,6 +101,7 @@ pub mod envelope;
 pub mod error;
 pub mod grpc;
 pub mod grpc_web;
+pub mod limits;
 pub mod metadata;
 pub mod method;
 pub mod protocol;
@@ -113,5 +116,5 @@ pub use code::Code;
 pub use codec::Codec;
 pub use error::{ProtocolError, Rule, UsageError};
 pub use method::{Idempotency, MethodKind, MethodSpec};
-pub use protocol::Protocol;
+pub use protocol::{ContentType, Protocol, WireForm};
 pub use status::{ErrorDetail, Status};

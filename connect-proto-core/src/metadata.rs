@@ -8,12 +8,6 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::error::Rule;
 use crate::protocol::headers;
 
-/// Default limit on metadata carried in a body (a gRPC-Web trailer frame, a Connect
-/// end-stream message's `metadata`): 64 KiB, counted as HTTP/2 counts header lists (name,
-/// value and 32 bytes per entry). Four times hyper's default HTTP/2 header list limit, and far
-/// below what would overflow an `http::HeaderMap` (which panics past about 24,000 names).
-pub const DEFAULT_MAX_METADATA_SIZE: usize = 64 * 1024;
-
 /// Bytes an entry costs against a metadata limit (as `SETTINGS_MAX_HEADER_LIST_SIZE` counts).
 pub fn entry_size(name: &HeaderName, value: &HeaderValue) -> usize {
     name.as_str().len() + value.len() + 32

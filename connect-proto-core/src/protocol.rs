@@ -66,6 +66,8 @@ pub mod headers {
     pub const USER_AGENT: &str = "user-agent";
     /// `x-user-agent` (gRPC-Web, because browsers own `user-agent`).
     pub const X_USER_AGENT: &str = "x-user-agent";
+    /// `x-grpc-web`, sent by gRPC-Web clients.
+    pub const X_GRPC_WEB: &str = "x-grpc-web";
     /// `connect-protocol-version`.
     pub const CONNECT_PROTOCOL_VERSION: &str = "connect-protocol-version";
     /// `connect-timeout-ms`.
@@ -114,6 +116,7 @@ pub(crate) mod names {
         TE,
         USER_AGENT,
         X_USER_AGENT,
+        X_GRPC_WEB,
         CONNECT_PROTOCOL_VERSION,
         CONNECT_TIMEOUT_MS,
         CONNECT_CONTENT_ENCODING,
@@ -127,21 +130,67 @@ pub(crate) mod names {
     );
 }
 
-/// Content types, parsed.
-///
-/// `streaming` distinguishes Connect's unary (`application/proto`) from its streaming
-/// (`application/connect+proto`) form; gRPC and gRPC-Web are always enveloped. `text` marks
-/// gRPC-Web's base64 body (`application/grpc-web-text`).
+/// The wire form of a call: the protocol, and within it, how bodies are laid out. Each form
+/// has its own content types, encoding headers and end-of-stream rules; matching on it
+/// replaces combining a protocol with separate "streaming" and "text" flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WireForm {
+    /// Connect unary: the body is the one message; errors are JSON bodies with HTTP statuses.
+    ConnectUnary,
+    /// Connect streaming: enveloped messages, then an end-stream message.
+    ConnectStreaming,
+    /// gRPC: enveloped messages, then HTTP trailers.
+    Grpc,
+    /// gRPC-Web: enveloped messages, then a trailer frame.
+    GrpcWeb,
+    /// gRPC-Web with a base64 body (`application/grpc-web-text`).
+    GrpcWebText,
+}
+
+impl WireForm {
+    /// The protocol the form belongs to.
+    pub const fn protocol(self) -> Protocol {
+        match self {
+            WireForm::ConnectUnary | WireForm::ConnectStreaming => Protocol::Connect,
+            WireForm::Grpc => Protocol::Grpc,
+            WireForm::GrpcWeb | WireForm::GrpcWebText => Protocol::GrpcWeb,
+        }
+    }
+
+    /// Whether bodies are sequences of envelopes (every form but Connect unary).
+    pub const fn is_enveloped(self) -> bool {
+        !matches!(self, WireForm::ConnectUnary)
+    }
+
+    /// Whether bodies are base64 text (gRPC-Web text).
+    pub const fn is_text(self) -> bool {
+        matches!(self, WireForm::GrpcWebText)
+    }
+
+    /// The headers that name the message compression of a body and the compressions a peer
+    /// accepts, for this form.
+    pub(crate) fn compression_headers(self) -> (http::HeaderName, http::HeaderName) {
+        match self {
+            WireForm::ConnectUnary => (names::CONTENT_ENCODING, names::ACCEPT_ENCODING),
+            WireForm::ConnectStreaming => (
+                names::CONNECT_CONTENT_ENCODING,
+                names::CONNECT_ACCEPT_ENCODING,
+            ),
+            WireForm::Grpc | WireForm::GrpcWeb | WireForm::GrpcWebText => {
+                (names::GRPC_ENCODING, names::GRPC_ACCEPT_ENCODING)
+            }
+        }
+    }
+}
+
+/// A content type, parsed: a wire form and a message codec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ContentType {
-    /// The protocol the content type belongs to.
-    pub protocol: Protocol,
+    /// The wire form.
+    pub form: WireForm,
     /// The message codec.
     pub codec: Codec,
-    /// Connect streaming form (always `true` for gRPC and gRPC-Web).
-    pub streaming: bool,
-    /// gRPC-Web text (base64) body.
-    pub text: bool,
 }
 
 /// The outcome of parsing a content type: recognised, or which protocol it looked like.
@@ -149,67 +198,49 @@ pub struct ContentType {
 pub enum ContentTypeMatch {
     /// A supported content type.
     Supported(ContentType),
-    /// The protocol prefix is recognised but the codec is not supported; renders with the
-    /// protocol's rules.
+    /// The form is recognised but the codec is not supported; renders with the form's rules.
     UnsupportedCodec {
-        /// The protocol the prefix belongs to.
-        protocol: Protocol,
-        /// Whether it was a Connect streaming prefix.
-        streaming: bool,
+        /// The form the prefix belongs to.
+        form: WireForm,
     },
     /// Not a content type of any protocol.
     Unrecognized,
 }
 
 impl ContentType {
+    /// A content type of `form` with `codec`.
+    pub const fn new(form: WireForm, codec: Codec) -> Self {
+        ContentType { form, codec }
+    }
+
     /// Connect unary.
     pub const fn connect_unary(codec: Codec) -> Self {
-        ContentType {
-            protocol: Protocol::Connect,
-            codec,
-            streaming: false,
-            text: false,
-        }
+        ContentType::new(WireForm::ConnectUnary, codec)
     }
 
     /// Connect streaming.
     pub const fn connect_streaming(codec: Codec) -> Self {
-        ContentType {
-            protocol: Protocol::Connect,
-            codec,
-            streaming: true,
-            text: false,
-        }
+        ContentType::new(WireForm::ConnectStreaming, codec)
     }
 
     /// gRPC.
     pub const fn grpc(codec: Codec) -> Self {
-        ContentType {
-            protocol: Protocol::Grpc,
-            codec,
-            streaming: true,
-            text: false,
-        }
+        ContentType::new(WireForm::Grpc, codec)
     }
 
     /// gRPC-Web (binary).
     pub const fn grpc_web(codec: Codec) -> Self {
-        ContentType {
-            protocol: Protocol::GrpcWeb,
-            codec,
-            streaming: true,
-            text: false,
-        }
+        ContentType::new(WireForm::GrpcWeb, codec)
     }
 
     /// gRPC-Web text (base64 body).
     pub const fn grpc_web_text(codec: Codec) -> Self {
-        ContentType {
-            protocol: Protocol::GrpcWeb,
-            codec,
-            streaming: true,
-            text: true,
-        }
+        ContentType::new(WireForm::GrpcWebText, codec)
+    }
+
+    /// The protocol.
+    pub const fn protocol(&self) -> Protocol {
+        self.form.protocol()
     }
 
     /// Parses a `content-type` header value. Media types compare case-insensitively and
@@ -220,43 +251,33 @@ impl ContentType {
             return ContentTypeMatch::Unrecognized;
         };
         // No lowercased copy: every comparison below ignores case.
-        let (protocol, streaming, text, codec_name) =
-            if let Some(rest) = strip_prefix_ignore_case(sub, "grpc-web-text") {
-                match suffix(rest) {
-                    Some(codec) => (Protocol::GrpcWeb, true, true, codec),
-                    None => return ContentTypeMatch::Unrecognized,
-                }
-            } else if let Some(rest) = strip_prefix_ignore_case(sub, "grpc-web") {
-                match suffix(rest) {
-                    Some(codec) => (Protocol::GrpcWeb, true, false, codec),
-                    None => return ContentTypeMatch::Unrecognized,
-                }
-            } else if let Some(rest) = strip_prefix_ignore_case(sub, "grpc") {
-                match suffix(rest) {
-                    Some(codec) => (Protocol::Grpc, true, false, codec),
-                    None => return ContentTypeMatch::Unrecognized,
-                }
-            } else if let Some(rest) = strip_prefix_ignore_case(sub, "connect+") {
-                (Protocol::Connect, true, false, rest)
-            } else {
-                (Protocol::Connect, false, false, sub)
-            };
-        match Codec::from_name(codec_name) {
-            Some(codec) => ContentTypeMatch::Supported(ContentType {
-                protocol,
-                codec,
-                streaming,
-                text,
-            }),
-            None if protocol == Protocol::Connect && !streaming => {
-                // `application/<anything>` only looks like Connect unary; it is not a Connect
-                // request unless the codec is one we know.
-                ContentTypeMatch::Unrecognized
+        let (form, codec_name) = if let Some(rest) = strip_prefix_ignore_case(sub, "grpc-web-text")
+        {
+            match suffix(rest) {
+                Some(codec) => (WireForm::GrpcWebText, codec),
+                None => return ContentTypeMatch::Unrecognized,
             }
-            None => ContentTypeMatch::UnsupportedCodec {
-                protocol,
-                streaming,
-            },
+        } else if let Some(rest) = strip_prefix_ignore_case(sub, "grpc-web") {
+            match suffix(rest) {
+                Some(codec) => (WireForm::GrpcWeb, codec),
+                None => return ContentTypeMatch::Unrecognized,
+            }
+        } else if let Some(rest) = strip_prefix_ignore_case(sub, "grpc") {
+            match suffix(rest) {
+                Some(codec) => (WireForm::Grpc, codec),
+                None => return ContentTypeMatch::Unrecognized,
+            }
+        } else if let Some(rest) = strip_prefix_ignore_case(sub, "connect+") {
+            (WireForm::ConnectStreaming, rest)
+        } else {
+            (WireForm::ConnectUnary, sub)
+        };
+        match Codec::from_name(codec_name) {
+            Some(codec) => ContentTypeMatch::Supported(ContentType { form, codec }),
+            // `application/<anything>` only looks like Connect unary; it is not a Connect
+            // request unless the codec is one we know.
+            None if form == WireForm::ConnectUnary => ContentTypeMatch::Unrecognized,
+            None => ContentTypeMatch::UnsupportedCodec { form },
         }
     }
 
@@ -267,17 +288,17 @@ impl ContentType {
 
     /// The canonical string for this content type.
     pub fn as_str(&self) -> &'static str {
-        match (self.protocol, self.streaming, self.text, self.codec) {
-            (Protocol::Connect, false, _, Codec::Proto) => "application/proto",
-            (Protocol::Connect, false, _, Codec::Json) => "application/json",
-            (Protocol::Connect, true, _, Codec::Proto) => "application/connect+proto",
-            (Protocol::Connect, true, _, Codec::Json) => "application/connect+json",
-            (Protocol::Grpc, _, _, Codec::Proto) => "application/grpc",
-            (Protocol::Grpc, _, _, Codec::Json) => "application/grpc+json",
-            (Protocol::GrpcWeb, _, false, Codec::Proto) => "application/grpc-web+proto",
-            (Protocol::GrpcWeb, _, false, Codec::Json) => "application/grpc-web+json",
-            (Protocol::GrpcWeb, _, true, Codec::Proto) => "application/grpc-web-text+proto",
-            (Protocol::GrpcWeb, _, true, Codec::Json) => "application/grpc-web-text+json",
+        match (self.form, self.codec) {
+            (WireForm::ConnectUnary, Codec::Proto) => "application/proto",
+            (WireForm::ConnectUnary, Codec::Json) => "application/json",
+            (WireForm::ConnectStreaming, Codec::Proto) => "application/connect+proto",
+            (WireForm::ConnectStreaming, Codec::Json) => "application/connect+json",
+            (WireForm::Grpc, Codec::Proto) => "application/grpc",
+            (WireForm::Grpc, Codec::Json) => "application/grpc+json",
+            (WireForm::GrpcWeb, Codec::Proto) => "application/grpc-web+proto",
+            (WireForm::GrpcWeb, Codec::Json) => "application/grpc-web+json",
+            (WireForm::GrpcWebText, Codec::Proto) => "application/grpc-web-text+proto",
+            (WireForm::GrpcWebText, Codec::Json) => "application/grpc-web-text+json",
         }
     }
 }
@@ -387,15 +408,13 @@ mod tests {
         assert_eq!(
             ContentType::parse("application/grpc+thrift"),
             ContentTypeMatch::UnsupportedCodec {
-                protocol: Protocol::Grpc,
-                streaming: true
+                form: WireForm::Grpc
             }
         );
         assert_eq!(
             ContentType::parse("application/connect+xml"),
             ContentTypeMatch::UnsupportedCodec {
-                protocol: Protocol::Connect,
-                streaming: true
+                form: WireForm::ConnectStreaming
             }
         );
         for v in [

@@ -62,20 +62,20 @@ fn client_reads(
     )
     .unwrap();
     if spec.kind.streams_requests() {
-        client.close_send(now).unwrap();
+        client.close_send().unwrap();
     } else {
         client
             .send_message(now, Bytes::from_static(b"\x0a\x01q"))
             .unwrap();
     }
-    client.handle_response_head(now, response_head(200, head));
+    client.handle_response_head(response_head(200, head));
     for chunk in chunks(body, chunking) {
-        client.handle_data(now, chunk);
+        client.handle_data(chunk);
     }
     if let Some(t) = trailers {
-        client.handle_trailers(now, t);
+        client.handle_trailers(t);
     }
-    client.handle_end(now);
+    client.handle_end();
     std::iter::from_fn(|| client.poll_event()).collect()
 }
 
@@ -93,7 +93,7 @@ fn server_reads(head: http::request::Parts, body: &[u8], chunking: Chunking) -> 
         call.handle_data(now, chunk);
         events.extend(std::iter::from_fn(|| call.poll_event()));
     }
-    call.handle_end(now, None);
+    call.handle_end(None);
     events.extend(std::iter::from_fn(|| call.poll_event()));
     events
 }

@@ -115,7 +115,7 @@ fn run(r: &Row, chunking: Chunking) -> (Vec<ClientEvent>, bool) {
     let options = CallOptions::new().max_receive_message_size(LIMIT);
     let mut client = ClientCall::start(&config, now, &r.method, options).unwrap();
     if r.method.kind.streams_requests() {
-        client.close_send(now).unwrap();
+        client.close_send().unwrap();
     } else {
         client
             .send_message(now, Bytes::from_static(b"\x0a\x01q"))
@@ -123,29 +123,29 @@ fn run(r: &Row, chunking: Chunking) -> (Vec<ClientEvent>, bool) {
     }
     while client.poll_output().is_some() {}
     let pairs: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    client.handle_response_head(now, response_head(r.status, &pairs));
+    client.handle_response_head(response_head(r.status, &pairs));
     let body = if r.wire.text() && !r.raw {
         encode_text_chunk(&r.body).to_vec()
     } else {
         r.body.clone()
     };
     for chunk in chunks(&body, chunking) {
-        client.handle_data(now, chunk);
+        client.handle_data(chunk);
     }
     if let Some(t) = &r.trailers {
         let pairs: Vec<(&str, &str)> = t.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        client.handle_trailers(now, headers(&pairs));
+        client.handle_trailers(headers(&pairs));
     }
-    client.handle_end(now);
+    client.handle_end();
     let events: Vec<ClientEvent> = std::iter::from_fn(|| client.poll_event()).collect();
     let mut cancelled = false;
     while let Some(out) = client.poll_output() {
         cancelled |= matches!(out, ClientOutput::Cancel);
     }
     // Inputs after the outcome change nothing.
-    client.handle_data(now, Bytes::from_static(b"\0\0\0\0\0"));
-    client.handle_trailers(now, HeaderMap::new());
-    client.handle_end(now);
+    client.handle_data(Bytes::from_static(b"\0\0\0\0\0"));
+    client.handle_trailers(HeaderMap::new());
+    client.handle_end();
     assert!(client.poll_event().is_none(), "{}", r.name);
     (events, cancelled)
 }
@@ -820,7 +820,7 @@ fn body_before_head_is_a_protocol_error() {
     client
         .send_message(now, Bytes::from_static(b"\x0a\x01q"))
         .unwrap();
-    client.handle_data(now, Bytes::from_static(b"\0\0\0\0\0"));
+    client.handle_data(Bytes::from_static(b"\0\0\0\0\0"));
     let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
     assert_eq!(events.len(), 2);
     assert_eq!(finished_code(&events), Code::Internal);
@@ -835,7 +835,7 @@ fn body_before_head_is_a_protocol_error() {
     client
         .send_message(now, Bytes::from_static(b"\x0a\x01q"))
         .unwrap();
-    client.handle_end(now);
+    client.handle_end();
     let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
     assert_eq!(finished_code(&events), Code::Internal);
 }

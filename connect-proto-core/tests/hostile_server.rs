@@ -204,7 +204,7 @@ fn serve(r: &Req, chunking: Chunking) -> Served {
         events.extend(std::iter::from_fn(|| call.poll_event()));
         failed_early |= events.iter().any(|e| matches!(e, ServerEvent::Failed(_)));
     }
-    call.handle_end(now, None);
+    call.handle_end(None);
     events.extend(std::iter::from_fn(|| call.poll_event()));
     let failures: Vec<_> = events
         .iter()
@@ -218,8 +218,8 @@ fn serve(r: &Req, chunking: Chunking) -> Served {
     if failures.is_empty() {
         // Answer so there is a response to read back.
         assert_eq!(events.last(), Some(&ServerEvent::RequestEnd), "{}", r.name);
-        call.send_message(now, Bytes::new()).unwrap();
-        call.finish(now, Ok(http::HeaderMap::new())).unwrap();
+        call.send_message(Bytes::new()).unwrap();
+        call.finish(Ok(http::HeaderMap::new())).unwrap();
     }
     let outputs: Vec<ServerOutput> = std::iter::from_fn(|| call.poll_output()).collect();
     let mut head = None;
@@ -253,16 +253,16 @@ fn client_code(wire: Wire, spec: MethodSpec, codec: Codec, served: &Served) -> O
     let config = wire.client_config(codec);
     let mut client = ClientCall::start(&config, now, &spec, CallOptions::new()).unwrap();
     if spec.kind.streams_requests() {
-        client.close_send(now).unwrap();
+        client.close_send().unwrap();
     } else {
         client.send_message(now, Bytes::new()).unwrap();
     }
-    client.handle_response_head(now, served.head.clone());
-    client.handle_data(now, Bytes::from(served.body.clone()));
+    client.handle_response_head(served.head.clone());
+    client.handle_data(Bytes::from(served.body.clone()));
     if let Some(t) = &served.trailers {
-        client.handle_trailers(now, t.clone());
+        client.handle_trailers(t.clone());
     }
-    client.handle_end(now);
+    client.handle_end();
     match std::iter::from_fn(|| client.poll_event()).last() {
         Some(ClientEvent::Finished(Err(status))) => Some(status.code()),
         Some(ClientEvent::Finished(Ok(_))) => None,
@@ -871,7 +871,7 @@ fn oversized_length_prefix_fails_before_the_payload_arrives() {
         assert!(matches!(call.poll_output(), Some(ServerOutput::Head(_))));
         // Further input is ignored.
         call.handle_data(now, Bytes::from(vec![0u8; 1000]));
-        call.handle_end(now, None);
+        call.handle_end(None);
         assert!(call.poll_event().is_none());
     }
     // A Connect unary body fails as soon as it grows past the limit.
@@ -932,6 +932,6 @@ fn server_reset_and_timeout_while_reading() {
     };
     assert_eq!(h.headers.get("grpc-status").unwrap(), "4");
     // A reset after the end changes nothing.
-    call.handle_reset(now);
+    call.handle_reset();
     assert!(call.poll_event().is_none());
 }

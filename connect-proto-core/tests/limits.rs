@@ -168,7 +168,7 @@ fn a_finished_unary_body_and_streaming_requests_have_no_pause_limit() {
     let mut call =
         ServerCall::accept(&config, clock.now(), &grpc_head(&UNARY, &[]), lookup).unwrap();
     call.handle_data(clock.now(), Bytes::from(env(0, b"")));
-    call.handle_end(clock.now(), None);
+    call.handle_end(None);
     assert_eq!(call.poll_timeout(), None, "the body is complete");
     clock.advance(Duration::from_secs(60));
     call.handle_timeout(clock.now());
@@ -195,7 +195,7 @@ fn a_broken_body_is_answered_with_an_error_never_a_success() {
         let connect = head.headers["content-type"] == "application/proto";
         let mut call = ServerCall::accept(&config, clock.now(), &head, lookup).unwrap();
         call.handle_data(clock.now(), Bytes::from_static(b"\0\0\0\0\x10abc"));
-        call.handle_body_error(clock.now(), "the body ended before its content-length");
+        call.handle_body_error("the body ended before its content-length");
         assert_eq!(failed_with(&events(&mut call)), Some(Code::InvalidArgument));
         let out = outputs(&mut call);
         let ServerOutput::Head(response) = &out[0] else {
@@ -310,9 +310,9 @@ fn outcome_with_metadata_limit(wire: Wire, body: Vec<u8>, limit: usize) -> Resul
         Wire::Connect => "application/connect+proto",
         _ => "application/grpc-web+proto",
     };
-    call.handle_response_head(now, response_head(200, &[("content-type", content_type)]));
-    call.handle_data(now, Bytes::from(body));
-    call.handle_end(now);
+    call.handle_response_head(response_head(200, &[("content-type", content_type)]));
+    call.handle_data(Bytes::from(body));
+    call.handle_end();
     let events: Vec<_> = std::iter::from_fn(|| call.poll_event()).collect();
     match events.last() {
         Some(ClientEvent::Finished(Ok(trailers))) => Ok(trailers.len()),

@@ -549,6 +549,7 @@ fn play_error(case: &Case, at: FailAt) {
     for (name, value) in &response_headers() {
         p.server()
             .response_headers_mut()
+            .unwrap()
             .append(name.clone(), value.clone());
     }
     if at == FailAt::AfterMessage {

@@ -1,36 +1,35 @@
-//! Turning message bytes into typed messages and back, with the status codes the protocol
-//! wants on failure. Received messages (handler requests, client responses) decode either into
-//! owned buffa messages or into zero-copy views (`M::ViewHandle`, backed by the received
-//! `Bytes`).
+//! Turning message bytes into typed messages and back. Failures are [`CodecError`]s; the
+//! status a call ends with is chosen by the core ([`Rule::InvalidMessage`] for a received
+//! message, by the side that sent it; [`UsageError::Encoding`] for one being sent), never
+//! here. Received messages (handler requests, client responses) decode either into owned
+//! buffa messages or into zero-copy views (`M::ViewHandle`, backed by the received `Bytes`).
+//!
+//! [`Rule::InvalidMessage`]: connect_proto_core::Rule::InvalidMessage
+//! [`UsageError::Encoding`]: connect_proto_core::UsageError::Encoding
 
 use buffa::view::HasMessageView;
 use bytes::{Bytes, BytesMut};
-use connect_proto_core::codec::{CodecMessage, EncodedMessage};
-use connect_proto_core::{Code, Codec, Status};
+use connect_proto_core::codec::{CodecError, CodecMessage, EncodedMessage};
+use connect_proto_core::{Codec, Status, UsageError};
 
 /// How a handler's request type is decoded: codec, message bytes, size limit.
-pub type DecodeFn<T> = fn(Codec, Bytes, usize) -> Result<T, Status>;
+pub type DecodeFn<T> = fn(Codec, Bytes, usize) -> Result<T, CodecError>;
 
-/// Decodes an owned message; failures are `invalid_argument` (the peer sent a bad message).
+/// Decodes an owned message.
 pub fn decode_owned<M: CodecMessage>(
     codec: Codec,
     bytes: Bytes,
     limit: usize,
-) -> Result<M, Status> {
-    codec
-        .decode(&bytes, limit)
-        .map_err(|e| Status::new(Code::InvalidArgument, e.to_string()))
+) -> Result<M, CodecError> {
+    codec.decode(&bytes, limit)
 }
 
 /// Decodes a zero-copy view handle of `M`. Binary protobuf borrows from `bytes`; JSON is
 /// decoded owned and re-encoded once, since JSON has no zero-copy form.
-pub fn decode_view<M>(codec: Codec, bytes: Bytes, limit: usize) -> Result<M::ViewHandle, Status>
+pub fn decode_view<M>(codec: Codec, bytes: Bytes, limit: usize) -> Result<M::ViewHandle, CodecError>
 where
     M: CodecMessage + HasMessageView,
 {
-    let invalid = |e: &dyn std::fmt::Display| {
-        Status::new(Code::InvalidArgument, format!("unmarshal {codec}: {e}"))
-    };
     let bytes = match codec {
         Codec::Json => {
             let owned: M = decode_owned(codec, bytes, limit)?;
@@ -40,19 +39,19 @@ where
     };
     let options =
         buffa::DecodeOptions::new().with_max_message_size(limit.max(bytes.len()).min(0x7FFF_FFFF));
-    M::decode_view_handle_with_options(bytes, &options).map_err(|e| invalid(&e))
+    M::decode_view_handle_with_options(bytes, &options)
+        .map_err(|e| CodecError::decoding(codec, e.to_string()))
 }
 
 /// A message type a client receives: any buffa message (decoded owned), or [`View<M>`]
 /// (decoded as a zero-copy view over the received bytes).
 pub trait DecodeMessage: Send + Sized + 'static {
-    /// Decodes one received message of at most `limit` bytes; failures are
-    /// `invalid_argument` (the peer sent a bad message).
-    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, Status>;
+    /// Decodes one received message of at most `limit` bytes.
+    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, CodecError>;
 }
 
 impl<M: CodecMessage> DecodeMessage for M {
-    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, Status> {
+    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, CodecError> {
         decode_owned(codec, bytes, limit)
     }
 }
@@ -91,7 +90,7 @@ where
 }
 
 impl<M: CodecMessage + HasMessageView> DecodeMessage for View<M> {
-    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, Status> {
+    fn decode_message(codec: Codec, bytes: Bytes, limit: usize) -> Result<Self, CodecError> {
         decode_view::<M>(codec, bytes, limit).map(View)
     }
 }
@@ -124,13 +123,13 @@ impl<M: CodecMessage> EncodeMessage for M {
     fn encode(&self, codec: Codec) -> Result<Bytes, Status> {
         codec
             .encode(self)
-            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+            .map_err(|e| Status::from(UsageError::from(e)))
     }
 
     fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, Status> {
         codec
             .encode_message(self)
-            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+            .map_err(|e| Status::from(UsageError::from(e)))
     }
 
     fn encode_message_into(
@@ -140,6 +139,6 @@ impl<M: CodecMessage> EncodeMessage for M {
     ) -> Result<EncodedMessage, Status> {
         codec
             .encode_message_into(self, buf)
-            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+            .map_err(|e| Status::from(UsageError::from(e)))
     }
 }

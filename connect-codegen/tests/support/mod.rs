@@ -62,7 +62,7 @@ where
         client.send_message(now, bytes).expect("send request");
     }
     if method.kind.streams_requests() {
-        client.close_send(now).expect("close send");
+        client.close_send().expect("close send");
     }
     let mut head = None;
     let mut body = BytesMut::new();
@@ -91,14 +91,14 @@ where
     let trailers = collected.trailers().cloned();
     let data: Bytes = collected.to_bytes();
 
-    client.handle_response_head(now, parts);
+    client.handle_response_head(parts);
     if !data.is_empty() {
-        client.handle_data(now, data);
+        client.handle_data(data);
     }
     if let Some(trailers) = trailers {
-        client.handle_trailers(now, trailers);
+        client.handle_trailers(trailers);
     }
-    client.handle_end(now);
+    client.handle_end();
 
     let mut headers = HeaderMap::new();
     let mut messages = Vec::new();

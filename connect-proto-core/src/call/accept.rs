@@ -1,163 +1,30 @@
-//! Admission of a request head: either an accepted [`ServerCall`] (protocol, codec,
-//! compression, deadline, method, GET message) or a [`Rejection`] that renders the exact
-//! response the detected protocol requires.
+//! Admission of a request head: either the facts of an accepted call (protocol, codec,
+//! compression, deadline, method, GET message), from which
+//! [`ServerCall::accept`](crate::ServerCall::accept) builds the call, or a [`Rejection`] that
+//! renders the exact response the detected protocol requires.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, request, response};
 
 use crate::call::render::{self, Rendered};
-use crate::call::server::ServerCall;
-use crate::code::Code;
+use crate::call::server_config::ServerConfig;
 use crate::codec::Codec;
-use crate::compression::{Compression, CompressionRegistry};
+use crate::compression::Compression;
 use crate::connect::get::{
     CONNECT_V1, GetQuery, GetQueryError, PARAM_ENCODING, decode_get_query, query_param,
 };
+use crate::error::{ProtocolError, Rule};
 use crate::method::MethodSpec;
 use crate::protocol::headers::CONNECT_PROTOCOL_VERSION_1;
 use crate::protocol::names::{
-    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
-    CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
-    GRPC_TIMEOUT,
+    CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_TIMEOUT,
 };
-use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
+use crate::protocol::{ContentType, ContentTypeMatch, Protocol, WireForm};
 use crate::status::Status;
 use crate::timeout::{parse_connect_timeout, parse_grpc_timeout};
-
-/// Default limit on a received message (after decompression): 4 MiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
-/// Default threshold below which messages are sent uncompressed.
-pub const DEFAULT_COMPRESS_MIN_BYTES: usize = 1024;
-/// Default longest pause within a unary request body: 30 s (hyper's header read timeout, and
-/// half of nginx's `client_body_timeout`).
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Server-side protocol settings shared by every call.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    pub(crate) max_receive_message_size: usize,
-    pub(crate) max_send_message_size: Option<usize>,
-    pub(crate) compression: CompressionRegistry,
-    pub(crate) compress_min_bytes: usize,
-    pub(crate) require_connect_protocol_header: bool,
-    pub(crate) max_timeout: Option<Duration>,
-    pub(crate) body_timeout: Option<Duration>,
-    pub(crate) connect: bool,
-    pub(crate) grpc: bool,
-    pub(crate) grpc_web: bool,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_receive_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            max_send_message_size: None,
-            compression: CompressionRegistry::default(),
-            compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
-            require_connect_protocol_header: false,
-            max_timeout: None,
-            body_timeout: Some(DEFAULT_BODY_TIMEOUT),
-            connect: true,
-            grpc: true,
-            grpc_web: true,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// The default configuration: all three protocols, 4 MiB receive limit, every compiled-in
-    /// compression algorithm, compression from 1 KiB.
-    pub fn new() -> Self {
-        ServerConfig::default()
-    }
-
-    /// Limit on a received message, after decompression.
-    #[must_use]
-    pub fn max_receive_message_size(mut self, limit: usize) -> Self {
-        self.max_receive_message_size = limit;
-        self
-    }
-
-    /// Limit on a sent message (before compression); `None` for no limit.
-    #[must_use]
-    pub fn max_send_message_size(mut self, limit: Option<usize>) -> Self {
-        self.max_send_message_size = limit;
-        self
-    }
-
-    /// The supported compression algorithms.
-    #[must_use]
-    pub fn compression(mut self, registry: CompressionRegistry) -> Self {
-        self.compression = registry;
-        self
-    }
-
-    /// Messages shorter than this are sent uncompressed even when compression was negotiated.
-    #[must_use]
-    pub fn compress_min_bytes(mut self, min: usize) -> Self {
-        self.compress_min_bytes = min;
-        self
-    }
-
-    /// Reject Connect requests without `connect-protocol-version: 1` (or GETs without
-    /// `connect=v1`) with `400`/`invalid_argument`.
-    #[must_use]
-    pub fn require_connect_protocol_header(mut self, require: bool) -> Self {
-        self.require_connect_protocol_header = require;
-        self
-    }
-
-    /// The longest a call may run: client-requested timeouts are clamped to it, and calls
-    /// that request none get it as their timeout. Default: none (a call without a timeout
-    /// header runs until it ends).
-    #[must_use]
-    pub fn max_timeout(mut self, max: Option<Duration>) -> Self {
-        self.max_timeout = max;
-        self
-    }
-
-    /// The longest pause allowed between two chunks of a unary request body (unary and
-    /// server-streaming methods; also from the start of the call to the first chunk). A body
-    /// that stalls longer fails the call with `deadline_exceeded`. Streaming requests are
-    /// exempt: pauses between their messages belong to the application (bound them with
-    /// [`max_timeout`](Self::max_timeout)). `None` disables it. Default
-    /// [`DEFAULT_BODY_TIMEOUT`] (30 s).
-    #[must_use]
-    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.body_timeout = timeout;
-        self
-    }
-
-    /// Enable or disable individual protocols (all enabled by default).
-    #[must_use]
-    pub fn protocols(mut self, connect: bool, grpc: bool, grpc_web: bool) -> Self {
-        self.connect = connect;
-        self.grpc = grpc;
-        self.grpc_web = grpc_web;
-        self
-    }
-
-    /// The receive limit.
-    pub fn receive_limit(&self) -> usize {
-        self.max_receive_message_size
-    }
-
-    /// The compression registry.
-    pub fn compression_registry(&self) -> &CompressionRegistry {
-        &self.compression
-    }
-
-    fn enabled(&self, protocol: Protocol) -> bool {
-        match protocol {
-            Protocol::Connect => self.connect,
-            Protocol::Grpc => self.grpc,
-            Protocol::GrpcWeb => self.grpc_web,
-        }
-    }
-}
 
 /// A request that is not admitted, with the complete response to send.
 #[derive(Debug)]
@@ -265,19 +132,17 @@ pub(crate) fn admit(
     let detected = detect(head, query.as_ref());
 
     let Some(method) = lookup(head.uri.path()) else {
-        let status = Status::new(
-            Code::Unimplemented,
-            format!("{} is not implemented", head.uri.path()),
-        );
+        let status =
+            ProtocolError::in_request(Rule::UnknownMethod(head.uri.path().to_owned())).to_status();
         return Err(match detected {
-            Some(ct) if ct.protocol == Protocol::Connect => {
+            Some(ct) if ct.protocol() == Protocol::Connect => {
                 // 404 agrees with `unimplemented` both for clients that read the JSON body and
                 // for those that infer the code from the HTTP status.
                 let mut rejection = Rejection::rpc(ct, status);
                 rejection.0.head.status = StatusCode::NOT_FOUND;
                 rejection
             }
-            Some(ct) if config.enabled(ct.protocol) => Rejection::rpc(ct, status),
+            Some(ct) if config.enabled(ct.protocol()) => Rejection::rpc(ct, status),
             _ => Rejection::plain(Rendered {
                 head: render::parts(StatusCode::NOT_FOUND),
                 body: Bytes::new(),
@@ -306,8 +171,12 @@ pub(crate) fn admit(
     // Content type.
     let content_type = match detected {
         Some(ct)
-            if config.enabled(ct.protocol)
-                && (ct.protocol != Protocol::Connect || ct.streaming == streaming) =>
+            if config.enabled(ct.protocol())
+                && match ct.form {
+                    WireForm::ConnectUnary => !streaming,
+                    WireForm::ConnectStreaming => streaming,
+                    _ => true,
+                } =>
         {
             ct
         }
@@ -318,10 +187,10 @@ pub(crate) fn admit(
         }
     };
     let reject =
-        |code: Code, message: String| Rejection::rpc(content_type, Status::new(code, message));
+        |rule: Rule| Rejection::rpc(content_type, ProtocolError::in_request(rule).to_status());
 
     // Protocol version (Connect).
-    if content_type.protocol == Protocol::Connect {
+    if content_type.protocol() == Protocol::Connect {
         let version = if is_get {
             match &query {
                 Some(Ok(q)) => q.connect_version.as_deref().map(|v| (v, CONNECT_V1)),
@@ -332,10 +201,9 @@ pub(crate) fn admit(
         };
         match version {
             Some((got, want)) if got.trim() != want => {
-                return Err(reject(
-                    Code::InvalidArgument,
-                    format!("connect protocol version must be {want:?}, got {got:?}"),
-                ));
+                return Err(reject(Rule::InvalidHeader(format!(
+                    "connect protocol version must be {want:?}, got {got:?}"
+                ))));
             }
             None if config.require_connect_protocol_header => {
                 let what = if is_get {
@@ -343,17 +211,16 @@ pub(crate) fn admit(
                 } else {
                     "header connect-protocol-version: 1"
                 };
-                return Err(reject(
-                    Code::InvalidArgument,
-                    format!("missing required {what}"),
-                ));
+                return Err(reject(Rule::InvalidHeader(format!(
+                    "missing required {what}"
+                ))));
             }
             _ => {}
         }
     }
 
     // Deadline.
-    let timeout = match content_type.protocol {
+    let timeout = match content_type.protocol() {
         Protocol::Connect => head
             .headers
             .get(CONNECT_TIMEOUT_MS)
@@ -365,12 +232,7 @@ pub(crate) fn admit(
     };
     let timeout = match timeout.transpose() {
         Ok(t) => t,
-        Err(why) => {
-            return Err(reject(
-                Code::InvalidArgument,
-                format!("protocol error: invalid timeout: {why}"),
-            ));
-        }
+        Err(why) => return Err(reject(Rule::InvalidTimeout(why.to_string()))),
     };
     let timeout = match (timeout, config.max_timeout) {
         (Some(t), Some(max)) => Some(t.min(max)),
@@ -380,11 +242,7 @@ pub(crate) fn admit(
     let deadline = timeout.and_then(|t| now.checked_add(t));
 
     // Compression.
-    let (encoding_header, accept_header) = match (content_type.protocol, content_type.streaming) {
-        (Protocol::Connect, false) => (CONTENT_ENCODING, ACCEPT_ENCODING),
-        (Protocol::Connect, true) => (CONNECT_CONTENT_ENCODING, CONNECT_ACCEPT_ENCODING),
-        (Protocol::Grpc | Protocol::GrpcWeb, _) => (GRPC_ENCODING, GRPC_ACCEPT_ENCODING),
-    };
+    let (encoding_header, accept_header) = content_type.form.compression_headers();
     let requested = if is_get {
         match &query {
             Some(Ok(q)) => q.compression.as_deref(),
@@ -396,14 +254,11 @@ pub(crate) fn admit(
     let request_compression = match config.compression.resolve(requested) {
         Ok(alg) => alg,
         Err(name) => {
-            let mut rejection = reject(
-                Code::Unimplemented,
-                format!(
-                    "unknown compression {name:?}: supported encodings are {}",
-                    config.compression.supported_list()
-                ),
-            );
-            if content_type.protocol != Protocol::Connect {
+            let mut rejection = reject(Rule::UnsupportedCompression(format!(
+                "{name:?} (supported: {})",
+                config.compression.supported_list()
+            )));
+            if content_type.protocol() != Protocol::Connect {
                 if let Some(accept) = config.compression.accept_encoding() {
                     rejection
                         .0
@@ -440,12 +295,7 @@ pub(crate) fn admit(
     // GET message.
     let get_message = match query {
         Some(Ok(q)) => Some(q.message),
-        Some(Err(why)) => {
-            return Err(reject(
-                Code::InvalidArgument,
-                format!("invalid GET request: {why}"),
-            ));
-        }
+        Some(Err(why)) => return Err(reject(Rule::InvalidGetQuery(why.to_string()))),
         None if is_get => Some(Bytes::new()),
         None => None,
     };
@@ -481,21 +331,5 @@ fn detect(
     match ContentType::parse(content_type) {
         ContentTypeMatch::Supported(ct) => Some(ct),
         _ => None,
-    }
-}
-
-impl ServerCall {
-    /// Admits a request head, or returns the response that rejects it.
-    ///
-    /// `lookup` maps the request path to its method; `None` means the method is unknown and
-    /// renders `unimplemented` in the detected protocol (404 for Connect).
-    pub fn accept(
-        config: &ServerConfig,
-        now: Instant,
-        head: &request::Parts,
-        lookup: impl FnOnce(&str) -> Option<MethodSpec>,
-    ) -> Result<ServerCall, Rejection> {
-        let admitted = admit(config, now, head, lookup)?;
-        Ok(ServerCall::from_admitted(config, now, admitted))
     }
 }

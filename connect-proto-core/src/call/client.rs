@@ -1,17 +1,23 @@
 //! The client side of one call.
 //!
+//! Two halves, each a state holding the data it needs:
+//!
 //! ```text
-//!  request side                               response side
-//!  ────────────                               ─────────────
-//!  start ─┬─ streaming requests: Head ──┐     AwaitingHead ──handle_response_head──> Body
-//!         └─ unary requests: (nothing)  │        │  (trailers-only, HTTP error)          │
-//!  send_message ── Head? Data (End) ────┤        v                                       v
-//!  close_send ──── End ─────────────────┘     Finished <── end-stream / trailers / end ──┘
-//!                                               ^── deadline, cancel, reset, protocol error (+ Cancel output)
+//!  send                                          receive
+//!  ────                                          ───────
+//!  start ─┬─ streaming request: Head ─> Open      AwaitingHead{reader} ─head─┬─> Body{reader, trailers-only head, …}
+//!         └─ unary request ──────────> Pending       │                         └─> ErrorBody{reader, status}  (Connect unary, non-200)
+//!  Pending{uri, headers} ─send_message─> Head, Data, End ─> Closed                │        │
+//!  Open ─send_message─> Data;  close_send ─> End ─> Closed                        v        v
+//!                                                  Finished <── end-stream / trailers / end of body
+//!                                                     ^── deadline, cancel, reset, transport, protocol error (+ Cancel output)
 //! ```
 //!
-//! Inputs are `handle_*`; drain [`ClientCall::poll_output`] (what the adapter must send) and
-//! [`ClientCall::poll_event`] (what the application receives) after every input.
+//! Streaming-request methods send their head at `start` so a full-duplex server can answer
+//! before the first message; unary-request methods send head, body and end together (a
+//! `NO_SIDE_EFFECTS` method may use Connect GET). Inputs are `handle_*`; drain
+//! [`ClientCall::poll_output`] (what the adapter must send) and [`ClientCall::poll_event`]
+//! (what the application receives) after every input.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +27,8 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request, response};
 
 use crate::call::client_config::{CallOptions, ClientConfig};
-use crate::call::inbound::{Framing, Inbound, Reader, frame_message};
+use crate::call::inbound::{Direction, Inbound, Reader};
+use crate::call::outbound::frame_message;
 use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::code::Code;
 use crate::codec::{Codec, EncodedMessage};
@@ -36,16 +43,12 @@ use crate::metadata::{copy_metadata, metadata_of};
 use crate::method::MethodSpec;
 use crate::protocol::headers::{CONNECT_PROTOCOL_VERSION_1, TE_TRAILERS};
 use crate::protocol::names::{
-    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION,
-    CONNECT_TIMEOUT_MS, CONTENT_ENCODING, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
-    GRPC_STATUS, GRPC_TIMEOUT, TE, USER_AGENT, X_USER_AGENT,
+    CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_STATUS, GRPC_TIMEOUT, TE,
+    USER_AGENT, X_GRPC_WEB, X_USER_AGENT,
 };
-use crate::protocol::{ContentType, ContentTypeMatch, Protocol};
+use crate::protocol::{ContentType, ContentTypeMatch, Protocol, WireForm};
 use crate::status::Status;
 use crate::timeout::{format_connect_timeout, format_grpc_timeout};
-
-/// `x-grpc-web`, sent by gRPC-Web clients.
-const X_GRPC_WEB: &str = "x-grpc-web";
 
 /// Something the application receives.
 #[derive(Debug, PartialEq)]
@@ -74,27 +77,59 @@ pub enum ClientOutput {
     Cancel,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SendState {
-    /// Nothing sent yet (unary requests send their head with the message).
-    Idle,
-    /// Head sent, body open.
+/// The sending half.
+#[derive(Debug)]
+enum SendSide {
+    /// A unary request: nothing sent yet; what its head needs.
+    Pending {
+        uri: Uri,
+        headers: HeaderMap,
+        use_get: bool,
+    },
+    /// A streaming request: the head is sent, the body open.
     Open,
-    /// Body complete.
+    /// The body is complete (or the call ended before sending).
     Closed,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ReceiveState {
-    AwaitingHead,
-    /// Reading a normal response body.
-    Body,
+/// The receiving half. Its variants differ in size on purpose: the call lives inline in its
+/// owner, and boxing the body state would cost an allocation on every call (pinned by the
+/// allocation tests).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum ReceiveSide {
+    AwaitingHead {
+        reader: Reader,
+    },
+    /// Reading a response body of the call's form.
+    Body(Body),
     /// Reading a Connect unary error body (non-200).
     ErrorBody {
+        reader: Reader,
         status: StatusCode,
         json: bool,
+        trailers: HeaderMap,
     },
+    /// Placeholder while a state's data moves to the next state (never seen between calls).
+    Moving,
     Finished,
+}
+
+/// What reading a response body needs.
+#[derive(Debug)]
+struct Body {
+    reader: Reader,
+    /// Messages received so far.
+    messages: usize,
+    /// Whether any body byte arrived.
+    received_bytes: bool,
+    /// Connect unary: the trailing metadata carried in `trailer-` headers.
+    unary_trailers: HeaderMap,
+    /// gRPC: the response head, read as trailers-only if the response ends without a body.
+    grpc_head: HeaderMap,
+    /// The outcome read from a Connect end-stream message or gRPC-Web trailer frame, reported
+    /// when the body ends (nothing may follow it).
+    end_outcome: Option<Result<HeaderMap, Status>>,
 }
 
 /// One client-side call: application messages in, HTTP request out; HTTP response in,
@@ -103,40 +138,28 @@ enum ReceiveState {
 pub struct ClientCall {
     content_type: ContentType,
     method: MethodSpec,
-    uri: Uri,
     deadline: Option<Instant>,
     send_compression: Option<Arc<dyn Compression>>,
     accept_compression: CompressionRegistry,
     compress_min_bytes: usize,
     send_limit: Option<usize>,
     metadata_limit: usize,
-    use_get: bool,
     max_get_url_bytes: usize,
-    headers: HeaderMap,
     user_agent: HeaderValue,
-    send: SendState,
-    sent_messages: usize,
-    receive: ReceiveState,
-    reader: Reader,
-    received_messages: usize,
-    /// Trailing metadata carried in Connect unary response headers.
-    unary_trailers: HeaderMap,
-    /// gRPC response head, read as trailers-only if the response ends without a body.
-    grpc_head: HeaderMap,
-    /// Whether any response body byte arrived.
-    body_received: bool,
-    /// The outcome read from a Connect end-stream message or gRPC-Web trailer frame, reported
-    /// when the body ends (nothing may follow it).
-    end_outcome: Option<Result<HeaderMap, Status>>,
+    send: SendSide,
+    receive: ReceiveSide,
+    /// Whether `Headers` was queued (it comes once, first).
+    headers_reported: bool,
     events: SmallQueue<ClientEvent>,
     outputs: OutputQueue<ClientOutput>,
     scratch: SmallQueue<Inbound>,
 }
 
 impl ClientCall {
-    /// Starts a call. Streaming-request methods queue their request head at once (so a
-    /// full-duplex peer can answer before the first message); unary-request methods send the
-    /// head together with their one message.
+    /// Starts a call at `now` (which starts its timeout). Streaming-request methods queue
+    /// their request head at once (so a full-duplex peer can answer before the first message);
+    /// unary-request methods send the head together with their one message. A call whose
+    /// deadline passed already fails here, sending nothing.
     pub fn start(
         config: &ClientConfig,
         now: Instant,
@@ -144,16 +167,14 @@ impl ClientCall {
         options: CallOptions,
     ) -> Result<Self, UsageError> {
         let protocol = config.protocol;
-        let codec = config.codec;
-        let content_type = match protocol {
-            Protocol::Connect if method.kind.is_streaming() => {
-                ContentType::connect_streaming(codec)
-            }
-            Protocol::Connect => ContentType::connect_unary(codec),
-            Protocol::Grpc => ContentType::grpc(codec),
-            Protocol::GrpcWeb if config.grpc_web_text => ContentType::grpc_web_text(codec),
-            Protocol::GrpcWeb => ContentType::grpc_web(codec),
+        let form = match protocol {
+            Protocol::Connect if method.kind.is_streaming() => WireForm::ConnectStreaming,
+            Protocol::Connect => WireForm::ConnectUnary,
+            Protocol::Grpc => WireForm::Grpc,
+            Protocol::GrpcWeb if config.grpc_web_text => WireForm::GrpcWebText,
+            Protocol::GrpcWeb => WireForm::GrpcWeb,
         };
+        let content_type = ContentType::new(form, config.codec);
         let uri = join_uri(&config.base_uri, method.path)?;
         // A timeout too large for the clock is no deadline at all.
         let from_timeout = options
@@ -171,15 +192,9 @@ impl ClientCall {
         let receive_limit = options
             .max_receive_message_size
             .unwrap_or(config.max_receive_message_size);
-        let framing = if content_type.streaming {
-            Framing::Enveloped
-        } else {
-            Framing::Bare
-        };
         let mut call = ClientCall {
             content_type,
             method: *method,
-            uri,
             deadline,
             send_compression: options
                 .send_compression
@@ -190,28 +205,19 @@ impl ClientCall {
                 .max_send_message_size
                 .or(config.max_send_message_size),
             metadata_limit: config.max_metadata_size,
-            use_get: protocol == Protocol::Connect
-                && method.allows_get()
-                && options.use_get.unwrap_or(config.use_get),
             max_get_url_bytes: config.max_get_url_bytes,
-            headers,
             user_agent: config.user_agent.clone(),
-            send: SendState::Idle,
-            sent_messages: 0,
-            receive: ReceiveState::AwaitingHead,
-            reader: Reader::new(
-                protocol,
-                framing,
-                true,
-                content_type.text,
-                None,
-                receive_limit,
-            ),
-            received_messages: 0,
-            unary_trailers: HeaderMap::new(),
-            grpc_head: HeaderMap::new(),
-            body_received: false,
-            end_outcome: None,
+            send: SendSide::Pending {
+                uri,
+                headers,
+                use_get: protocol == Protocol::Connect
+                    && method.allows_get()
+                    && options.use_get.unwrap_or(config.use_get),
+            },
+            receive: ReceiveSide::AwaitingHead {
+                reader: Reader::new(form, Direction::Response, None, receive_limit),
+            },
+            headers_reported: false,
             events: SmallQueue::new(),
             outputs: OutputQueue::new(),
             scratch: SmallQueue::new(),
@@ -219,26 +225,32 @@ impl ClientCall {
         if call.deadline.is_some_and(|deadline| now >= deadline) {
             // Out of time before anything was sent (a propagated deadline that already
             // passed): the call fails here, and no request is made.
-            call.abort(Status::new(
-                Code::DeadlineExceeded,
+            call.send = SendSide::Closed;
+            call.finish(Err(Status::deadline_exceeded(
                 "the call's deadline expired before it started",
-            ));
-            call.outputs.clear();
-            call.send = SendState::Closed;
+            )));
             return Ok(call);
         }
         if method.kind.streams_requests() {
-            let uri = std::mem::take(&mut call.uri);
-            let head = call.request_head(now, Method::POST, uri, call.send_compression.is_some());
-            call.outputs.push(ClientOutput::Head(head));
-            call.send = SendState::Open;
+            if let SendSide::Pending { uri, headers, .. } =
+                std::mem::replace(&mut call.send, SendSide::Open)
+            {
+                let compressed = call.send_compression.is_some();
+                let head = call.request_head(now, Method::POST, uri, &headers, compressed);
+                call.outputs.push(ClientOutput::Head(head));
+            }
         }
         Ok(call)
     }
 
     /// The protocol of the call.
     pub fn protocol(&self) -> Protocol {
-        self.content_type.protocol
+        self.content_type.protocol()
+    }
+
+    /// The content type of the request (and the expected response).
+    pub fn content_type(&self) -> ContentType {
+        self.content_type
     }
 
     /// The codec of the call.
@@ -251,19 +263,19 @@ impl ClientCall {
         &self.method
     }
 
-    /// The call's deadline, if it has a timeout.
+    /// The call's deadline, if it has one.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
     /// Whether the outcome is known ([`ClientEvent::Finished`] was queued).
     pub fn is_finished(&self) -> bool {
-        self.receive == ReceiveState::Finished
+        matches!(self.receive, ReceiveSide::Finished)
     }
 
     /// Whether the request body is complete.
     pub fn is_send_closed(&self) -> bool {
-        self.send == SendState::Closed
+        matches!(self.send, SendSide::Closed)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
@@ -276,7 +288,8 @@ impl ClientCall {
     }
 
     /// Sends one request message (encoded with the call's codec). For unary-request methods
-    /// this also sends the head and ends the request body.
+    /// this also sends the head — its timeout header carrying the time left at `now` — and
+    /// ends the request body.
     ///
     /// `message` is [`Bytes`] or an [`EncodedMessage`] from [`Codec::encode_message`] (which
     /// frames without copying).
@@ -289,17 +302,17 @@ impl ClientCall {
         if self.is_finished() {
             return Err(UsageError::AlreadyFinished);
         }
-        if self.send == SendState::Idle && self.deadline.is_some_and(|deadline| now >= deadline) {
-            // The head is not written yet and there is no time left to put in it.
-            self.handle_timeout(now);
-            return Err(UsageError::AlreadyFinished);
-        }
-        if self.send == SendState::Closed {
-            return Err(if self.method.kind.streams_requests() {
-                UsageError::SendClosed
-            } else {
-                UsageError::SecondUnaryMessage
-            });
+        match &self.send {
+            SendSide::Closed if self.method.kind.streams_requests() => {
+                return Err(UsageError::SendClosed);
+            }
+            SendSide::Closed => return Err(UsageError::SecondUnaryMessage),
+            SendSide::Pending { .. } if self.deadline.is_some_and(|d| now >= d) => {
+                // The head is not written yet and there is no time left to put in it.
+                self.handle_timeout(now);
+                return Err(UsageError::AlreadyFinished);
+            }
+            _ => {}
         }
         if let Some(limit) = self.send_limit {
             if message.len() > limit {
@@ -309,13 +322,19 @@ impl ClientCall {
                 });
             }
         }
-        self.sent_messages += 1;
-        if self.method.kind.streams_requests() {
+        let SendSide::Pending {
+            uri,
+            headers,
+            use_get,
+        } = std::mem::replace(&mut self.send, SendSide::Closed)
+        else {
+            // A streaming request: one more envelope.
+            self.send = SendSide::Open;
             let (framed, _) = self.frame(message)?;
-            self.push_output(ClientOutput::Data(framed));
+            self.outputs.push(ClientOutput::Data(framed));
             return Ok(());
-        }
-        if self.use_get {
+        };
+        if use_get {
             let (payload, compressed) = match &self.send_compression {
                 Some(alg)
                     if message.len() >= self.compress_min_bytes
@@ -329,36 +348,32 @@ impl ClientCall {
                 _ => (Bytes::copy_from_slice(message.as_bytes()), None),
             };
             let query = encode_get_query(self.content_type.codec, compressed, &payload);
-            let uri = with_query(&self.uri, &query)?;
-            if uri.to_string().len() <= self.max_get_url_bytes {
-                let head = self.request_head(now, Method::GET, uri, false);
-                self.push_output(ClientOutput::Head(head));
-                self.push_output(ClientOutput::End);
-                self.send = SendState::Closed;
+            let get_uri = with_query(&uri, &query)?;
+            if get_uri.to_string().len() <= self.max_get_url_bytes {
+                let head = self.request_head(now, Method::GET, get_uri, &headers, false);
+                self.outputs.push(ClientOutput::Head(head));
+                self.outputs.push(ClientOutput::End);
                 return Ok(());
             }
         }
         let (framed, compressed) = self.frame(message)?;
-        // The request needs the URI no more after its head: moved, not cloned.
-        let uri = std::mem::take(&mut self.uri);
-        let head = self.request_head(now, Method::POST, uri, compressed);
-        self.push_output(ClientOutput::Head(head));
-        self.push_output(ClientOutput::Data(framed));
-        self.push_output(ClientOutput::End);
-        self.send = SendState::Closed;
+        let head = self.request_head(now, Method::POST, uri, &headers, compressed);
+        self.outputs.push(ClientOutput::Head(head));
+        self.outputs.push(ClientOutput::Data(framed));
+        self.outputs.push(ClientOutput::End);
         Ok(())
     }
 
     /// Ends the request stream (streaming-request methods). Unary-request methods must send
     /// their message instead.
-    pub fn close_send(&mut self, _now: Instant) -> Result<(), UsageError> {
+    pub fn close_send(&mut self) -> Result<(), UsageError> {
         match self.send {
-            SendState::Closed => Ok(()),
-            SendState::Idle => Err(UsageError::MissingUnaryMessage),
-            SendState::Open => {
-                self.send = SendState::Closed;
+            SendSide::Closed => Ok(()),
+            SendSide::Pending { .. } => Err(UsageError::MissingUnaryMessage),
+            SendSide::Open => {
+                self.send = SendSide::Closed;
                 if !self.is_finished() {
-                    self.push_output(ClientOutput::End);
+                    self.outputs.push(ClientOutput::End);
                 }
                 Ok(())
             }
@@ -366,48 +381,54 @@ impl ClientCall {
     }
 
     /// Cancels the call: the outcome becomes `canceled` and the exchange is abandoned.
-    pub fn cancel(&mut self, _now: Instant) {
+    pub fn cancel(&mut self) {
         if !self.is_finished() {
-            self.abort(Status::new(Code::Canceled, "the call was cancelled"));
+            self.abort(Status::canceled("the call was cancelled"));
         }
     }
 
     /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_finished() && self.deadline.is_some_and(|d| now >= d) {
-            self.abort(Status::new(
-                Code::DeadlineExceeded,
-                "the call's deadline expired",
-            ));
+            self.abort(Status::deadline_exceeded("the call's deadline expired"));
         }
     }
 
     /// The response head arrived.
-    pub fn handle_response_head(&mut self, _now: Instant, head: response::Parts) {
-        if self.receive != ReceiveState::AwaitingHead {
-            return;
-        }
-        match self.content_type.protocol {
-            Protocol::Connect if !self.content_type.streaming => self.connect_unary_head(head),
-            Protocol::Connect => self.connect_streaming_head(head),
-            Protocol::Grpc | Protocol::GrpcWeb => self.grpc_head(head),
+    pub fn handle_response_head(&mut self, head: response::Parts) {
+        let reader = match std::mem::replace(&mut self.receive, ReceiveSide::Moving) {
+            ReceiveSide::AwaitingHead { reader } => reader,
+            other => {
+                self.receive = other;
+                return;
+            }
+        };
+        match self.content_type.form {
+            WireForm::ConnectUnary => self.connect_unary_head(head, reader),
+            WireForm::ConnectStreaming => self.connect_streaming_head(head, reader),
+            WireForm::Grpc | WireForm::GrpcWeb | WireForm::GrpcWebText => {
+                self.grpc_head(head, reader)
+            }
         }
     }
 
     /// A chunk of the response body arrived.
-    pub fn handle_data(&mut self, _now: Instant, chunk: Bytes) {
-        match self.receive {
-            ReceiveState::Body | ReceiveState::ErrorBody { .. } => {}
-            ReceiveState::AwaitingHead => {
+    pub fn handle_data(&mut self, chunk: Bytes) {
+        let reader = match &mut self.receive {
+            ReceiveSide::Body(body) => {
+                body.received_bytes |= !chunk.is_empty();
+                &mut body.reader
+            }
+            ReceiveSide::ErrorBody { reader, .. } => reader,
+            ReceiveSide::AwaitingHead { .. } | ReceiveSide::Moving => {
                 return self.protocol_error(Rule::InvalidHeader(
                     "body data before the response head".into(),
                 ));
             }
-            ReceiveState::Finished => return,
-        }
-        self.body_received |= !chunk.is_empty();
+            ReceiveSide::Finished => return,
+        };
         let mut items = std::mem::take(&mut self.scratch);
-        let result = self.reader.push(chunk, &mut items);
+        let result = reader.push(chunk, &mut items);
         self.take_items(&mut items);
         self.scratch = items;
         if let Err(rule) = result {
@@ -416,95 +437,99 @@ impl ClientCall {
     }
 
     /// The response trailers arrived (gRPC; tolerated from gRPC-Web servers).
-    pub fn handle_trailers(&mut self, _now: Instant, trailers: HeaderMap) {
-        if self.receive != ReceiveState::Body {
+    pub fn handle_trailers(&mut self, trailers: HeaderMap) {
+        let ReceiveSide::Body(body) = &self.receive else {
+            return;
+        };
+        // A gRPC-Web trailer frame in the body wins over HTTP trailers; Connect ignores them.
+        if self.content_type.protocol() == Protocol::Connect || body.end_outcome.is_some() {
             return;
         }
-        match self.content_type.protocol {
-            // A gRPC-Web trailer frame in the body wins over HTTP trailers.
-            Protocol::Grpc | Protocol::GrpcWeb if self.end_outcome.is_none() => {
-                // Trailers end the body, which must end on an envelope boundary.
-                if self.finish_body() {
-                    self.finish_with_trailers(&trailers);
-                }
-            }
-            Protocol::Grpc | Protocol::GrpcWeb | Protocol::Connect => {}
+        // Trailers end the body, which must end on an envelope boundary.
+        if self.finish_body() {
+            self.finish_with_trailers(&trailers);
         }
     }
 
     /// The response body ended (after trailers, if any).
-    pub fn handle_end(&mut self, _now: Instant) {
-        match self.receive {
-            ReceiveState::Finished => {}
-            ReceiveState::AwaitingHead => self.protocol_error(Rule::InvalidHeader(
-                "the response ended before its head".into(),
-            )),
-            ReceiveState::ErrorBody { status, json } => {
-                let body = self.reader.take_raw();
-                let error = if json {
-                    self.decode_unary_error(body, status)
-                } else {
-                    None
+    pub fn handle_end(&mut self) {
+        match &self.receive {
+            ReceiveSide::Finished => {}
+            ReceiveSide::AwaitingHead { .. } | ReceiveSide::Moving => self.protocol_error(
+                Rule::InvalidHeader("the response ended before its head".into()),
+            ),
+            ReceiveSide::ErrorBody { .. } => {
+                let ReceiveSide::ErrorBody {
+                    mut reader,
+                    status,
+                    json,
+                    trailers,
+                } = std::mem::replace(&mut self.receive, ReceiveSide::Moving)
+                else {
+                    return;
                 };
-                let mut error = error.unwrap_or_else(|| http_status_error(status));
-                *error.metadata_mut() = std::mem::take(&mut self.unary_trailers);
-                self.finish(Err(error));
+                let body = reader.take_raw();
+                let error = json
+                    .then(|| decode_unary_error(&reader, body, status))
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        let rule = Rule::UnexpectedHttpStatus(status.as_u16());
+                        ProtocolError::in_response(rule).to_status()
+                    });
+                self.finish(Err(error.with_metadata(trailers)));
             }
-            ReceiveState::Body => {
+            ReceiveSide::Body(_) => {
                 if !self.finish_body() {
                     return;
                 }
-                match self.end_outcome.take() {
-                    Some(Ok(trailers)) => return self.finish_success(trailers),
-                    Some(Err(error)) => return self.finish(Err(error)),
-                    None => {}
-                }
-                match self.content_type.protocol {
-                    Protocol::Connect if !self.content_type.streaming => {
-                        let trailers = std::mem::take(&mut self.unary_trailers);
-                        self.finish_success(trailers);
-                    }
-                    Protocol::Grpc | Protocol::GrpcWeb if !self.body_received => {
-                        // Trailers-only: the head was the whole response.
-                        let head = std::mem::take(&mut self.grpc_head);
+                let ReceiveSide::Body(body) = &mut self.receive else {
+                    return;
+                };
+                let outcome = body.end_outcome.take();
+                let unary_trailers = std::mem::take(&mut body.unary_trailers);
+                let trailers_only =
+                    (!body.received_bytes).then(|| std::mem::take(&mut body.grpc_head));
+                match (outcome, self.content_type.form) {
+                    (Some(Ok(trailers)), _) => self.finish_success(trailers),
+                    (Some(Err(error)), _) => self.finish(Err(error)),
+                    (None, WireForm::ConnectUnary) => self.finish_success(unary_trailers),
+                    // Trailers-only: the head was the whole response.
+                    (None, WireForm::Grpc | WireForm::GrpcWeb | WireForm::GrpcWebText)
+                        if trailers_only.is_some() =>
+                    {
+                        let head = trailers_only.unwrap_or_default();
                         self.finish_with_trailers(&head);
                     }
-                    Protocol::Connect | Protocol::Grpc | Protocol::GrpcWeb => {
-                        self.protocol_error(Rule::MissingEndStream)
-                    }
+                    (None, _) => self.protocol_error(Rule::MissingEndStream),
                 }
             }
         }
     }
 
-    /// The server reset the stream (`h2_error_code` is the HTTP/2 error code, when known).
-    /// A `CANCEL` reset once the call's deadline has passed is `deadline_exceeded`: servers
-    /// cancel streams whose deadline expired.
+    /// The server reset the stream (`h2_error_code` is the HTTP/2 error code, when known). A
+    /// `CANCEL` reset once the call's deadline has passed (at `now`) is `deadline_exceeded`:
+    /// servers cancel streams whose deadline expired.
     pub fn handle_reset(&mut self, now: Instant, h2_error_code: Option<u32>) {
         if self.is_finished() {
             return;
         }
-        let expired = self.deadline.is_some_and(|deadline| now >= deadline);
-        let code = match h2_error_code {
-            Some(0x7) => Code::Unavailable,                 // REFUSED_STREAM
-            Some(0x8) if expired => Code::DeadlineExceeded, // CANCEL after the deadline
-            Some(0x8) => Code::Canceled,                    // CANCEL
-            Some(0xb) => Code::ResourceExhausted,           // ENHANCE_YOUR_CALM
-            Some(0xc) => Code::PermissionDenied,            // INADEQUATE_SECURITY
-            Some(_) => Code::Internal,
-            None => Code::Unavailable,
+        const CANCEL: u32 = 0x8;
+        if h2_error_code == Some(CANCEL) && self.deadline.is_some_and(|d| now >= d) {
+            return self.finish(Err(Status::deadline_exceeded(
+                "the call's deadline expired (the server cancelled the stream)",
+            )));
+        }
+        let rule = Rule::Reset {
+            code: h2_error_code,
         };
-        let reason = match h2_error_code {
-            Some(c) => format!("the server reset the stream (HTTP/2 error 0x{c:x})"),
-            None => "the server reset the stream".into(),
-        };
-        self.finish(Err(Status::new(code, reason)));
+        self.finish(Err(ProtocolError::in_response(rule).to_status()));
     }
 
     /// The transport failed (connection refused, closed, TLS error…): `unavailable`.
-    pub fn handle_transport_error(&mut self, _now: Instant, message: &str) {
+    pub fn handle_transport_error(&mut self, message: &str) {
         if !self.is_finished() {
-            self.finish(Err(Status::new(Code::Unavailable, message.to_owned())));
+            let rule = Rule::Transport(message.to_owned());
+            self.finish(Err(ProtocolError::in_response(rule).to_status()));
         }
     }
 
@@ -519,10 +544,6 @@ impl ClientCall {
         self.outputs.data_bytes()
     }
 
-    fn push_output(&mut self, output: ClientOutput) {
-        self.outputs.push(output);
-    }
-
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
@@ -531,10 +552,9 @@ impl ClientCall {
     fn frame(&self, message: EncodedMessage) -> Result<(Bytes, bool), UsageError> {
         frame_message(
             message,
-            self.content_type.streaming,
+            self.content_type.form,
             self.send_compression.as_ref(),
             self.compress_min_bytes,
-            self.content_type.text,
         )
     }
 
@@ -545,30 +565,32 @@ impl ClientCall {
         now: Instant,
         method: Method,
         uri: Uri,
+        headers: &HeaderMap,
         compressed: bool,
     ) -> request::Parts {
         let timeout = self
             .deadline
             .map(|deadline| deadline.saturating_duration_since(now));
         let (mut head, ()) = http::Request::new(()).into_parts();
-        head.method = method.clone();
+        let post = method == Method::POST;
+        head.method = method;
         head.uri = uri;
         let h = &mut head.headers;
-        copy_metadata(&self.headers, h);
-        let protocol = self.content_type.protocol;
-        if method == Method::POST {
+        copy_metadata(headers, h);
+        if post {
             h.insert(CONTENT_TYPE, self.content_type.header_value());
         }
-        let accept = self.accept_compression.accept_encoding().cloned();
-        let encoding = self
-            .send_compression
-            .as_ref()
-            .filter(|_| compressed)
-            .map(|a| HeaderValue::from_static(a.name()));
-        match protocol {
+        let (encoding_header, accept_header) = self.content_type.form.compression_headers();
+        if let Some(alg) = self.send_compression.as_ref().filter(|_| compressed) {
+            h.insert(encoding_header, HeaderValue::from_static(alg.name()));
+        }
+        if let Some(accept) = self.accept_compression.accept_encoding() {
+            h.insert(accept_header, accept.clone());
+        }
+        match self.content_type.protocol() {
             Protocol::Connect => {
                 h.insert(USER_AGENT, self.user_agent.clone());
-                if method == Method::POST {
+                if post {
                     h.insert(
                         CONNECT_PROTOCOL_VERSION,
                         HeaderValue::from_static(CONNECT_PROTOCOL_VERSION_1),
@@ -577,141 +599,119 @@ impl ClientCall {
                 if let Some(timeout) = timeout {
                     insert_str(h, CONNECT_TIMEOUT_MS, &format_connect_timeout(timeout));
                 }
-                let (enc, acc) = if self.content_type.streaming {
-                    (CONNECT_CONTENT_ENCODING, CONNECT_ACCEPT_ENCODING)
-                } else {
-                    (CONTENT_ENCODING, ACCEPT_ENCODING)
-                };
-                if let Some(v) = encoding {
-                    h.insert(enc, v);
-                }
-                if let Some(v) = accept {
-                    h.insert(acc, v);
-                }
             }
-            Protocol::Grpc | Protocol::GrpcWeb => {
-                if protocol == Protocol::Grpc {
-                    h.insert(TE, HeaderValue::from_static(TE_TRAILERS));
-                    h.insert(USER_AGENT, self.user_agent.clone());
-                } else {
-                    h.insert(X_GRPC_WEB, HeaderValue::from_static("1"));
-                    h.insert(X_USER_AGENT, self.user_agent.clone());
-                }
+            Protocol::Grpc => {
+                h.insert(TE, HeaderValue::from_static(TE_TRAILERS));
+                h.insert(USER_AGENT, self.user_agent.clone());
                 if let Some(timeout) = timeout {
                     insert_str(h, GRPC_TIMEOUT, &format_grpc_timeout(timeout));
                 }
-                if let Some(v) = encoding {
-                    h.insert(GRPC_ENCODING, v);
-                }
-                if let Some(v) = accept {
-                    h.insert(GRPC_ACCEPT_ENCODING, v);
+            }
+            Protocol::GrpcWeb => {
+                h.insert(X_GRPC_WEB, HeaderValue::from_static("1"));
+                h.insert(X_USER_AGENT, self.user_agent.clone());
+                if let Some(timeout) = timeout {
+                    insert_str(h, GRPC_TIMEOUT, &format_grpc_timeout(timeout));
                 }
             }
         }
         head
     }
 
-    fn resolve_encoding(&mut self, head: &response::Parts, header: HeaderName) -> Result<(), Rule> {
+    /// Reads the response's message compression into the reader.
+    fn resolve_encoding(&self, head: &response::Parts, reader: &mut Reader) -> Result<(), Rule> {
+        let header = self.content_type.form.compression_headers().0;
         let name = head.headers.get(header).and_then(|v| v.to_str().ok());
         let alg = self
             .accept_compression
             .resolve(name)
-            .map_err(Rule::UnsupportedCompression)?;
-        self.reader.set_compression(alg);
+            .map_err(|name| Rule::UnsupportedCompression(format!("{name:?}")))?;
+        reader.set_compression(alg);
         Ok(())
     }
 
-    fn connect_unary_head(&mut self, head: response::Parts) {
+    fn start_body(&mut self, reader: Reader, unary_trailers: HeaderMap, grpc_head: HeaderMap) {
+        self.receive = ReceiveSide::Body(Body {
+            reader,
+            messages: 0,
+            received_bytes: false,
+            unary_trailers,
+            grpc_head,
+            end_outcome: None,
+        });
+    }
+
+    fn connect_unary_head(&mut self, head: response::Parts, mut reader: Reader) {
         let (leading, trailing) = split_unary_headers(&head.headers);
-        self.unary_trailers = trailing;
-        let content_type = head
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let content_type = content_type_of(&head);
         if head.status != StatusCode::OK {
             let json = matches!(ContentType::parse(content_type), ContentTypeMatch::Supported(ct)
-                if ct.protocol == Protocol::Connect && !ct.streaming && ct.codec == Codec::Json);
+                if ct == ContentType::connect_unary(Codec::Json));
             // An unsupported encoding leaves the error body unreadable; the HTTP status still
             // tells the code.
-            let json = json && self.resolve_encoding(&head, CONTENT_ENCODING).is_ok();
-            self.events.push_back(ClientEvent::Headers(leading));
-            self.receive = ReceiveState::ErrorBody {
+            let json = json && self.resolve_encoding(&head, &mut reader).is_ok();
+            self.report_headers(leading);
+            self.receive = ReceiveSide::ErrorBody {
+                reader,
                 status: head.status,
                 json,
+                trailers: trailing,
             };
             return;
         }
         if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
             return self.unexpected_content_type(head.status, content_type);
         }
-        if let Err(rule) = self.resolve_encoding(&head, CONTENT_ENCODING) {
+        if let Err(rule) = self.resolve_encoding(&head, &mut reader) {
             return self.protocol_error(rule);
         }
-        self.events.push_back(ClientEvent::Headers(leading));
-        self.receive = ReceiveState::Body;
+        self.report_headers(leading);
+        self.start_body(reader, trailing, HeaderMap::new());
     }
 
-    fn connect_streaming_head(&mut self, head: response::Parts) {
+    fn connect_streaming_head(&mut self, head: response::Parts, mut reader: Reader) {
         if head.status != StatusCode::OK {
-            let mut error = http_status_error(head.status);
-            *error.metadata_mut() = metadata_of(&head.headers);
-            return self.finish(Err(error));
+            let rule = Rule::UnexpectedHttpStatus(head.status.as_u16());
+            let error = ProtocolError::in_response(rule).to_status();
+            return self.finish(Err(error.with_metadata(metadata_of(&head.headers))));
         }
-        let content_type = head
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let content_type = content_type_of(&head);
         if ContentType::parse(content_type) != ContentTypeMatch::Supported(self.content_type) {
             return self.unexpected_content_type(head.status, content_type);
         }
-        if let Err(rule) = self.resolve_encoding(&head, CONNECT_CONTENT_ENCODING) {
+        if let Err(rule) = self.resolve_encoding(&head, &mut reader) {
             return self.protocol_error(rule);
         }
-        self.events
-            .push_back(ClientEvent::Headers(metadata_of(&head.headers)));
-        self.receive = ReceiveState::Body;
+        self.report_headers(metadata_of(&head.headers));
+        self.start_body(reader, HeaderMap::new(), HeaderMap::new());
     }
 
-    fn grpc_head(&mut self, head: response::Parts) {
-        if head.status != StatusCode::OK && head.headers.contains_key(GRPC_STATUS) {
+    fn grpc_head(&mut self, head: response::Parts, mut reader: Reader) {
+        let has_status = head.headers.contains_key(GRPC_STATUS);
+        if head.status != StatusCode::OK && has_status {
             // A status in the head wins over the HTTP status (http-grpc-status-mapping.md).
-            self.events
-                .push_back(ClientEvent::Headers(HeaderMap::new()));
-            self.receive = ReceiveState::Body;
+            self.report_headers(HeaderMap::new());
+            self.start_body(reader, HeaderMap::new(), HeaderMap::new());
             return self.finish_with_trailers(&head.headers);
         }
         if head.status != StatusCode::OK {
-            let mut error = http_status_error(head.status);
-            *error.metadata_mut() = metadata_of(&head.headers);
-            return self.finish(Err(error));
+            let rule = Rule::UnexpectedHttpStatus(head.status.as_u16());
+            let error = ProtocolError::in_response(rule).to_status();
+            return self.finish(Err(error.with_metadata(metadata_of(&head.headers))));
         }
-        let content_type = head
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let matches = match ContentType::parse(content_type) {
-            ContentTypeMatch::Supported(ct) => {
-                ct.protocol == self.content_type.protocol
-                    && ct.codec == self.content_type.codec
-                    && ct.text == self.content_type.text
-            }
-            _ => false,
-        };
-        let has_status = head.headers.contains_key(GRPC_STATUS);
+        let content_type = content_type_of(&head);
+        let matches = matches!(ContentType::parse(content_type), ContentTypeMatch::Supported(ct)
+            if ct == self.content_type);
         if has_status && !matches {
             // Trailers-only with a body we could not read anyway: the head is the response.
-            self.events
-                .push_back(ClientEvent::Headers(HeaderMap::new()));
-            self.receive = ReceiveState::Body;
+            self.report_headers(HeaderMap::new());
+            self.start_body(reader, HeaderMap::new(), HeaderMap::new());
             return self.finish_with_trailers(&head.headers);
         }
         if !matches {
             return self.unexpected_content_type(head.status, content_type);
         }
-        if let Err(rule) = self.resolve_encoding(&head, GRPC_ENCODING) {
+        if let Err(rule) = self.resolve_encoding(&head, &mut reader) {
             return self.protocol_error(rule);
         }
         // A head carrying `grpc-status` is trailers-only only if no body follows: its metadata
@@ -721,22 +721,24 @@ impl ClientCall {
         } else {
             metadata_of(&head.headers)
         };
-        self.events.push_back(ClientEvent::Headers(leading));
-        self.grpc_head = head.headers;
-        self.receive = ReceiveState::Body;
+        self.report_headers(leading);
+        self.start_body(reader, HeaderMap::new(), head.headers);
     }
 
     /// Checks that the body ended on a frame boundary and reads what its end completes.
     /// Returns `false` if the call is finished (by a protocol error or the items read).
     fn finish_body(&mut self) -> bool {
+        let ReceiveSide::Body(body) = &mut self.receive else {
+            return false;
+        };
         let mut items = std::mem::take(&mut self.scratch);
-        let result = self.reader.finish(&mut items);
+        let result = body.reader.finish(&mut items);
         self.take_items(&mut items);
         self.scratch = items;
         if let Err(rule) = result {
             self.protocol_error(rule);
         }
-        self.receive != ReceiveState::Finished
+        !self.is_finished()
     }
 
     /// A `200` response whose content type is wrong. Of the call's protocol (another codec or
@@ -745,49 +747,52 @@ impl ClientCall {
     /// HTTP status (`unknown` for `200`).
     fn unexpected_content_type(&mut self, status: StatusCode, content_type: &str) {
         let protocol = match ContentType::parse(content_type) {
-            ContentTypeMatch::Supported(ct) => Some(ct.protocol),
-            ContentTypeMatch::UnsupportedCodec { protocol, .. } => Some(protocol),
+            ContentTypeMatch::Supported(ct) => Some(ct.protocol()),
+            ContentTypeMatch::UnsupportedCodec { form } => Some(form.protocol()),
             ContentTypeMatch::Unrecognized => None,
         };
-        let error =
-            ProtocolError::in_response(Rule::UnexpectedContentType(content_type.to_owned()));
-        if protocol == Some(self.content_type.protocol) {
-            return self.abort(error.to_status());
-        }
-        let code = Code::from_http_status(status).unwrap_or(Code::Unknown);
-        self.abort(Status::new(code, format!("protocol error: {error}")));
+        let rule = if protocol == Some(self.content_type.protocol()) {
+            Rule::UnexpectedContentType(content_type.to_owned())
+        } else {
+            Rule::NotRpcResponse {
+                status: status.as_u16(),
+                content_type: content_type.to_owned(),
+            }
+        };
+        self.protocol_error(rule);
     }
 
     fn take_items(&mut self, items: &mut SmallQueue<Inbound>) {
+        let unary = !self.method.kind.streams_responses();
+        let metadata_limit = self.metadata_limit;
         for item in items.drain() {
-            if self.receive == ReceiveState::Finished {
+            let ReceiveSide::Body(body) = &mut self.receive else {
                 return;
-            }
+            };
             match item {
+                Inbound::Message(_) if unary && body.messages > 0 => {
+                    return self.protocol_error(Rule::ExtraMessage);
+                }
                 Inbound::Message(message) => {
-                    if !self.method.kind.streams_responses() && self.received_messages > 0 {
-                        return self.protocol_error(Rule::ExtraMessage);
-                    }
-                    self.received_messages += 1;
+                    body.messages += 1;
                     self.events.push_back(ClientEvent::Message(message));
                 }
-                Inbound::EndStream(json) => match decode_end_stream(&json, self.metadata_limit) {
+                Inbound::EndStream(json) => match decode_end_stream(&json, metadata_limit) {
                     Ok(end) => {
-                        self.end_outcome = Some(match end.error {
+                        body.end_outcome = Some(match end.error {
                             Some(error) => Err(error),
                             None => Ok(end.trailers),
                         });
                     }
-                    Err(rule) => self.protocol_error(rule),
+                    Err(rule) => return self.protocol_error(rule),
                 },
                 Inbound::Trailers(block) => {
-                    let limit = self.metadata_limit;
-                    match decode_trailer_block(&block, limit)
-                        .and_then(|t| Ok((decode_status(&t)?, t)))
-                    {
-                        Ok((None, trailers)) => self.end_outcome = Some(Ok(metadata_of(&trailers))),
-                        Ok((Some(error), _)) => self.end_outcome = Some(Err(error)),
-                        Err(rule) => self.protocol_error(rule),
+                    let decoded = decode_trailer_block(&block, metadata_limit)
+                        .and_then(|t| Ok((decode_status(&t)?, t)));
+                    match decoded {
+                        Ok((None, trailers)) => body.end_outcome = Some(Ok(metadata_of(&trailers))),
+                        Ok((Some(error), _)) => body.end_outcome = Some(Err(error)),
+                        Err(rule) => return self.protocol_error(rule),
                     }
                 }
             }
@@ -803,17 +808,14 @@ impl ClientCall {
     }
 
     fn finish_success(&mut self, trailers: HeaderMap) {
-        if !self.method.kind.streams_responses() && self.received_messages == 0 {
+        let messages = match &self.receive {
+            ReceiveSide::Body(body) => body.messages,
+            _ => 0,
+        };
+        if !self.method.kind.streams_responses() && messages == 0 {
             return self.protocol_error(Rule::MissingMessage);
         }
         self.finish(Ok(trailers));
-    }
-
-    fn decode_unary_error(&self, body: Bytes, status: StatusCode) -> Option<Status> {
-        // The body may be compressed with the response's content-encoding.
-        let plain = self.reader.decompress(body).ok()?;
-        let fallback = Code::from_http_status(status).unwrap_or(Code::Unknown);
-        decode_error_body_or(&plain, fallback).ok()
     }
 
     fn protocol_error(&mut self, rule: Rule) {
@@ -824,30 +826,41 @@ impl ClientCall {
     fn abort(&mut self, status: Status) {
         self.finish(Err(status));
         self.outputs.clear();
-        self.push_output(ClientOutput::Cancel);
+        self.outputs.push(ClientOutput::Cancel);
     }
 
     fn finish(&mut self, outcome: Result<HeaderMap, Status>) {
-        if self.receive == ReceiveState::Finished {
+        if self.is_finished() {
             return;
         }
-        if self.receive == ReceiveState::AwaitingHead {
-            self.events
-                .push_back(ClientEvent::Headers(HeaderMap::new()));
-        }
-        self.receive = ReceiveState::Finished;
+        self.report_headers(HeaderMap::new());
+        self.receive = ReceiveSide::Finished;
         self.events.push_back(ClientEvent::Finished(outcome));
+    }
+
+    /// Queues the `Headers` event, once (a call that ends before its head reports empty
+    /// headers, so `Headers` always comes first).
+    fn report_headers(&mut self, headers: HeaderMap) {
+        if !std::mem::replace(&mut self.headers_reported, true) {
+            self.events.push_back(ClientEvent::Headers(headers));
+        }
     }
 }
 
-/// The status for an HTTP error without a usable RPC error in it.
-fn http_status_error(status: StatusCode) -> Status {
-    let code = Code::from_http_status(status).unwrap_or(Code::Unknown);
-    let reason = status
-        .canonical_reason()
-        .map(|r| format!(" {r}"))
-        .unwrap_or_default();
-    Status::new(code, format!("HTTP status {}{reason}", status.as_u16()))
+/// The content type of a response head (`""` when absent or not text).
+fn content_type_of(head: &response::Parts) -> &str {
+    head.headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A Connect unary error body, decompressed with the response's encoding; `None` if it is
+/// not a usable error (the HTTP status then tells the code).
+fn decode_unary_error(reader: &Reader, body: Bytes, status: StatusCode) -> Option<Status> {
+    let plain = reader.decompress(body).ok()?;
+    let fallback = Code::from_http_status(status).unwrap_or(Code::Unknown);
+    decode_error_body_or(&plain, fallback).ok()
 }
 
 fn insert_str(headers: &mut HeaderMap, name: HeaderName, value: &str) {

@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Uri};
 
-use crate::call::accept::{DEFAULT_COMPRESS_MIN_BYTES, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::codec::Codec;
 use crate::compression::{Compression, CompressionRegistry};
-use crate::metadata::DEFAULT_MAX_METADATA_SIZE;
+use crate::limits::{
+    DEFAULT_COMPRESS_MIN_BYTES, DEFAULT_MAX_GET_URL_BYTES, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_METADATA_SIZE,
+};
 use crate::protocol::Protocol;
-
-/// Default limit on the URL of a Connect GET request; longer requests fall back to POST.
-pub const DEFAULT_MAX_GET_URL_BYTES: usize = 8 * 1024;
 
 /// Client-side protocol settings shared by every call of one client.
 #[derive(Clone, Debug)]
@@ -121,7 +120,7 @@ impl ClientConfig {
     /// Limit on metadata carried in response bodies (gRPC-Web trailer frames, Connect
     /// end-stream `metadata`), in bytes as HTTP/2 counts header lists. Larger metadata fails
     /// the call with `resource_exhausted`. Default
-    /// [`DEFAULT_MAX_METADATA_SIZE`](crate::metadata::DEFAULT_MAX_METADATA_SIZE) (64 KiB).
+    /// [`DEFAULT_MAX_METADATA_SIZE`](crate::limits::DEFAULT_MAX_METADATA_SIZE) (64 KiB).
     #[must_use]
     pub fn max_metadata_size(mut self, limit: usize) -> Self {
         self.max_metadata_size = limit;

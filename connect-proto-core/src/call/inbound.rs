@@ -1,35 +1,23 @@
-//! Reading one direction of a call: body chunks in, messages (and end-of-stream frames) out.
-//! Handles the three framings (bare unary body, envelopes, gRPC-Web text), flag rules per
-//! protocol and direction, decompression bounded by the message limit.
+//! Reading one direction of a call: body chunks in, messages (and end-of-stream frames) out
+//! (writing is [`outbound`](super::outbound)). Handles every wire form's body layout (a bare
+//! unary body, envelopes, base64 text), the flag rules per form and direction, and
+//! decompression bounded by the message limit.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::call::output_queue::SmallQueue;
-use crate::codec::EncodedMessage;
 use crate::compression::{Compression, DecompressError};
-use crate::envelope::{
-    EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS, encode_envelope,
-    encode_prefix,
-};
-use crate::error::{Rule, UsageError};
+use crate::envelope::{EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS};
+use crate::error::Rule;
 use crate::grpc_web::TextDecoder;
-use crate::protocol::Protocol;
-
-/// What a body carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// The whole body is one message (Connect unary).
-    Bare,
-    /// A sequence of envelopes.
-    Enveloped,
-}
+use crate::protocol::WireForm;
 
 /// One item read from a body.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Inbound {
-    /// A message, decompressed.
+    /// A message, decompressed (unless passed through).
     Message(Bytes),
     /// A Connect end-stream message (JSON, decompressed).
     EndStream(Bytes),
@@ -37,12 +25,18 @@ pub(crate) enum Inbound {
     Trailers(Bytes),
 }
 
+/// Which side of the exchange a body comes from: the flags an envelope may carry depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Request,
+    Response,
+}
+
 /// The reading half of a call.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    protocol: Protocol,
-    framing: Framing,
-    is_response: bool,
+    form: WireForm,
+    direction: Direction,
     text: Option<TextDecoder>,
     envelopes: EnvelopeDecoder,
     compression: Option<Arc<dyn Compression>>,
@@ -55,19 +49,16 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub(crate) fn new(
-        protocol: Protocol,
-        framing: Framing,
-        is_response: bool,
-        text: bool,
+        form: WireForm,
+        direction: Direction,
         compression: Option<Arc<dyn Compression>>,
         limit: usize,
     ) -> Self {
         Reader {
-            protocol,
-            framing,
-            is_response,
-            text: text.then(TextDecoder::new),
-            // The bare framing buffers through the same decoder (`take_all`), bounded by hand.
+            form,
+            direction,
+            text: form.is_text().then(TextDecoder::new),
+            // A bare body buffers through the same decoder (`take_all`), bounded by hand.
             envelopes: EnvelopeDecoder::new(limit),
             compression,
             limit,
@@ -97,19 +88,17 @@ impl Reader {
             return Err(Rule::DataAfterEnd);
         }
         self.envelopes.push(chunk);
-        match self.framing {
-            Framing::Bare => {
-                let size = self.envelopes.buffered_len();
-                if size > self.limit {
-                    return Err(Rule::MessageTooLarge {
-                        size: size as u64,
-                        limit: self.limit,
-                    });
-                }
-                Ok(())
-            }
-            Framing::Enveloped => self.drain_envelopes(out),
+        if self.form.is_enveloped() {
+            return self.drain_envelopes(out);
         }
+        let size = self.envelopes.buffered_len();
+        if size > self.limit {
+            return Err(Rule::MessageTooLarge {
+                size: size as u64,
+                limit: self.limit,
+            });
+        }
+        Ok(())
     }
 
     /// The body ended: checks framing and yields what the end completes (the bare message).
@@ -117,14 +106,12 @@ impl Reader {
         if let Some(text) = &self.text {
             text.finish()?;
         }
-        match self.framing {
-            Framing::Bare => {
-                let body = self.envelopes.take_all();
-                out.push_back(Inbound::Message(self.decompress(body)?));
-                Ok(())
-            }
-            Framing::Enveloped => self.envelopes.finish(),
+        if self.form.is_enveloped() {
+            return self.envelopes.finish();
         }
+        let body = self.envelopes.take_all();
+        out.push_back(Inbound::Message(self.decompress(body)?));
+        Ok(())
     }
 
     /// Takes the raw, undecoded remainder of the body (for non-enveloped error bodies).
@@ -132,17 +119,22 @@ impl Reader {
         self.envelopes.take_all()
     }
 
+    /// The flag that ends a stream in this form and direction (0: none may).
+    fn end_flag(&self) -> u8 {
+        match (self.form, self.direction) {
+            (WireForm::ConnectStreaming, Direction::Response) => FLAG_END_STREAM,
+            (WireForm::GrpcWeb | WireForm::GrpcWebText, Direction::Response) => FLAG_TRAILERS,
+            _ => 0,
+        }
+    }
+
     fn drain_envelopes(&mut self, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
+        let end_flag = self.end_flag();
         while let Some(envelope) = self.envelopes.decode()? {
             if self.ended {
                 return Err(Rule::DataAfterEnd);
             }
             let flags = envelope.flags;
-            let end_flag = match (self.protocol, self.is_response) {
-                (Protocol::Connect, true) => FLAG_END_STREAM,
-                (Protocol::GrpcWeb, true) => FLAG_TRAILERS,
-                _ => 0,
-            };
             if flags & !(FLAG_COMPRESSED | end_flag) != 0 {
                 return Err(if flags & (FLAG_END_STREAM | FLAG_TRAILERS) != 0 {
                     Rule::UnexpectedEndStream
@@ -164,9 +156,9 @@ impl Reader {
             };
             if end_flag != 0 && flags & end_flag != 0 {
                 self.ended = true;
-                out.push_back(match self.protocol {
-                    Protocol::GrpcWeb => Inbound::Trailers(payload),
-                    _ => Inbound::EndStream(payload),
+                out.push_back(match self.form {
+                    WireForm::ConnectStreaming => Inbound::EndStream(payload),
+                    _ => Inbound::Trailers(payload),
                 });
             } else {
                 out.push_back(Inbound::Message(payload));
@@ -190,61 +182,4 @@ impl Reader {
             _ => Ok(payload),
         }
     }
-}
-
-/// Frames one outgoing message for the protocol: compression (when negotiated and the message
-/// is at least `min_bytes`), the envelope (unless bare), and gRPC-Web text encoding. An
-/// uncompressed message encoded with room for the prefix is framed in place, without a copy.
-pub(crate) fn frame_message(
-    message: EncodedMessage,
-    enveloped: bool,
-    compression: Option<&Arc<dyn Compression>>,
-    min_bytes: usize,
-    text: bool,
-) -> Result<(Bytes, bool), UsageError> {
-    let len = message.len();
-    let compress = compression
-        // With a threshold of 0 even empty messages are compressed, as peers that check the
-        // request's declared encoding expect.
-        .filter(|_| len >= min_bytes && (min_bytes == 0 || len > 0));
-    let (flags, body) = match compress {
-        Some(alg) => (
-            FLAG_COMPRESSED,
-            alg.compress(message.as_bytes())
-                .map_err(|e| UsageError::Compression(e.to_string()))?,
-        ),
-        None if enveloped => {
-            let len = u32::try_from(len).map_err(|_| UsageError::MessageTooLarge {
-                size: len,
-                limit: u32::MAX as usize,
-            })?;
-            match message.into_framed(encode_prefix(0, len)) {
-                Ok(framed) => return Ok((text_encoded(framed, text), false)),
-                Err(message) => (0, message.into_bytes()),
-            }
-        }
-        None => (0, message.into_bytes()),
-    };
-    let framed = if enveloped {
-        frame_envelope(flags, &body)?
-    } else {
-        body
-    };
-    Ok((text_encoded(framed, text), flags & FLAG_COMPRESSED != 0))
-}
-
-fn text_encoded(framed: Bytes, text: bool) -> Bytes {
-    if text {
-        crate::grpc_web::encode_text_chunk(&framed)
-    } else {
-        framed
-    }
-}
-
-/// One envelope as a contiguous buffer, with the size checked against the `u32` length field.
-pub(crate) fn frame_envelope(flags: u8, body: &[u8]) -> Result<Bytes, UsageError> {
-    encode_envelope(flags, body).map_err(|size| UsageError::MessageTooLarge {
-        size,
-        limit: u32::MAX as usize,
-    })
 }

@@ -1,15 +1,22 @@
 //! Call state machines: [`ServerCall`] and [`ClientCall`], their configuration, admission
 //! ([`ServerCall::accept`] / [`Rejection`]) and the events and outputs they produce.
+//!
+//! The modules depend on each other in one direction: the configurations and the body
+//! reader/writer are leaves; admission uses the server configuration; the calls use all of
+//! them.
 
 mod accept;
 mod client;
 mod client_config;
 mod inbound;
+mod outbound;
 mod output_queue;
 mod render;
 mod server;
+mod server_config;
 
-pub use accept::{DEFAULT_COMPRESS_MIN_BYTES, DEFAULT_MAX_MESSAGE_SIZE, Rejection, ServerConfig};
+pub use accept::Rejection;
 pub use client::{ClientCall, ClientEvent, ClientOutput};
-pub use client_config::{CallOptions, ClientConfig, DEFAULT_MAX_GET_URL_BYTES};
+pub use client_config::{CallOptions, ClientConfig};
 pub use server::{ServerCall, ServerEvent, ServerOutput};
+pub use server_config::ServerConfig;

@@ -11,7 +11,7 @@ use crate::envelope::FLAG_END_STREAM;
 use crate::grpc::encode_status;
 use crate::metadata::copy_metadata;
 use crate::protocol::headers::{ACCEPT_POST, ALLOW, CONTENT_TYPE};
-use crate::protocol::{ContentType, Protocol};
+use crate::protocol::{ContentType, WireForm};
 use crate::status::Status;
 
 /// A complete response: head and body (no trailers: errors before the head use trailers-only
@@ -34,8 +34,8 @@ pub(crate) fn error_response(
     status: &Status,
     headers: &HeaderMap,
 ) -> Rendered {
-    match content_type.protocol {
-        Protocol::Connect if !content_type.streaming => {
+    match content_type.form {
+        WireForm::ConnectUnary => {
             let mut head = parts(status.code().http_status());
             copy_metadata(headers, &mut head.headers);
             prefix_trailers(status.metadata(), &mut head.headers);
@@ -46,7 +46,7 @@ pub(crate) fn error_response(
                 body: encode_error_body(status),
             }
         }
-        Protocol::Connect => {
+        WireForm::ConnectStreaming => {
             let mut head = parts(StatusCode::OK);
             copy_metadata(headers, &mut head.headers);
             head.headers
@@ -55,7 +55,7 @@ pub(crate) fn error_response(
             let body = crate::envelope::encode_envelope(FLAG_END_STREAM, &end).unwrap_or_default();
             Rendered { head, body }
         }
-        Protocol::Grpc | Protocol::GrpcWeb => {
+        WireForm::Grpc | WireForm::GrpcWeb | WireForm::GrpcWebText => {
             let mut head = parts(StatusCode::OK);
             copy_metadata(headers, &mut head.headers);
             head.headers

@@ -1,14 +1,21 @@
 //! The server side of one call.
 //!
+//! Two halves, each a state holding the data it needs:
+//!
 //! ```text
-//!  request side                          response side
-//!  ────────────                          ─────────────
-//!  Open ──handle_data──> Open            Idle ──send_headers / send_message──> Streaming
-//!   │ └─ protocol error ─┐                 │                                      │
-//!   │                    v                 ├──finish──> Finished <──finish────────┘
-//!   └─handle_end──> Ended   Failed         │   (trailers-only / unary error / unary response)
-//!                                           └─ deadline, reset, request error ──> Finished
+//!  request                                   response
+//!  ───────                                   ────────
+//!  Open{reader, pause limit} ─handle_end─> Ended      Idle{headers} ─send_headers / message─> Streaming
+//!    │ └ protocol error, body error, pause ─> Failed     │ └ message (Connect unary) ─> Held{headers, message}
+//!    └ handle_reset ───────────────────────> Failed     │                                │
+//!                                                        ├─ finish ─> Finished <─ finish ─┤ (Held: head, body, end)
+//!                                                        └─ deadline, reset, request error, drain ─> Finished
 //! ```
+//!
+//! A Connect unary response is held until `finish`, because its HTTP status, content type and
+//! `trailer-` headers depend on the outcome. A gRPC call that finishes before any message is
+//! sent answers trailers-only (unless the application set response headers); gRPC-Web writes
+//! its trailers as a `0x80` frame; Connect streaming ends with an end-stream message.
 //!
 //! Inputs are `handle_*`; outputs are drained with [`ServerCall::poll_event`] (what the
 //! application must act on) and [`ServerCall::poll_output`] (what the adapter must write).
@@ -17,13 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, response};
+use http::{HeaderMap, HeaderValue, StatusCode, request, response};
 
-use crate::call::accept::{Admitted, ServerConfig};
-use crate::call::inbound::{Framing, Inbound, Reader, frame_envelope, frame_message};
+use crate::call::accept::{Admitted, Rejection, admit};
+use crate::call::inbound::{Direction, Inbound, Reader};
+use crate::call::outbound::{frame_end, frame_message, text_encoded_for};
 use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::call::render;
-use crate::code::Code;
+use crate::call::server_config::ServerConfig;
 use crate::codec::{Codec, EncodedMessage};
 use crate::compression::Compression;
 use crate::connect::error_json::encode_end_stream;
@@ -34,11 +42,8 @@ use crate::grpc::encode_status;
 use crate::grpc_web::encode_trailer_block;
 use crate::metadata::copy_metadata;
 use crate::method::MethodSpec;
-use crate::protocol::names::{
-    ACCEPT_ENCODING, CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONTENT_ENCODING,
-    CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_ENCODING,
-};
-use crate::protocol::{ContentType, Protocol};
+use crate::protocol::names::CONTENT_TYPE;
+use crate::protocol::{ContentType, Protocol, WireForm};
 use crate::status::Status;
 
 /// Something the application must act on.
@@ -69,17 +74,39 @@ pub enum ServerOutput {
     End,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RequestState {
-    Open,
+/// The request half.
+#[derive(Debug)]
+enum RequestSide {
+    /// The body is arriving.
+    Open {
+        reader: Reader,
+        /// Messages received so far.
+        messages: usize,
+        /// The longest pause allowed (unary request bodies only).
+        pause_limit: Option<Duration>,
+        /// When the body times out unless more of it arrives.
+        pause_deadline: Option<Instant>,
+    },
+    /// The body ended.
     Ended,
+    /// The body broke a rule, failed, or the client went away.
     Failed,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ResponseState {
-    Idle,
-    Streaming,
+/// The response half.
+#[derive(Debug)]
+enum ResponseSide {
+    /// Nothing written yet; the headers the application set so far.
+    Idle { headers: HeaderMap },
+    /// Connect unary: the one message, held until `finish` writes head, body and end at once.
+    Held {
+        headers: HeaderMap,
+        message: Bytes,
+        compressed: bool,
+    },
+    /// The head is written; messages follow.
+    Streaming { messages: usize },
+    /// Everything is queued (or the client is gone).
     Finished,
 }
 
@@ -89,31 +116,36 @@ pub struct ServerCall {
     content_type: ContentType,
     method: MethodSpec,
     deadline: Option<Instant>,
-    /// The longest pause allowed in a unary request body, while it is open.
-    body_timeout: Option<Duration>,
-    /// When the unary request body times out unless more of it arrives.
-    body_deadline: Option<Instant>,
     request_compression: Option<Arc<dyn Compression>>,
     response_compression: Option<Arc<dyn Compression>>,
     accept_encoding: Option<HeaderValue>,
     compress_min_bytes: usize,
     send_limit: Option<usize>,
-    reader: Reader,
-    request: RequestState,
-    request_messages: usize,
-    response: ResponseState,
-    response_headers: HeaderMap,
-    response_messages: usize,
-    /// The Connect unary response message, held until `finish` writes the head.
-    unary_response: Option<Bytes>,
-    unary_response_compressed: bool,
+    request: RequestSide,
+    response: ResponseSide,
     events: SmallQueue<ServerEvent>,
     outputs: OutputQueue<ServerOutput>,
     scratch: SmallQueue<Inbound>,
 }
 
 impl ServerCall {
-    pub(crate) fn from_admitted(config: &ServerConfig, now: Instant, admitted: Admitted) -> Self {
+    /// Admits a request head, or returns the response that rejects it.
+    ///
+    /// `lookup` maps the request path to its method; `None` means the method is unknown and
+    /// renders `unimplemented` in the detected protocol (404 for Connect). `now` starts the
+    /// call's deadline (from its timeout header, or [`ServerConfig::max_timeout`]) and the pause
+    /// limit of a unary request body.
+    pub fn accept(
+        config: &ServerConfig,
+        now: Instant,
+        head: &request::Parts,
+        lookup: impl FnOnce(&str) -> Option<MethodSpec>,
+    ) -> Result<ServerCall, Rejection> {
+        let admitted = admit(config, now, head, lookup)?;
+        Ok(ServerCall::from_admitted(config, now, admitted))
+    }
+
+    fn from_admitted(config: &ServerConfig, now: Instant, admitted: Admitted) -> Self {
         let Admitted {
             content_type,
             method,
@@ -122,43 +154,35 @@ impl ServerCall {
             response_compression,
             get_message,
         } = admitted;
-        let framing = if content_type.streaming {
-            Framing::Enveloped
-        } else {
-            Framing::Bare
-        };
         let reader = Reader::new(
-            content_type.protocol,
-            framing,
-            false,
-            content_type.text,
+            content_type.form,
+            Direction::Request,
             request_compression.clone(),
             config.max_receive_message_size,
         );
         // Only unary request bodies have a pause limit: a streaming request's pauses are the
         // application's.
-        let body_timeout = config
+        let pause_limit = config
             .body_timeout
             .filter(|_| !method.kind.streams_requests());
         let mut call = ServerCall {
             content_type,
             method,
             deadline,
-            body_timeout,
-            body_deadline: body_timeout.and_then(|t| now.checked_add(t)),
             request_compression,
             response_compression,
             accept_encoding: config.compression.accept_encoding().cloned(),
             compress_min_bytes: config.compress_min_bytes,
             send_limit: config.max_send_message_size,
-            reader,
-            request: RequestState::Open,
-            request_messages: 0,
-            response: ResponseState::Idle,
-            response_headers: HeaderMap::new(),
-            response_messages: 0,
-            unary_response: None,
-            unary_response_compressed: false,
+            request: RequestSide::Open {
+                reader,
+                messages: 0,
+                pause_limit,
+                pause_deadline: pause_limit.and_then(|t| now.checked_add(t)),
+            },
+            response: ResponseSide::Idle {
+                headers: HeaderMap::new(),
+            },
             events: SmallQueue::new(),
             outputs: OutputQueue::new(),
             scratch: SmallQueue::new(),
@@ -167,16 +191,14 @@ impl ServerCall {
             // A GET carries its whole request in the query: feed it as a bare body, and end
             // it unless feeding it already failed the call.
             call.feed(message);
-            if call.request == RequestState::Open {
-                call.end_request();
-            }
+            call.end_request();
         }
         call
     }
 
     /// The call's protocol.
     pub fn protocol(&self) -> Protocol {
-        self.content_type.protocol
+        self.content_type.protocol()
     }
 
     /// The request (and response) content type.
@@ -194,7 +216,7 @@ impl ServerCall {
         &self.method
     }
 
-    /// The deadline derived from the request's timeout header, if any.
+    /// The deadline derived from the request's timeout header (or the server's bound), if any.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
@@ -209,9 +231,10 @@ impl ServerCall {
         self.response_compression.as_ref().map(|c| c.name())
     }
 
-    /// Overrides the response compression (for example to disable it per call).
+    /// Overrides the response compression (for example to disable it per call), until the
+    /// first message is sent.
     pub fn set_response_compression(&mut self, compression: Option<Arc<dyn Compression>>) {
-        if self.response == ResponseState::Idle {
+        if matches!(self.response, ResponseSide::Idle { .. }) {
             self.response_compression = compression;
         }
     }
@@ -220,17 +243,19 @@ impl ServerCall {
     /// [`request_compression`](Self::request_compression) when their envelope says so), for
     /// proxies that forward without recompressing. Unary Connect bodies are unaffected.
     pub fn set_pass_through(&mut self, pass_through: bool) {
-        self.reader.set_pass_through(pass_through);
+        if let RequestSide::Open { reader, .. } = &mut self.request {
+            reader.set_pass_through(pass_through);
+        }
     }
 
     /// Whether the response has been completely queued (or the call failed).
     pub fn is_finished(&self) -> bool {
-        self.response == ResponseState::Finished
+        matches!(self.response, ResponseSide::Finished)
     }
 
     /// Whether the request side is done (ended or failed).
     pub fn is_request_done(&self) -> bool {
-        self.request != RequestState::Open
+        !matches!(self.request, RequestSide::Open { .. })
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next: the call's deadline,
@@ -239,7 +264,11 @@ impl ServerCall {
         if self.is_finished() {
             return None;
         }
-        match (self.deadline, self.body_deadline) {
+        let pause = match &self.request {
+            RequestSide::Open { pause_deadline, .. } => *pause_deadline,
+            _ => None,
+        };
+        match (self.deadline, pause) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -248,46 +277,47 @@ impl ServerCall {
     /// A chunk of the request body arrived. For a unary request body, `now` restarts the
     /// allowed pause (see [`ServerConfig::body_timeout`]).
     pub fn handle_data(&mut self, now: Instant, chunk: Bytes) {
-        if self.request != RequestState::Open || self.is_finished() {
+        if self.is_finished() {
             return;
         }
-        if let Some(timeout) = self.body_timeout {
-            self.body_deadline = now.checked_add(timeout);
+        if let RequestSide::Open {
+            pause_limit: Some(limit),
+            pause_deadline,
+            ..
+        } = &mut self.request
+        {
+            *pause_deadline = now.checked_add(*limit);
         }
         self.feed(chunk);
+    }
+
+    /// The request body ended. Request trailers carry no protocol meaning and are ignored.
+    pub fn handle_end(&mut self, _trailers: Option<HeaderMap>) {
+        if !self.is_finished() {
+            self.end_request();
+        }
     }
 
     /// The request body broke off (the transport found it truncated or malformed, as an
     /// HTTP/1.1 body shorter than its `content-length`): the call fails with
     /// `invalid_argument`, and the error is answered if nothing was sent yet. A stream the
     /// client reset is [`handle_reset`](Self::handle_reset) instead.
-    pub fn handle_body_error(&mut self, _now: Instant, why: &str) {
-        if self.request != RequestState::Open || self.is_finished() {
-            return;
+    pub fn handle_body_error(&mut self, why: &str) {
+        if self.is_request_open() && !self.is_finished() {
+            self.request_error(Rule::BrokenBody(why.to_owned()));
         }
-        self.request_error(Rule::BrokenBody(why.to_owned()));
-    }
-
-    /// The request body ended. Request trailers carry no protocol meaning and are ignored.
-    pub fn handle_end(&mut self, _now: Instant, _trailers: Option<HeaderMap>) {
-        if self.request != RequestState::Open || self.is_finished() {
-            return;
-        }
-        self.end_request();
     }
 
     /// The client reset the stream or went away: the call is cancelled, nothing more is sent.
-    pub fn handle_reset(&mut self, _now: Instant) {
+    pub fn handle_reset(&mut self) {
         if self.is_finished() {
             return;
         }
-        self.request = RequestState::Failed;
-        self.response = ResponseState::Finished;
+        self.request = RequestSide::Failed;
+        self.response = ResponseSide::Finished;
         self.outputs.clear();
-        self.events.push_back(ServerEvent::Failed(Status::new(
-            Code::Canceled,
-            "the client cancelled the call",
-        )));
+        let status = ProtocolError::in_request(Rule::Reset { code: None }).to_status();
+        self.events.push_back(ServerEvent::Failed(status));
     }
 
     /// Time passed: if the deadline expired, the call fails with `deadline_exceeded`; if a
@@ -297,46 +327,52 @@ impl ServerCall {
             return;
         }
         if self.deadline.is_some_and(|deadline| now >= deadline) {
-            let status = Status::new(Code::DeadlineExceeded, "the call's deadline expired");
-            self.fail(status);
-        } else if self.request == RequestState::Open
-            && self.body_deadline.is_some_and(|deadline| now >= deadline)
+            self.fail(Status::deadline_exceeded("the call's deadline expired"));
+        } else if let RequestSide::Open {
+            pause_deadline: Some(deadline),
+            ..
+        } = self.request
         {
-            self.request_error(Rule::BodyTimeout);
+            if now >= deadline {
+                self.request_error(Rule::BodyTimeout);
+            }
         }
     }
 
-    /// Response headers (leading metadata) to send with the head. Changes after the head was
-    /// sent have no effect.
-    pub fn response_headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.response_headers
+    /// Response headers (leading metadata) to send with the head; `None` once the head is
+    /// written (or the call finished).
+    pub fn response_headers_mut(&mut self) -> Option<&mut HeaderMap> {
+        match &mut self.response {
+            ResponseSide::Idle { headers } | ResponseSide::Held { headers, .. } => Some(headers),
+            ResponseSide::Streaming { .. } | ResponseSide::Finished => None,
+        }
     }
 
-    /// Sends the response head now (streaming responses only; Connect unary responses need the
-    /// outcome first and ignore this).
-    pub fn send_headers(&mut self, _now: Instant) -> Result<(), UsageError> {
-        match self.response {
-            ResponseState::Finished => Err(UsageError::AlreadyFinished),
-            ResponseState::Streaming => Ok(()),
-            ResponseState::Idle => {
-                if self.content_type.streaming {
-                    self.write_head();
-                }
+    /// Sends the response head now (enveloped forms; a Connect unary response needs the
+    /// outcome first and ignores this).
+    pub fn send_headers(&mut self) -> Result<(), UsageError> {
+        match &self.response {
+            ResponseSide::Finished => Err(UsageError::AlreadyFinished),
+            ResponseSide::Idle { .. } if self.content_type.form.is_enveloped() => {
+                self.write_head();
                 Ok(())
             }
+            _ => Ok(()),
         }
     }
 
     /// Sends one response message (encoded with the call's codec): [`Bytes`] or an
     /// [`EncodedMessage`] from [`Codec::encode_message`] (which frames without copying).
-    pub fn send_message(
-        &mut self,
-        _now: Instant,
-        message: impl Into<EncodedMessage>,
-    ) -> Result<(), UsageError> {
+    pub fn send_message(&mut self, message: impl Into<EncodedMessage>) -> Result<(), UsageError> {
         let message = message.into();
-        if self.response == ResponseState::Finished {
-            return Err(UsageError::AlreadyFinished);
+        let unary = !self.method.kind.streams_responses();
+        match &self.response {
+            ResponseSide::Finished => return Err(UsageError::AlreadyFinished),
+            ResponseSide::Held { .. } => return Err(UsageError::SecondUnaryMessage),
+            ResponseSide::Streaming { messages } if unary && *messages > 0 => {
+                return Err(UsageError::SecondUnaryMessage);
+            }
+            _ => {}
         }
         if let Some(limit) = self.send_limit {
             if message.len() > limit {
@@ -346,54 +382,55 @@ impl ServerCall {
                 });
             }
         }
-        if !self.method.kind.streams_responses() && self.response_messages > 0 {
-            return Err(UsageError::SecondUnaryMessage);
-        }
         let (framed, compressed) = frame_message(
             message,
-            self.content_type.streaming,
+            self.content_type.form,
             self.response_compression.as_ref(),
             self.compress_min_bytes,
-            self.content_type.text,
         )?;
-        self.response_messages += 1;
-        if !self.content_type.streaming {
-            self.unary_response = Some(framed);
-            self.unary_response_compressed = compressed;
+        if !self.content_type.form.is_enveloped() {
+            let headers = self.take_headers();
+            self.response = ResponseSide::Held {
+                headers,
+                message: framed,
+                compressed,
+            };
             return Ok(());
         }
-        if self.response == ResponseState::Idle {
+        if matches!(self.response, ResponseSide::Idle { .. }) {
             self.write_head();
         }
-        self.push_output(ServerOutput::Data(framed));
+        if let ResponseSide::Streaming { messages } = &mut self.response {
+            *messages += 1;
+        }
+        self.outputs.push(ServerOutput::Data(framed));
         Ok(())
     }
 
     /// Ends the call: `Ok(trailers)` for success, `Err(status)` for failure (the status's
     /// metadata are the trailers). A unary response without its message is a usage error; the
     /// call then ends with `internal` so the wire is never left open.
-    pub fn finish(
-        &mut self,
-        _now: Instant,
-        outcome: Result<HeaderMap, Status>,
-    ) -> Result<(), UsageError> {
-        if self.response == ResponseState::Finished {
-            return Err(UsageError::AlreadyFinished);
-        }
+    pub fn finish(&mut self, outcome: Result<HeaderMap, Status>) -> Result<(), UsageError> {
+        let sent_one = match &self.response {
+            ResponseSide::Finished => return Err(UsageError::AlreadyFinished),
+            ResponseSide::Idle { .. } => false,
+            ResponseSide::Held { .. } => true,
+            ResponseSide::Streaming { messages } => *messages > 0,
+        };
         match outcome {
-            Ok(trailers) => {
-                if !self.method.kind.streams_responses() && self.response_messages == 0 {
-                    self.fail(Status::new(
-                        Code::Internal,
-                        "the handler returned no response message",
-                    ));
-                    return Err(UsageError::MissingUnaryMessage);
-                }
-                self.finish_ok(trailers);
+            Ok(_) if !self.method.kind.streams_responses() && !sent_one => {
+                self.fail(Status::internal("the handler returned no response message"));
+                Err(UsageError::MissingUnaryMessage)
             }
-            Err(status) => self.finish_err(status),
+            Ok(trailers) => {
+                self.finish_ok(trailers);
+                Ok(())
+            }
+            Err(status) => {
+                self.finish_err(status);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Next event for the application.
@@ -412,13 +449,16 @@ impl ServerCall {
         self.outputs.data_bytes()
     }
 
-    fn push_output(&mut self, output: ServerOutput) {
-        self.outputs.push(output);
+    fn is_request_open(&self) -> bool {
+        matches!(self.request, RequestSide::Open { .. })
     }
 
     fn feed(&mut self, chunk: Bytes) {
+        let RequestSide::Open { reader, .. } = &mut self.request else {
+            return;
+        };
         let mut items = std::mem::take(&mut self.scratch);
-        let result = self.reader.push(chunk, &mut items);
+        let result = reader.push(chunk, &mut items);
         self.take_items(&mut items);
         self.scratch = items;
         if let Err(rule) = result {
@@ -427,85 +467,83 @@ impl ServerCall {
     }
 
     fn end_request(&mut self) {
-        self.body_deadline = None;
+        let RequestSide::Open { reader, .. } = &mut self.request else {
+            return;
+        };
         let mut items = std::mem::take(&mut self.scratch);
-        let result = self.reader.finish(&mut items);
+        let result = reader.finish(&mut items);
         self.take_items(&mut items);
         self.scratch = items;
         if let Err(rule) = result {
-            self.request_error(rule);
-            return;
+            return self.request_error(rule);
         }
-        if self.request != RequestState::Open {
+        let RequestSide::Open { messages, .. } = self.request else {
             return;
+        };
+        if !self.method.kind.streams_requests() && messages == 0 {
+            return self.request_error(Rule::MissingMessage);
         }
-        if !self.method.kind.streams_requests() && self.request_messages == 0 {
-            self.request_error(Rule::MissingMessage);
-            return;
-        }
-        self.request = RequestState::Ended;
+        self.request = RequestSide::Ended;
         self.events.push_back(ServerEvent::RequestEnd);
     }
 
     fn take_items(&mut self, items: &mut SmallQueue<Inbound>) {
+        let unary = !self.method.kind.streams_requests();
         for item in items.drain() {
-            if self.request != RequestState::Open {
+            let RequestSide::Open { messages, .. } = &mut self.request else {
                 return;
-            }
+            };
             match item {
+                Inbound::Message(_) if unary && *messages > 0 => {
+                    return self.request_error(Rule::ExtraMessage);
+                }
                 Inbound::Message(message) => {
-                    if !self.method.kind.streams_requests() && self.request_messages > 0 {
-                        self.request_error(Rule::ExtraMessage);
-                        return;
-                    }
-                    self.request_messages += 1;
+                    *messages += 1;
                     self.events.push_back(ServerEvent::Message(message));
                 }
                 // Requests never carry end-of-stream frames (the reader rejects the flags).
                 Inbound::EndStream(_) | Inbound::Trailers(_) => {
-                    self.request_error(Rule::UnexpectedEndStream);
-                    return;
+                    return self.request_error(Rule::UnexpectedEndStream);
                 }
             }
         }
     }
 
     fn request_error(&mut self, rule: Rule) {
-        self.body_deadline = None;
         let status = ProtocolError::in_request(rule).to_status();
-        self.request = RequestState::Failed;
+        self.request = RequestSide::Failed;
         self.fail(status);
     }
 
     /// Ends the call with an error and tells the application.
     fn fail(&mut self, status: Status) {
-        if self.request == RequestState::Open {
-            self.request = RequestState::Failed;
+        if self.is_request_open() {
+            self.request = RequestSide::Failed;
         }
-        if self.response != ResponseState::Finished {
+        if !self.is_finished() {
             self.finish_err(status.clone());
         }
         self.events.push_back(ServerEvent::Failed(status));
     }
 
-    fn head_parts(&self) -> response::Parts {
+    /// The application's headers, leaving an empty map (before the head is written).
+    fn take_headers(&mut self) -> HeaderMap {
+        match &mut self.response {
+            ResponseSide::Idle { headers } | ResponseSide::Held { headers, .. } => {
+                std::mem::take(headers)
+            }
+            _ => HeaderMap::new(),
+        }
+    }
+
+    /// A success head: the application's headers, content type, encodings.
+    fn head_parts(&self, headers: &HeaderMap, compressed: bool) -> response::Parts {
         let mut head = render::parts(StatusCode::OK);
-        copy_metadata(&self.response_headers, &mut head.headers);
+        copy_metadata(headers, &mut head.headers);
         head.headers
             .insert(CONTENT_TYPE, self.content_type.header_value());
-        let (encoding, accept) = match (self.content_type.protocol, self.content_type.streaming) {
-            (Protocol::Connect, false) => (CONTENT_ENCODING, ACCEPT_ENCODING),
-            (Protocol::Connect, true) => (CONNECT_CONTENT_ENCODING, CONNECT_ACCEPT_ENCODING),
-            (Protocol::Grpc | Protocol::GrpcWeb, _) => (GRPC_ENCODING, GRPC_ACCEPT_ENCODING),
-        };
-        let compressing = if self.content_type.streaming {
-            self.response_compression.as_ref()
-        } else {
-            self.response_compression
-                .as_ref()
-                .filter(|_| self.unary_response_compressed)
-        };
-        if let Some(alg) = compressing {
+        let (encoding, accept) = self.content_type.form.compression_headers();
+        if let Some(alg) = self.response_compression.as_ref().filter(|_| compressed) {
             head.headers
                 .insert(encoding, HeaderValue::from_static(alg.name()));
         }
@@ -515,140 +553,141 @@ impl ServerCall {
         head
     }
 
+    /// Writes the head of an enveloped response; messages follow.
     fn write_head(&mut self) {
-        let head = self.head_parts();
-        self.push_output(ServerOutput::Head(head));
-        self.response = ResponseState::Streaming;
+        let headers = self.take_headers();
+        // An enveloped response names its compression in the head even if a message goes
+        // out uncompressed (each envelope says so).
+        let head = self.head_parts(&headers, true);
+        self.outputs.push(ServerOutput::Head(head));
+        self.response = ResponseSide::Streaming { messages: 0 };
     }
 
     fn finish_ok(&mut self, trailers: HeaderMap) {
-        match (self.content_type.protocol, self.content_type.streaming) {
-            (Protocol::Connect, false) => {
-                let mut head = self.head_parts();
-                prefix_trailers(&trailers, &mut head.headers);
-                self.push_output(ServerOutput::Head(head));
-                if let Some(body) = self.unary_response.take() {
-                    self.push_output(ServerOutput::Data(body));
+        match self.content_type.form {
+            WireForm::ConnectUnary => {
+                if let ResponseSide::Held {
+                    headers,
+                    message,
+                    compressed,
+                } = std::mem::replace(&mut self.response, ResponseSide::Finished)
+                {
+                    let mut head = self.head_parts(&headers, compressed);
+                    prefix_trailers(&trailers, &mut head.headers);
+                    self.outputs.push(ServerOutput::Head(head));
+                    self.outputs.push(ServerOutput::Data(message));
+                    self.outputs.push(ServerOutput::End);
                 }
-                self.push_output(ServerOutput::End);
             }
-            (Protocol::Connect, true) => {
-                if self.response == ResponseState::Idle {
-                    self.write_head();
-                }
+            WireForm::ConnectStreaming => {
+                self.ensure_head();
                 let end = encode_end_stream(None, &trailers);
-                self.push_frame(FLAG_END_STREAM, &end);
-                self.push_output(ServerOutput::End);
+                self.end_with_frame(FLAG_END_STREAM, &end);
             }
-            (Protocol::Grpc, _) => {
+            WireForm::Grpc => {
                 let mut block = HeaderMap::new();
                 encode_status(None, &trailers, &mut block);
                 self.end_grpc(block);
             }
-            (Protocol::GrpcWeb, _) => {
+            WireForm::GrpcWeb | WireForm::GrpcWebText => {
                 let mut block = HeaderMap::new();
                 encode_status(None, &trailers, &mut block);
-                self.end_grpc_web(block);
+                self.ensure_head();
+                self.end_with_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
             }
         }
-        self.response = ResponseState::Finished;
+        self.response = ResponseSide::Finished;
     }
 
     fn finish_err(&mut self, status: Status) {
-        self.unary_response = None;
-        if self.response == ResponseState::Idle && self.headers_need_their_own_frame() {
+        if matches!(self.response, ResponseSide::Held { .. }) {
+            // A held unary message is never sent once the call fails.
+            let headers = self.take_headers();
+            self.response = ResponseSide::Idle { headers };
+        }
+        if matches!(self.response, ResponseSide::Idle { .. }) && self.headers_need_their_own_frame()
+        {
             // gRPC with response headers: headers, then the status in trailers, so clients
             // keep the two apart (a trailers-only response would merge them).
             self.write_head();
         }
-        if self.response == ResponseState::Idle {
-            let rendered =
-                render::error_response(self.content_type, &status, &self.response_headers);
+        if let ResponseSide::Idle { headers } = &self.response {
+            let rendered = render::error_response(self.content_type, &status, headers);
             let mut head = rendered.head;
             if let Some(value) = &self.accept_encoding {
-                let accept = match (self.content_type.protocol, self.content_type.streaming) {
-                    (Protocol::Connect, false) => ACCEPT_ENCODING,
-                    (Protocol::Connect, true) => CONNECT_ACCEPT_ENCODING,
-                    _ => GRPC_ACCEPT_ENCODING,
-                };
-                head.headers.insert(accept, value.clone());
+                head.headers.insert(
+                    self.content_type.form.compression_headers().1,
+                    value.clone(),
+                );
             }
-            self.push_output(ServerOutput::Head(head));
+            self.outputs.push(ServerOutput::Head(head));
             if !rendered.body.is_empty() {
-                let body = if self.content_type.text {
-                    crate::grpc_web::encode_text_chunk(&rendered.body)
-                } else {
-                    rendered.body
-                };
-                self.push_output(ServerOutput::Data(body));
+                let body = text_encoded_for(rendered.body, self.content_type.form);
+                self.outputs.push(ServerOutput::Data(body));
             }
-            self.push_output(ServerOutput::End);
+            self.outputs.push(ServerOutput::End);
         } else {
-            match self.content_type.protocol {
-                Protocol::Connect => {
+            match self.content_type.form {
+                WireForm::ConnectUnary | WireForm::ConnectStreaming => {
                     let end = encode_end_stream(Some(&status), status.metadata());
-                    self.push_frame(FLAG_END_STREAM, &end);
-                    self.push_output(ServerOutput::End);
+                    self.end_with_frame(FLAG_END_STREAM, &end);
                 }
-                Protocol::Grpc => {
+                WireForm::Grpc => {
                     let mut block = HeaderMap::new();
                     encode_status(Some(&status), &HeaderMap::new(), &mut block);
-                    self.end_grpc(block);
+                    self.outputs.push(ServerOutput::Trailers(block));
                 }
-                Protocol::GrpcWeb => {
+                WireForm::GrpcWeb | WireForm::GrpcWebText => {
                     let mut block = HeaderMap::new();
                     encode_status(Some(&status), &HeaderMap::new(), &mut block);
-                    self.end_grpc_web(block);
+                    self.end_with_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
                 }
             }
         }
-        self.response = ResponseState::Finished;
+        self.response = ResponseSide::Finished;
+    }
+
+    /// Writes the head if it was not yet (a response that ends without messages).
+    fn ensure_head(&mut self) {
+        if matches!(self.response, ResponseSide::Idle { .. }) {
+            self.write_head();
+        }
     }
 
     /// gRPC: trailers after a streaming response, or a trailers-only response.
     fn end_grpc(&mut self, block: HeaderMap) {
-        if self.response == ResponseState::Idle && self.headers_need_their_own_frame() {
+        if matches!(self.response, ResponseSide::Idle { .. }) && self.headers_need_their_own_frame()
+        {
             self.write_head();
         }
-        if self.response == ResponseState::Idle {
-            let mut head = self.head_parts();
+        if let ResponseSide::Idle { .. } = &self.response {
+            let headers = self.take_headers();
+            let mut head = self.head_parts(&headers, true);
             head.headers.extend(block);
-            self.push_output(ServerOutput::Head(head));
-            self.push_output(ServerOutput::End);
+            self.outputs.push(ServerOutput::Head(head));
+            self.outputs.push(ServerOutput::End);
         } else {
-            self.push_output(ServerOutput::Trailers(block));
+            self.outputs.push(ServerOutput::Trailers(block));
         }
     }
 
     /// Whether a gRPC or gRPC-Web response must not be trailers-only because the application
     /// set response headers.
     fn headers_need_their_own_frame(&self) -> bool {
-        self.content_type.protocol != Protocol::Connect
-            && self
-                .response_headers
+        let ResponseSide::Idle { headers } = &self.response else {
+            return false;
+        };
+        self.content_type.protocol() != Protocol::Connect
+            && headers
                 .keys()
                 .any(|name| !crate::metadata::is_protocol_header(name.as_str()))
     }
 
-    /// gRPC-Web: the trailer frame, after a head that is written if it was not yet.
-    fn end_grpc_web(&mut self, block: HeaderMap) {
-        if self.response == ResponseState::Idle {
-            self.write_head();
-        }
-        self.push_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
-        self.push_output(ServerOutput::End);
-    }
-
-    fn push_frame(&mut self, flags: u8, payload: &[u8]) {
-        // End-of-stream frames are small JSON or header blocks; never compressed.
-        if let Ok(frame) = frame_envelope(flags, payload) {
-            let frame = if self.content_type.text {
-                crate::grpc_web::encode_text_chunk(&frame)
-            } else {
-                frame
-            };
-            self.push_output(ServerOutput::Data(frame));
-        }
+    /// An end-of-stream frame (never compressed), then the end of the response.
+    fn end_with_frame(&mut self, flags: u8, payload: &[u8]) {
+        let frame = frame_end(flags, payload, self.content_type.form);
+        self.outputs.push(ServerOutput::Data(frame));
+        self.outputs.push(ServerOutput::End);
     }
 }
 
@@ -656,6 +695,7 @@ impl ServerCall {
 #[cfg(all(test, feature = "gzip"))]
 mod tests {
     use super::*;
+    use crate::code::Code;
     use crate::connect::get::encode_get_query;
     use crate::method::{Idempotency, MethodKind};
 

@@ -227,7 +227,7 @@ fn parse_end_stream(body: &[u8], metadata_limit: usize) -> Result<EndStream, End
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::DEFAULT_MAX_METADATA_SIZE;
+    use crate::limits::DEFAULT_MAX_METADATA_SIZE;
 
     fn rich_status() -> Status {
         Status::new(Code::Unavailable, "overloaded: back off")

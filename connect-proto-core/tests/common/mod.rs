@@ -455,20 +455,19 @@ impl Pair {
                 .and_then(|server| core(|| server.poll_output()))
             {
                 progress = true;
-                let now = self.clock.now();
                 match out {
                     ServerOutput::Head(head) => {
                         if self.record {
                             self.response_head = Some(head.clone());
                         }
-                        core(|| self.client.handle_response_head(now, head));
+                        core(|| self.client.handle_response_head(head));
                     }
                     ServerOutput::Data(data) => {
                         if self.record {
                             self.response_body.extend_from_slice(&data);
                         }
                         for chunk in self.response_split.split(&data) {
-                            core(|| self.client.handle_data(now, chunk));
+                            core(|| self.client.handle_data(chunk));
                         }
                     }
                     ServerOutput::Trailers(trailers) => {
@@ -476,12 +475,12 @@ impl Pair {
                             self.response_trailers = Some(trailers.clone());
                         }
                         self.response_ended = true;
-                        core(|| self.client.handle_trailers(now, trailers));
-                        core(|| self.client.handle_end(now));
+                        core(|| self.client.handle_trailers(trailers));
+                        core(|| self.client.handle_end());
                     }
                     ServerOutput::End => {
                         self.response_ended = true;
-                        core(|| self.client.handle_end(now));
+                        core(|| self.client.handle_end());
                     }
                 }
                 // Deliver client reactions (e.g. Cancel) before the next server output.
@@ -527,12 +526,12 @@ impl Pair {
                             body: body.clone(),
                             status,
                         });
-                        core(|| self.client.handle_response_head(now, head));
+                        core(|| self.client.handle_response_head(head));
                         for chunk in self.response_split.split(&body) {
-                            core(|| self.client.handle_data(now, chunk));
+                            core(|| self.client.handle_data(chunk));
                         }
                         self.response_ended = true;
-                        core(|| self.client.handle_end(now));
+                        core(|| self.client.handle_end());
                     }
                 }
             }
@@ -549,13 +548,13 @@ impl Pair {
             ClientOutput::End => {
                 self.request_ended = true;
                 if let Some(server) = self.server.as_mut() {
-                    core(|| server.handle_end(now, None));
+                    core(|| server.handle_end(None));
                 }
             }
             ClientOutput::Cancel => {
                 self.client_cancelled = true;
                 if let Some(server) = self.server.as_mut() {
-                    core(|| server.handle_reset(now));
+                    core(|| server.handle_reset());
                 }
             }
         }
@@ -570,14 +569,12 @@ impl Pair {
     }
 
     pub fn client_close(&mut self) {
-        let now = self.clock.now();
-        core(|| self.client.close_send(now)).expect("close send");
+        core(|| self.client.close_send()).expect("close send");
         self.pump();
     }
 
     pub fn client_cancel(&mut self) {
-        let now = self.clock.now();
-        core(|| self.client.cancel(now));
+        core(|| self.client.cancel());
         self.pump();
     }
 
@@ -591,28 +588,26 @@ impl Pair {
     // --- server actions -----------------------------------------------------------------
 
     pub fn server_headers(&mut self, h: &HeaderMap) {
-        let now = self.clock.now();
         let server = self.server.as_mut().expect("accepted");
         for (name, value) in h {
             server
                 .response_headers_mut()
+                .unwrap()
                 .append(name.clone(), value.clone());
         }
-        core(|| server.send_headers(now)).expect("send headers");
+        core(|| server.send_headers()).expect("send headers");
         self.pump();
     }
 
     pub fn server_send(&mut self, message: Bytes) {
-        let now = self.clock.now();
         let server = self.server.as_mut().expect("accepted");
-        core(|| server.send_message(now, message)).expect("server send");
+        core(|| server.send_message(message)).expect("server send");
         self.pump();
     }
 
     pub fn server_finish(&mut self, outcome: Result<HeaderMap, Status>) {
-        let now = self.clock.now();
         let server = self.server.as_mut().expect("accepted");
-        core(|| server.finish(now, outcome)).expect("finish");
+        core(|| server.finish(outcome)).expect("finish");
         self.pump();
     }
 

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use connect_proto_core::codec::EncodedMessage;
-use connect_proto_core::{ClientEvent, Code, Codec, Status};
+use connect_proto_core::{ClientEvent, Codec, ProtocolError, Rule, Status};
 use futures_core::Stream;
 use http::HeaderMap;
 
@@ -60,10 +60,7 @@ impl<T: Transport> Receiver<T> {
                     return Poll::Ready(match M::decode_message(self.codec, bytes, limit) {
                         Ok(message) => Ok(Some(message)),
                         Err(e) => {
-                            let status = Status::new(
-                                Code::Internal,
-                                format!("invalid response message: {}", e.message()),
-                            );
+                            let status = Status::from(ProtocolError::in_response(e.into()));
                             self.exchange.cancel();
                             self.outcome = Some(Err(status.clone()));
                             Err(status)
@@ -103,14 +100,12 @@ impl<T: Transport> Receiver<T> {
                 Poll::Ready(ClientEvent::Message(_)) => {}
             }
         }
-        match (&self.headers, &self.outcome) {
-            (Some(headers), _) => Poll::Ready(Ok(headers)),
-            (None, Some(Err(status))) => Poll::Ready(Err(status.clone())),
-            _ => Poll::Ready(Err(Status::new(
-                Code::Internal,
-                "the call ended without headers",
-            ))),
+        if let (None, Some(Err(status))) = (&self.headers, &self.outcome) {
+            return Poll::Ready(Err(status.clone()));
         }
+        // The core reports headers before any success, so a header-less end is a failure;
+        // should that ever change, an empty map is the honest answer.
+        Poll::Ready(Ok(self.headers.get_or_insert_with(HeaderMap::new)))
     }
 
     /// Reads exactly one message then the end: a unary response.
@@ -118,22 +113,14 @@ impl<T: Transport> Receiver<T> {
         let first = poll_fn(|cx| self.poll_message::<M>(cx)).await;
         let message = match first {
             Ok(Some(message)) => message,
-            Ok(None) => {
-                return Err(Status::new(
-                    Code::Unimplemented,
-                    "the response has no message",
-                ));
-            }
+            // The core fails a unary response without its message before it ends; these
+            // arms only keep a misdeclared method kind from producing a wrong answer.
+            Ok(None) => return Err(ProtocolError::in_response(Rule::MissingMessage).into()),
             Err(status) => return Err(self.with_headers(status)),
         };
         match poll_fn(|cx| self.poll_message::<M>(cx)).await {
             Ok(None) => {}
-            Ok(Some(_)) => {
-                return Err(Status::new(
-                    Code::Unimplemented,
-                    "the response has several messages",
-                ));
-            }
+            Ok(Some(_)) => return Err(ProtocolError::in_response(Rule::ExtraMessage).into()),
             Err(status) => return Err(self.with_headers(status)),
         }
         Ok(Response::new(message)

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use connect_proto_core::codec::EncodedMessage;
-use connect_proto_core::{ClientCall, ClientEvent, ClientOutput, Code, Status};
+use connect_proto_core::{ClientCall, ClientEvent, ClientOutput, Code, Status, UsageError};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::BoxError;
@@ -279,7 +279,7 @@ impl<T: Transport> Exchange<T> {
                 reset_code: Some(code),
                 ..
             }) => state.call.handle_reset(now, Some(*code)),
-            _ => state.call.handle_transport_error(now, &error.to_string()),
+            _ => state.call.handle_transport_error(&error.to_string()),
         }
         state.wake_body();
         self.response = Response::Done;
@@ -300,8 +300,7 @@ impl<T: Transport> Exchange<T> {
             }
             Poll::Ready(Ok(response)) => {
                 let (head, body) = response.into_parts();
-                let now = self.timer.now();
-                self.shared.lock().call.handle_response_head(now, head);
+                self.shared.lock().call.handle_response_head(head);
                 self.response = Response::Body(crate::body::erase(body));
                 Poll::Ready(())
             }
@@ -326,19 +325,18 @@ impl<T: Transport> Exchange<T> {
                 Response::Body(body) => match body.as_mut().poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(frame) => {
-                        let now = self.timer.now();
                         let mut state = self.shared.lock();
                         match frame {
                             Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => state.call.handle_data(now, data),
+                                Ok(data) => state.call.handle_data(data),
                                 Err(frame) => {
                                     if let Ok(trailers) = frame.into_trailers() {
-                                        state.call.handle_trailers(now, trailers);
+                                        state.call.handle_trailers(trailers);
                                     }
                                 }
                             },
                             None => {
-                                state.call.handle_end(now);
+                                state.call.handle_end();
                                 drop(state);
                                 self.response = Response::Done;
                             }
@@ -356,10 +354,9 @@ impl<T: Transport> Exchange<T> {
                     }
                     // No response is coming and the call has no outcome yet: this cannot
                     // happen (every path above ends the call); fail rather than hang.
-                    let now = self.timer.now();
                     state
                         .call
-                        .handle_transport_error(now, "the response ended unexpectedly");
+                        .handle_transport_error("the response ended unexpectedly");
                     if let Some(event) = state.call.poll_event() {
                         return Poll::Ready(event);
                     }
@@ -381,7 +378,7 @@ impl<T: Transport> Exchange<T> {
             {
                 let mut state = self.shared.lock();
                 if state.call.is_finished() {
-                    return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
+                    return Poll::Ready(Err(UsageError::AlreadyFinished.into()));
                 }
                 if state.call.buffered_output_bytes() < self.max_queued {
                     return Poll::Ready(Ok(()));
@@ -410,30 +407,23 @@ impl<T: Transport> Exchange<T> {
     pub(crate) fn send(&mut self, message: EncodedMessage) -> Result<(), Status> {
         let now = self.timer.now();
         let mut state = self.shared.lock();
-        state.call.send_message(now, message).map_err(|e| match e {
-            connect_proto_core::UsageError::AlreadyFinished => {
-                Status::new(Code::Canceled, "the call has ended")
-            }
-            other => Status::from(other),
-        })?;
+        state.call.send_message(now, message)?;
         state.wake_body();
         Ok(())
     }
 
     /// Ends the request stream.
     pub(crate) fn close_send(&mut self) -> Result<(), Status> {
-        let now = self.timer.now();
         let mut state = self.shared.lock();
-        state.call.close_send(now).map_err(Status::from)?;
+        state.call.close_send().map_err(Status::from)?;
         state.wake_body();
         Ok(())
     }
 
     /// Cancels the call.
     pub(crate) fn cancel(&mut self) {
-        let now = self.timer.now();
         let mut state = self.shared.lock();
-        state.call.cancel(now);
+        state.call.cancel();
         state.wake_body();
         drop(state);
         self.response = Response::Done;
@@ -445,8 +435,7 @@ impl<T: Transport> Drop for Exchange<T> {
         // Dropping the call cancels it: the request body stops and the transport is released.
         let mut state = self.shared.lock();
         if !state.call.is_finished() {
-            let now = self.timer.now();
-            state.call.cancel(now);
+            state.call.cancel();
         }
         state.wake_body();
     }

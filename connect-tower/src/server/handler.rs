@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use connect_proto_core::{Code, Codec, MethodSpec, Status};
+use connect_proto_core::codec::CodecError;
+use connect_proto_core::{Codec, MethodSpec, ProtocolError, Status};
 use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -77,7 +78,8 @@ impl<T> Streaming<T> {
         Poll::Ready(match received {
             Received::Message(bytes) => match (self.decode)(self.codec, bytes, self.limit) {
                 Ok(message) => Ok(Some(message)),
-                Err(status) => {
+                Err(error) => {
+                    let status = invalid_request(error);
                     self.done = true;
                     self.shared.lock().fail(status.clone());
                     Err(status)
@@ -133,20 +135,18 @@ impl<T: EncodeMessage> ResponseSender<T> {
     /// handler first waits (so clients see the call started before the first message); later
     /// additions are ignored.
     pub fn add_header(&self, name: HeaderName, value: HeaderValue) {
-        self.shared
-            .lock()
-            .call
-            .response_headers_mut()
-            .append(name, value);
+        self.shared.lock().add_headers([(name, value)]);
     }
 
     /// Adds every header of `headers` (see [`add_header`](Self::add_header)).
     pub fn add_headers(&self, headers: HeaderMap) {
-        let mut state = self.shared.lock();
-        let target = state.call.response_headers_mut();
-        for (name, value) in &headers {
-            target.append(name.clone(), value.clone());
-        }
+        let mut last = None;
+        let entries = headers.into_iter().filter_map(|(name, value)| {
+            // `HeaderMap::into_iter` names only the first of a name's values.
+            last = name.or(last.clone());
+            last.clone().map(|name| (name, value))
+        });
+        self.shared.lock().add_headers(entries.collect::<Vec<_>>());
     }
 
     /// Adds a trailer, sent when the handler returns.
@@ -207,11 +207,16 @@ async fn receive_request<T>(
     let bytes = receive_one(&call.shared).await?;
     match decode(call.context.codec(), bytes, call.limit) {
         Ok(message) => Some((call.context, call.shared, message)),
-        Err(status) => {
-            call.shared.lock().finish(Err(status));
+        Err(error) => {
+            call.shared.lock().finish(Err(invalid_request(error)));
             None
         }
     }
+}
+
+/// The status for a request message that does not decode (the core's mapping).
+fn invalid_request(error: CodecError) -> Status {
+    ProtocolError::in_request(error.into()).into()
 }
 
 impl<T> Streaming<T> {
@@ -343,10 +348,7 @@ pub async fn bidi_streaming<Req, Resp, F, Fut>(
 
 /// Answers `unimplemented` (for methods a service declares but does not implement).
 pub async fn unimplemented(call: IncomingCall) {
-    let status = Status::new(
-        Code::Unimplemented,
-        format!("{} is not implemented", call.method().path),
-    );
+    let status = Status::unimplemented(format!("{} is not implemented", call.method().path));
     call.shared.lock().finish(Err(status));
 }
 
@@ -363,7 +365,12 @@ fn respond<Resp: EncodeMessage>(
     let mut state = shared.lock();
     match outcome {
         Ok((bytes, headers, trailers)) => {
-            state.call.response_headers_mut().extend(headers);
+            let mut last = None;
+            let entries = headers.into_iter().filter_map(|(name, value)| {
+                last = name.or(last.clone());
+                last.clone().map(|name| (name, value))
+            });
+            state.add_headers(entries.collect::<Vec<_>>());
             match state.send_message(bytes) {
                 Ok(()) => state.finish(Ok(trailers)),
                 Err(status) => state.finish(Err(status)),

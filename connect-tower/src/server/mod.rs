@@ -264,7 +264,7 @@ where
         inner.interceptors.on_request(&mut context).err()
     };
     if let Some(status) = rejected {
-        let _ = call.finish(now, Err(status));
+        let _ = call.finish(Err(status));
     }
     let limit = inner.config.receive_limit();
     let shared = Shared::new(

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use connect_proto_core::codec::EncodedMessage;
-use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status};
-use http::HeaderMap;
+use connect_proto_core::{ServerCall, ServerEvent, ServerOutput, Status, UsageError};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::TransportError;
 use crate::rt::SharedTimer;
@@ -122,27 +122,26 @@ impl State {
             if self.call.is_finished() {
                 // The response ended (deadline, error) while the request was still open.
                 self.request_done = true;
-                return Poll::Ready(Received::Failed(Status::new(
-                    Code::Canceled,
-                    "the call has ended",
-                )));
+                return Poll::Ready(Received::Failed(UsageError::AlreadyFinished.into()));
             }
             if self.call.is_request_done() {
                 self.request_done = true;
                 return Poll::Ready(Received::End);
             }
-            let now = self.now();
             let Some(body) = self.body.as_mut() else {
-                self.call.handle_end(now, None);
+                self.call.handle_end(None);
                 continue;
             };
             match body.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.call.handle_data(now, data),
+                    Ok(data) => {
+                        let now = self.now();
+                        self.call.handle_data(now, data);
+                    }
                     Err(frame) => {
                         self.body = None;
-                        self.call.handle_end(now, frame.into_trailers().ok());
+                        self.call.handle_end(frame.into_trailers().ok());
                     }
                 },
                 Poll::Ready(Some(Err(error))) => {
@@ -152,15 +151,15 @@ impl State {
                         Some(TransportError {
                             reset_code: Some(_),
                             ..
-                        }) => self.call.handle_reset(now),
+                        }) => self.call.handle_reset(),
                         // The body broke off (an HTTP/1.1 body shorter than announced, a bad
                         // chunk): the client may still read the error.
-                        _ => self.call.handle_body_error(now, &error.to_string()),
+                        _ => self.call.handle_body_error(&error.to_string()),
                     }
                 }
                 Poll::Ready(None) => {
                     self.body = None;
-                    self.call.handle_end(now, None);
+                    self.call.handle_end(None);
                 }
             }
             // Feeding may have queued a response (a request error): let the driver write it.
@@ -175,13 +174,16 @@ impl State {
         }
         self.headers_finalized = true;
         let interceptors = self.interceptors.clone();
-        interceptors.on_response_headers(self.call.response_headers_mut())
+        match self.call.response_headers_mut() {
+            Some(headers) => interceptors.on_response_headers(headers),
+            None => Ok(()),
+        }
     }
 
     /// Whether a message may be queued now; otherwise registers the writer's waker.
     pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
         if self.call.is_finished() {
-            return Poll::Ready(Err(Status::new(Code::Canceled, "the call has ended")));
+            return Poll::Ready(Err(UsageError::AlreadyFinished.into()));
         }
         if self.call.buffered_output_bytes() >= self.max_queued {
             self.writer_waker = Some(cx.waker().clone());
@@ -195,13 +197,7 @@ impl State {
             self.fail(status.clone());
             return Err(status);
         }
-        let now = self.now();
-        self.call.send_message(now, message).map_err(|e| match e {
-            connect_proto_core::UsageError::AlreadyFinished => {
-                Status::new(Code::Canceled, "the call has ended")
-            }
-            other => Status::from(other),
-        })?;
+        self.call.send_message(message)?;
         self.wake_driver();
         Ok(())
     }
@@ -211,12 +207,21 @@ impl State {
             self.fail(status.clone());
             return Err(status);
         }
-        let now = self.now();
-        self.call
-            .send_headers(now)
-            .map_err(|_| Status::new(Code::Canceled, "the call has ended"))?;
+        self.call.send_headers()?;
         self.wake_driver();
         Ok(())
+    }
+
+    /// Adds response headers, until the head is written (later ones are not sent).
+    pub(crate) fn add_headers(
+        &mut self,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) {
+        if let Some(target) = self.call.response_headers_mut() {
+            for (name, value) in headers {
+                target.append(name, value);
+            }
+        }
     }
 
     /// Ends the call. A call that already ended (deadline, client gone) ignores this.
@@ -240,10 +245,9 @@ impl State {
                 Err(status)
             }
         };
-        let now = self.now();
         // A usage error here (a unary handler without a message) still ends the call: the
         // core then answers `internal` itself.
-        let _ = self.call.finish(now, outcome);
+        let _ = self.call.finish(outcome);
         self.wake_driver();
     }
 

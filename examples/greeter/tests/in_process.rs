@@ -197,12 +197,12 @@ async fn say_hello_by_hand(
     let Ok(collected) = body.collect().await;
     let trailers = collected.trailers().cloned();
     let data: Bytes = collected.to_bytes();
-    call.handle_response_head(now, parts);
-    call.handle_data(now, data);
+    call.handle_response_head(parts);
+    call.handle_data(data);
     if let Some(trailers) = trailers {
-        call.handle_trailers(now, trailers);
+        call.handle_trailers(trailers);
     }
-    call.handle_end(now);
+    call.handle_end();
 
     let mut reply = None;
     while let Some(event) = call.poll_event() {

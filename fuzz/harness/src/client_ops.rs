@@ -13,7 +13,7 @@ use connect_proto_core::grpc_web::{encode_text_chunk, encode_trailer_block};
 use connect_proto_core::protocol::ContentType;
 use connect_proto_core::{
     CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Code, MethodKind, MethodSpec,
-    Protocol, UsageError,
+    UsageError, WireForm,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, response};
 
@@ -225,9 +225,9 @@ impl ResponseHeadSpec {
             }
             ResponseContentType::Absent => {}
         }
-        let encoding_name = match (ct.protocol, ct.streaming) {
-            (Protocol::Connect, false) => "content-encoding",
-            (Protocol::Connect, true) => "connect-content-encoding",
+        let encoding_name = match ct.form {
+            WireForm::ConnectUnary => "content-encoding",
+            WireForm::ConnectStreaming => "connect-content-encoding",
             _ => "grpc-encoding",
         };
         let mut alg = None;
@@ -287,10 +287,10 @@ pub fn client_ops(data: &[u8]) {
                 }
             }
             ClientOp::CloseSend => {
-                let _ = call.close_send(now);
+                let _ = call.close_send();
             }
             ClientOp::Cancel => {
-                call.cancel(now);
+                call.cancel();
                 assert!(call.is_finished());
             }
             ClientOp::Advance(ms) => {
@@ -308,7 +308,7 @@ pub fn client_ops(data: &[u8]) {
             ClientOp::Head(spec) => {
                 let (head, alg) = spec.build(ct);
                 response_alg = alg;
-                call.handle_response_head(now, head);
+                call.handle_response_head(head);
             }
             ClientOp::Message {
                 payload,
@@ -317,14 +317,14 @@ pub fn client_ops(data: &[u8]) {
             } => {
                 let alg = response_alg.filter(|_| *compress && !payload.is_empty());
                 for chunk in chunks(&frame(ct, payload, alg, 0), pattern) {
-                    call.handle_data(now, chunk);
+                    call.handle_data(chunk);
                 }
             }
             ClientOp::Frame { flags, payload } => {
                 let frame = encode_envelope(*flags, payload).expect("small payload");
-                call.handle_data(now, text(ct, frame));
+                call.handle_data(text(ct, frame));
             }
-            ClientOp::Raw(raw) => call.handle_data(now, Bytes::copy_from_slice(raw)),
+            ClientOp::Raw(raw) => call.handle_data(Bytes::copy_from_slice(raw)),
             ClientOp::EndOfStream {
                 error,
                 trailers,
@@ -332,34 +332,34 @@ pub fn client_ops(data: &[u8]) {
             } => {
                 let status = error.as_ref().map(StatusSpec::status);
                 let trailers = header_map(trailers);
-                match (ct.protocol, ct.streaming) {
-                    (Protocol::Connect, true) => {
+                match ct.form {
+                    WireForm::ConnectStreaming => {
                         let json = encode_end_stream(status.as_ref(), &trailers);
                         let alg = response_alg.filter(|_| *compress);
-                        call.handle_data(now, frame(ct, &json, alg, FLAG_END_STREAM).into());
+                        call.handle_data(frame(ct, &json, alg, FLAG_END_STREAM).into());
                     }
-                    (Protocol::Connect, false) => {
+                    WireForm::ConnectUnary => {
                         if let Some(status) = &status {
-                            call.handle_data(now, encode_error_body(status));
+                            call.handle_data(encode_error_body(status));
                         }
                     }
-                    (Protocol::Grpc, _) => {
+                    WireForm::Grpc => {
                         let mut block = HeaderMap::new();
                         encode_status(status.as_ref(), &trailers, &mut block);
-                        call.handle_trailers(now, block);
+                        call.handle_trailers(block);
                     }
-                    (_, _) => {
+                    _ => {
                         let mut block = HeaderMap::new();
                         encode_status(status.as_ref(), &trailers, &mut block);
                         let payload = encode_trailer_block(&block);
                         let frame = encode_envelope(FLAG_TRAILERS, &payload).expect("small");
-                        call.handle_data(now, text(ct, frame));
+                        call.handle_data(text(ct, frame));
                     }
                 }
             }
-            ClientOp::Trailers(trailers) => call.handle_trailers(now, header_map(trailers)),
+            ClientOp::Trailers(trailers) => call.handle_trailers(header_map(trailers)),
             ClientOp::End => {
-                call.handle_end(now);
+                call.handle_end();
                 assert!(call.is_finished(), "the response ended");
             }
             ClientOp::Reset(code) => {
@@ -367,7 +367,7 @@ pub fn client_ops(data: &[u8]) {
                 assert!(call.is_finished());
             }
             ClientOp::TransportError(why) => {
-                call.handle_transport_error(now, why);
+                call.handle_transport_error(why);
                 assert!(call.is_finished());
             }
         }
@@ -382,7 +382,7 @@ pub(crate) fn frame(ct: ContentType, payload: &[u8], alg: Option<Alg>, flags: u8
         Some(alg) => alg.get().compress(payload).expect("compresses").to_vec(),
         None => payload.to_vec(),
     };
-    if !ct.streaming {
+    if !ct.form.is_enveloped() {
         return body;
     }
     let flags = flags | if alg.is_some() { FLAG_COMPRESSED } else { 0 };
@@ -390,7 +390,7 @@ pub(crate) fn frame(ct: ContentType, payload: &[u8], alg: Option<Alg>, flags: u8
 }
 
 fn text(ct: ContentType, frame: Bytes) -> Bytes {
-    if ct.text {
+    if ct.form.is_text() {
         encode_text_chunk(&frame)
     } else {
         frame

@@ -154,7 +154,7 @@ impl HeadSpec {
                     headers.insert("content-type", value);
                 }
                 if let ContentTypeMatch::Supported(ct) = ContentType::parse(raw) {
-                    protocol = ct.protocol;
+                    protocol = ct.protocol();
                 }
             }
             ContentTypeChoice::Absent => {}
@@ -343,8 +343,8 @@ fn check_rejection(rejection: connect_proto_core::Rejection) {
         return;
     }
     match ContentType::parse(content_type) {
-        ContentTypeMatch::Supported(ct) if ct.protocol == Protocol::Connect => {
-            assert!(ct.streaming);
+        ContentTypeMatch::Supported(ct) if ct.protocol() == Protocol::Connect => {
+            assert!(ct.form.is_enveloped());
             assert!(not_found || http_status == StatusCode::OK);
             let mut decoder = EnvelopeDecoder::new(usize::MAX);
             decoder.push(body);

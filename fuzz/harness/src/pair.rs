@@ -88,9 +88,9 @@ pub fn pair_ops(data: &[u8]) {
                 }
             }
             PairOp::ClientClose => {
-                let _ = pair.client.close_send(now);
+                let _ = pair.client.close_send();
             }
-            PairOp::ClientCancel => pair.client.cancel(now),
+            PairOp::ClientCancel => pair.client.cancel(),
             PairOp::Advance(ms) => {
                 now += Duration::from_millis(u64::from(*ms));
                 pair.client.handle_timeout(now);
@@ -99,19 +99,19 @@ pub fn pair_ops(data: &[u8]) {
                 }
             }
             PairOp::ServerSetHeader(spec) => {
-                if let Some(server) = &mut pair.server {
-                    spec.append_to(server.response_headers_mut());
+                if let Some(headers) = pair.server.as_mut().and_then(|s| s.response_headers_mut()) {
+                    spec.append_to(headers);
                 }
             }
             PairOp::ServerSendHeaders => {
                 if let Some(server) = &mut pair.server {
-                    let _ = server.send_headers(now);
+                    let _ = server.send_headers();
                 }
             }
             PairOp::ServerSend(message) => {
                 if let Some(server) = &mut pair.server {
                     let message = Bytes::copy_from_slice(message);
-                    if server.send_message(now, message.clone()).is_ok() {
+                    if server.send_message(message.clone()).is_ok() {
                         pair.server_sent.push(message);
                     }
                 }
@@ -119,7 +119,7 @@ pub fn pair_ops(data: &[u8]) {
             PairOp::ServerFinishOk(trailers) => {
                 let trailers = header_map(trailers);
                 if let Some(server) = &mut pair.server {
-                    let result = server.finish(now, Ok(trailers.clone()));
+                    let result = server.finish(Ok(trailers.clone()));
                     if result.is_ok() && pair.server_outcome.is_none() {
                         pair.server_outcome = Some(Ok(trailers));
                     }
@@ -128,9 +128,7 @@ pub fn pair_ops(data: &[u8]) {
             PairOp::ServerFinishErr(spec) => {
                 if let Some(server) = &mut pair.server {
                     let status = spec.status();
-                    if server.finish(now, Err(status.clone())).is_ok()
-                        && pair.server_outcome.is_none()
-                    {
+                    if server.finish(Err(status.clone())).is_ok() && pair.server_outcome.is_none() {
                         pair.server_outcome = Some(Err(status));
                     }
                 }
@@ -173,7 +171,7 @@ impl Pair {
                 self.deliver_to_server(now, output);
             }
             if let (Some(server), Some(check)) = (&mut self.server, &mut self.server_check) {
-                let outputs = check.drain(server, now);
+                let outputs = check.drain(server);
                 if let Some(status) = check.failure.clone() {
                     if self.server_outcome.is_none() {
                         self.server_outcome = Some(Err(status));
@@ -181,7 +179,7 @@ impl Pair {
                 }
                 progressed |= !outputs.is_empty();
                 for output in outputs {
-                    self.deliver_to_client(now, output);
+                    self.deliver_to_client(output);
                 }
             }
             if !progressed {
@@ -200,7 +198,7 @@ impl Pair {
                         self.server_check = Some(ServerCheck::new(&call));
                         self.server = Some(call);
                     }
-                    Err(rejection) => self.reject(now, rejection),
+                    Err(rejection) => self.reject(rejection),
                 }
             }
             ClientOutput::Data(data) => {
@@ -212,46 +210,46 @@ impl Pair {
             }
             ClientOutput::End => {
                 if let Some(server) = &mut self.server {
-                    server.handle_end(now, None);
+                    server.handle_end(None);
                 }
             }
             ClientOutput::Cancel => {
                 self.client_cancelled = true;
                 if let (Some(server), Some(check)) = (&mut self.server, &mut self.server_check) {
                     check.reset |= !server.is_finished();
-                    server.handle_reset(now);
+                    server.handle_reset();
                 }
             }
         }
     }
 
-    fn reject(&mut self, now: Instant, rejection: Rejection) {
+    fn reject(&mut self, rejection: Rejection) {
         self.server_outcome = rejection.status().cloned().map(Err);
         self.rejected = true;
         let (head, body) = rejection.into_parts();
-        self.client.handle_response_head(now, head);
+        self.client.handle_response_head(head);
         if !body.is_empty() {
-            self.client.handle_data(now, body);
+            self.client.handle_data(body);
         }
-        self.client.handle_end(now);
+        self.client.handle_end();
         self.server_done = true;
     }
 
-    fn deliver_to_client(&mut self, now: Instant, output: ServerOutput) {
+    fn deliver_to_client(&mut self, output: ServerOutput) {
         match output {
-            ServerOutput::Head(head) => self.client.handle_response_head(now, head),
+            ServerOutput::Head(head) => self.client.handle_response_head(head),
             ServerOutput::Data(data) => {
                 for chunk in chunks(&data, &self.response_chunking) {
-                    self.client.handle_data(now, chunk);
+                    self.client.handle_data(chunk);
                 }
             }
             ServerOutput::Trailers(trailers) => {
-                self.client.handle_trailers(now, trailers);
-                self.client.handle_end(now);
+                self.client.handle_trailers(trailers);
+                self.client.handle_end();
                 self.server_done = true;
             }
             ServerOutput::End => {
-                self.client.handle_end(now);
+                self.client.handle_end();
                 self.server_done = true;
             }
         }

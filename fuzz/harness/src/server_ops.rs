@@ -71,7 +71,7 @@ pub fn server_ops(data: &[u8]) {
         assert!(deadline >= now);
     }
     let mut check = ServerCheck::new(&call);
-    let _ = check.drain(&mut call, now);
+    let _ = check.drain(&mut call);
     for op in scenario.ops.iter().take(MAX_OPS) {
         match op {
             ServerOp::Message {
@@ -85,7 +85,7 @@ pub fn server_ops(data: &[u8]) {
             }
             ServerOp::Frame { flags, payload } => {
                 let frame = encode_envelope(*flags, payload).expect("small payload");
-                let frame = if call.content_type().text {
+                let frame = if call.content_type().form.is_text() {
                     encode_text_chunk(&frame)
                 } else {
                     frame
@@ -95,13 +95,13 @@ pub fn server_ops(data: &[u8]) {
             ServerOp::Raw(raw) => call.handle_data(now, Bytes::copy_from_slice(raw)),
             ServerOp::End(trailers) => {
                 let trailers = (!trailers.is_empty()).then(|| header_map(trailers));
-                call.handle_end(now, trailers);
+                call.handle_end(trailers);
                 // A finished call ignores its inputs.
                 assert!(call.is_request_done() || call.is_finished());
             }
             ServerOp::Reset => {
                 check.reset |= !call.is_finished();
-                call.handle_reset(now);
+                call.handle_reset();
                 assert!(call.is_finished());
             }
             ServerOp::Advance(ms) => {
@@ -116,13 +116,17 @@ pub fn server_ops(data: &[u8]) {
                     assert!(call.is_finished(), "the deadline passed");
                 }
             }
-            ServerOp::SetHeader(spec) => spec.append_to(call.response_headers_mut()),
+            ServerOp::SetHeader(spec) => {
+                if let Some(headers) = call.response_headers_mut() {
+                    spec.append_to(headers);
+                }
+            }
             ServerOp::SendHeaders => {
-                let result = call.send_headers(now);
+                let result = call.send_headers();
                 check.usage(&call, result);
             }
             ServerOp::Send(message) => {
-                let result = call.send_message(now, Bytes::copy_from_slice(message));
+                let result = call.send_message(Bytes::copy_from_slice(message));
                 if result.is_ok() {
                     check.sent += 1;
                     if !call.method().kind.streams_responses() {
@@ -133,7 +137,7 @@ pub fn server_ops(data: &[u8]) {
             }
             ServerOp::FinishOk(trailers) => {
                 let was_finished = call.is_finished();
-                let result = call.finish(now, Ok(header_map(trailers)));
+                let result = call.finish(Ok(header_map(trailers)));
                 if !was_finished {
                     assert!(call.is_finished());
                 }
@@ -141,7 +145,7 @@ pub fn server_ops(data: &[u8]) {
             }
             ServerOp::FinishErr(spec) => {
                 let was_finished = call.is_finished();
-                let result = call.finish(now, Err(spec.status()));
+                let result = call.finish(Err(spec.status()));
                 if !was_finished {
                     assert!(result.is_ok());
                     assert!(call.is_finished());
@@ -153,7 +157,7 @@ pub fn server_ops(data: &[u8]) {
             }
             ServerOp::SetPassThrough(on) => call.set_pass_through(*on),
         }
-        let _ = check.drain(&mut call, now);
+        let _ = check.drain(&mut call);
     }
 }
 
@@ -168,7 +172,7 @@ fn frame_request(call: &ServerCall, payload: &[u8], compress: bool) -> Vec<u8> {
         None => payload.to_vec(),
     };
     let ct = call.content_type();
-    let framed = if ct.streaming {
+    let framed = if ct.form.is_enveloped() {
         let flags = if alg.is_some() { FLAG_COMPRESSED } else { 0 };
         encode_envelope(flags, &body)
             .expect("small payload")
@@ -176,7 +180,7 @@ fn frame_request(call: &ServerCall, payload: &[u8], compress: bool) -> Vec<u8> {
     } else {
         body
     };
-    if ct.text {
+    if ct.form.is_text() {
         encode_text_chunk(&framed).to_vec()
     } else {
         framed
@@ -205,7 +209,7 @@ impl ServerCheck {
     pub(crate) fn new(call: &ServerCall) -> Self {
         ServerCheck {
             protocol: call.protocol(),
-            streaming: call.content_type().streaming,
+            streaming: call.content_type().form.is_enveloped(),
             kind: call.method().kind,
             head: false,
             terminal: false,
@@ -228,7 +232,7 @@ impl ServerCheck {
     }
 
     /// Drains the call, checking every event and output; returns the outputs.
-    pub(crate) fn drain(&mut self, call: &mut ServerCall, now: Instant) -> Vec<ServerOutput> {
+    pub(crate) fn drain(&mut self, call: &mut ServerCall) -> Vec<ServerOutput> {
         let mut outputs = Vec::new();
         while let Some(event) = call.poll_event() {
             assert!(!self.failed, "event after Failed: {event:?}");
@@ -290,12 +294,12 @@ impl ServerCheck {
             );
             assert_eq!(call.poll_timeout(), None);
             assert_eq!(
-                call.send_message(now, Bytes::from_static(b"x")),
+                call.send_message(Bytes::from_static(b"x")),
                 Err(UsageError::AlreadyFinished)
             );
-            assert_eq!(call.send_headers(now), Err(UsageError::AlreadyFinished));
+            assert_eq!(call.send_headers(), Err(UsageError::AlreadyFinished));
             assert_eq!(
-                call.finish(now, Ok(HeaderMap::new())),
+                call.finish(Ok(HeaderMap::new())),
                 Err(UsageError::AlreadyFinished)
             );
             assert!(call.poll_output().is_none() && call.poll_event().is_none());

@@ -21,7 +21,8 @@ use connect_proto_core::grpc::{
 use connect_proto_core::grpc_web::{
     TextDecoder, decode_trailer_block, encode_text_chunk, encode_trailer_block,
 };
-use connect_proto_core::metadata::{DEFAULT_MAX_METADATA_SIZE, metadata_of};
+use connect_proto_core::limits::DEFAULT_MAX_METADATA_SIZE;
+use connect_proto_core::metadata::metadata_of;
 use connect_proto_core::status::ErrorDetail;
 use connect_proto_core::timeout::{
     format_connect_timeout, format_grpc_timeout, parse_connect_timeout, parse_grpc_timeout,
