@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 const MAX_PROTOBUF_SIZE: usize = 0x7FFF_FFFF;
 
 /// Length of the room [`Codec::encode_message`] reserves in front of a message: the envelope
-/// prefix ([`crate::envelope::PREFIX_LEN`]).
-const RESERVED: usize = crate::envelope::PREFIX_LEN;
+/// prefix ([`crate::internal::envelope::PREFIX_LEN`]).
+const RESERVED: usize = crate::internal::envelope::PREFIX_LEN;
 
 /// The least a scratch buffer grows by in [`Codec::encode_message_into`].
 const SCRATCH_BLOCK: usize = 4096;

@@ -77,18 +77,14 @@
 //!
 //! | concern | module |
 //! |---|---|
-//! | codes, statuses, errors | [`code`], [`status`], [`error`] |
-//! | content types, header names | [`protocol`] |
-//! | 5-byte envelopes | [`envelope`] |
-//! | compression | [`compression`] |
-//! | codecs (buffa: binary, JSON, views) | [`codec`] |
-//! | timeouts | [`timeout`] |
-//! | custom metadata, `-bin` values | [`metadata`] |
-//! | Connect JSON errors, end-stream, GET, `trailer-` | [`connect`] |
-//! | gRPC status trailers, status details | [`grpc`] |
-//! | gRPC-Web trailer frame, text mode | [`grpc_web`] |
 //! | server and client call state machines | [`call`] |
+//! | codes, statuses, errors | [`code`], [`status`], [`error`] |
+//! | protocols, wire forms, content types | [`protocol`] |
 //! | method shapes | [`method`] |
+//! | codecs (buffa: binary, JSON, views) | [`codec`] |
+//! | compression | [`compression`] |
+//! | default limits | [`limits`] |
+//! | wire pieces (envelopes, error bodies, trailers, timeouts, header names): for fuzzing, tests and frame-level tools | [`internal`] |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -96,17 +92,12 @@ pub mod call;
 pub mod code;
 pub mod codec;
 pub mod compression;
-pub mod connect;
-pub mod envelope;
 pub mod error;
-pub mod grpc;
-pub mod grpc_web;
+pub mod internal;
 pub mod limits;
-pub mod metadata;
 pub mod method;
 pub mod protocol;
 pub mod status;
-pub mod timeout;
 
 pub use call::{
     CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Rejection, ServerCall,

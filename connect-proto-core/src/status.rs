@@ -362,8 +362,10 @@ mod tests {
         // Through the gRPC wire and back, the URL survives.
         let status = Status::new(Code::Internal, "x").with_detail(d);
         let mut trailers = http::HeaderMap::new();
-        crate::grpc::encode_status(Some(&status), &http::HeaderMap::new(), &mut trailers);
-        let back = crate::grpc::decode_status(&trailers).unwrap().unwrap();
+        crate::internal::grpc::encode_status(Some(&status), &http::HeaderMap::new(), &mut trailers);
+        let back = crate::internal::grpc::decode_status(&trailers)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             back.details()[0].type_url(),
             "example.com/types/acme.v1.Problem"

@@ -14,14 +14,16 @@ use http::{HeaderMap, Method};
 
 use common::*;
 use connect_proto_core::codec::Codec;
-use connect_proto_core::connect::error_json::{
+use connect_proto_core::error::Rule;
+use connect_proto_core::internal::connect::error_json::{
     decode_end_stream, decode_error_body, encode_end_stream,
 };
-use connect_proto_core::connect::get::{GetQueryError, decode_get_query, encode_get_query};
-use connect_proto_core::error::Rule;
-use connect_proto_core::grpc::status_proto::{decode_rpc_status, encode_rpc_status};
-use connect_proto_core::grpc::{decode_status, encode_status};
-use connect_proto_core::grpc_web::{
+use connect_proto_core::internal::connect::get::{
+    GetQueryError, decode_get_query, encode_get_query,
+};
+use connect_proto_core::internal::grpc::status_proto::{decode_rpc_status, encode_rpc_status};
+use connect_proto_core::internal::grpc::{decode_status, encode_status};
+use connect_proto_core::internal::grpc_web::{
     TextDecoder, decode_trailer_block, encode_text_chunk, encode_trailer_block,
 };
 use connect_proto_core::{
@@ -294,7 +296,7 @@ fn end_stream_json_forms() {
     }
     assert!(decode_end_stream(&full, usize::MAX).is_ok());
     // Error bodies likewise.
-    let body = connect_proto_core::connect::error_json::encode_error_body(&status);
+    let body = connect_proto_core::internal::connect::error_json::encode_error_body(&status);
     for cut in 0..body.len() {
         assert!(decode_error_body(&body[..cut]).is_err(), "{cut}");
     }

@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use common::*;
 use connect_proto_core::codec::Codec;
-use connect_proto_core::grpc_web::encode_text_chunk;
+use connect_proto_core::internal::grpc_web::encode_text_chunk;
 use connect_proto_core::{
     CallOptions, ClientCall, ClientEvent, ClientOutput, Code, Idempotency, MethodKind, MethodSpec,
 };
@@ -843,7 +843,7 @@ fn body_before_head_is_a_protocol_error() {
 #[test]
 fn grpc_status_details_and_message_from_the_wire() {
     // A details blob whose Status carries the message when grpc-message is absent.
-    let details = connect_proto_core::grpc::status_proto::encode_rpc_status(
+    let details = connect_proto_core::internal::grpc::status_proto::encode_rpc_status(
         7,
         "from details",
         &[connect_proto_core::ErrorDetail::new(
@@ -851,7 +851,7 @@ fn grpc_status_details_and_message_from_the_wire() {
             Bytes::from_static(b"\x08\x01"),
         )],
     );
-    let encoded = connect_proto_core::metadata::encode_binary_value(&details);
+    let encoded = connect_proto_core::internal::metadata::encode_binary_value(&details);
     let r = row("details", Wire::Grpc, UNARY).trailers(&[
         ("grpc-status", "7"),
         ("grpc-status-details-bin", encoded.to_str().unwrap()),

@@ -14,7 +14,7 @@ use http::{Method, response};
 use base64::Engine as _;
 use common::*;
 use connect_proto_core::codec::Codec;
-use connect_proto_core::grpc_web::encode_text_chunk;
+use connect_proto_core::internal::grpc_web::encode_text_chunk;
 use connect_proto_core::{
     CallOptions, ClientCall, ClientEvent, Code, Idempotency, MethodKind, MethodSpec, ServerCall,
     ServerConfig, ServerEvent, ServerOutput,

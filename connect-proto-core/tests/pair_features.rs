@@ -16,7 +16,7 @@ use http::{HeaderMap, Method};
 use common::*;
 use connect_proto_core::codec::Codec;
 use connect_proto_core::compression::{Compression, CompressionRegistry};
-use connect_proto_core::envelope::FLAG_COMPRESSED;
+use connect_proto_core::internal::envelope::FLAG_COMPRESSED;
 use connect_proto_core::{
     CallOptions, ClientCall, ClientConfig, ClientEvent, Code, Idempotency, MethodKind, MethodSpec,
     ServerConfig, ServerEvent, ServerOutput, Status, UsageError,

@@ -15,7 +15,7 @@ use http::{HeaderMap, Method};
 use common::*;
 use connect_proto_core::codec::Codec;
 use connect_proto_core::compression::{Compression, CompressionRegistry};
-use connect_proto_core::envelope::{FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS};
+use connect_proto_core::internal::envelope::{FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS};
 use connect_proto_core::{
     CallOptions, ClientConfig, ClientEvent, Code, Idempotency, MethodKind, MethodSpec,
     ServerConfig, ServerEvent, Status,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use connect_proto_core::Idempotency;
-use connect_proto_core::envelope::encode_envelope;
+use connect_proto_core::internal::envelope::encode_envelope;
 use connect_tokio_hyper::{HttpClient, Server, TokioTimer};
 use connect_tower::client::{CallOptions, Client, ClientConfig};
 use connect_tower::codec::decode_owned;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use connect_proto_core::envelope::encode_prefix;
+use connect_proto_core::internal::envelope::encode_prefix;
 use connect_tokio_hyper::Server;
 use tokio::net::TcpStream;
 

@@ -13,18 +13,18 @@ use crate::call::render::{self, Rendered};
 use crate::call::server_config::ServerConfig;
 use crate::codec::Codec;
 use crate::compression::Compression;
-use crate::connect::get::{
+use crate::error::{ProtocolError, Rule};
+use crate::internal::connect::get::{
     CONNECT_V1, GetQuery, GetQueryError, PARAM_ENCODING, decode_get_query, query_param,
 };
-use crate::error::{ProtocolError, Rule};
-use crate::method::MethodSpec;
-use crate::protocol::headers::CONNECT_PROTOCOL_VERSION_1;
-use crate::protocol::names::{
+use crate::internal::headers::CONNECT_PROTOCOL_VERSION_1;
+use crate::internal::headers::names::{
     CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_TIMEOUT,
 };
+use crate::internal::timeout::{parse_connect_timeout, parse_grpc_timeout};
+use crate::method::MethodSpec;
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol, WireForm};
 use crate::status::Status;
-use crate::timeout::{parse_connect_timeout, parse_grpc_timeout};
 
 /// A request that is not admitted, with the complete response to send.
 #[derive(Debug)]

@@ -33,22 +33,22 @@ use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::code::Code;
 use crate::codec::{Codec, EncodedMessage};
 use crate::compression::{Compression, CompressionRegistry};
-use crate::connect::error_json::{decode_end_stream, decode_error_body_or};
-use crate::connect::get::encode_get_query;
-use crate::connect::split_unary_headers;
 use crate::error::{ProtocolError, Rule, UsageError};
-use crate::grpc::decode_status;
-use crate::grpc_web::decode_trailer_block;
-use crate::metadata::{copy_metadata, metadata_of};
-use crate::method::MethodSpec;
-use crate::protocol::headers::{CONNECT_PROTOCOL_VERSION_1, TE_TRAILERS};
-use crate::protocol::names::{
+use crate::internal::connect::error_json::{decode_end_stream, decode_error_body_or};
+use crate::internal::connect::get::encode_get_query;
+use crate::internal::connect::split_unary_headers;
+use crate::internal::grpc::decode_status;
+use crate::internal::grpc_web::decode_trailer_block;
+use crate::internal::headers::names::{
     CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_STATUS, GRPC_TIMEOUT, TE,
     USER_AGENT, X_GRPC_WEB, X_USER_AGENT,
 };
+use crate::internal::headers::{CONNECT_PROTOCOL_VERSION_1, TE_TRAILERS};
+use crate::internal::metadata::{copy_metadata, metadata_of};
+use crate::internal::timeout::{format_connect_timeout, format_grpc_timeout};
+use crate::method::MethodSpec;
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol, WireForm};
 use crate::status::Status;
-use crate::timeout::{format_connect_timeout, format_grpc_timeout};
 
 /// Something the application receives.
 #[derive(Debug, PartialEq)]

@@ -9,9 +9,9 @@ use bytes::Bytes;
 
 use crate::call::output_queue::SmallQueue;
 use crate::compression::{Compression, DecompressError};
-use crate::envelope::{EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS};
 use crate::error::Rule;
-use crate::grpc_web::TextDecoder;
+use crate::internal::envelope::{EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS};
+use crate::internal::grpc_web::TextDecoder;
 use crate::protocol::WireForm;
 
 /// One item read from a body.

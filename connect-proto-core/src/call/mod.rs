@@ -15,6 +15,8 @@ mod render;
 mod server;
 mod server_config;
 
+/// The timeout a request asks for, for adapters that watch a request before admitting it.
+pub use crate::internal::timeout::request_timeout;
 pub use accept::Rejection;
 pub use client::{ClientCall, ClientEvent, ClientOutput};
 pub use client_config::{CallOptions, ClientConfig};

@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use crate::codec::EncodedMessage;
 use crate::compression::Compression;
-use crate::envelope::{FLAG_COMPRESSED, encode_envelope, encode_prefix};
 use crate::error::UsageError;
+use crate::internal::envelope::{FLAG_COMPRESSED, encode_envelope, encode_prefix};
 use crate::protocol::WireForm;
 
 /// Frames one outgoing message for `form`: compression (when negotiated and the message is at
@@ -69,7 +69,7 @@ pub(crate) fn text_encoded_for(body: Bytes, form: WireForm) -> Bytes {
 
 fn text_encoded(framed: Bytes, text: bool) -> Bytes {
     if text {
-        crate::grpc_web::encode_text_chunk(&framed)
+        crate::internal::grpc_web::encode_text_chunk(&framed)
     } else {
         framed
     }

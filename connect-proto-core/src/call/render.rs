@@ -5,12 +5,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, response};
 
 use crate::codec::Codec;
-use crate::connect::error_json::{encode_end_stream, encode_error_body};
-use crate::connect::prefix_trailers;
-use crate::envelope::FLAG_END_STREAM;
-use crate::grpc::encode_status;
-use crate::metadata::copy_metadata;
-use crate::protocol::headers::{ACCEPT_POST, ALLOW, CONTENT_TYPE};
+use crate::internal::connect::error_json::{encode_end_stream, encode_error_body};
+use crate::internal::connect::prefix_trailers;
+use crate::internal::envelope::FLAG_END_STREAM;
+use crate::internal::grpc::encode_status;
+use crate::internal::headers::{ACCEPT_POST, ALLOW, CONTENT_TYPE};
+use crate::internal::metadata::copy_metadata;
 use crate::protocol::{ContentType, WireForm};
 use crate::status::Status;
 
@@ -52,7 +52,8 @@ pub(crate) fn error_response(
             head.headers
                 .insert(CONTENT_TYPE, content_type.header_value());
             let end = encode_end_stream(Some(status), status.metadata());
-            let body = crate::envelope::encode_envelope(FLAG_END_STREAM, &end).unwrap_or_default();
+            let body = crate::internal::envelope::encode_envelope(FLAG_END_STREAM, &end)
+                .unwrap_or_default();
             Rendered { head, body }
         }
         WireForm::Grpc | WireForm::GrpcWeb | WireForm::GrpcWebText => {

@@ -34,15 +34,15 @@ use crate::call::render;
 use crate::call::server_config::ServerConfig;
 use crate::codec::{Codec, EncodedMessage};
 use crate::compression::Compression;
-use crate::connect::error_json::encode_end_stream;
-use crate::connect::prefix_trailers;
-use crate::envelope::{FLAG_END_STREAM, FLAG_TRAILERS};
 use crate::error::{ProtocolError, Rule, UsageError};
-use crate::grpc::encode_status;
-use crate::grpc_web::encode_trailer_block;
-use crate::metadata::copy_metadata;
+use crate::internal::connect::error_json::encode_end_stream;
+use crate::internal::connect::prefix_trailers;
+use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS};
+use crate::internal::grpc::encode_status;
+use crate::internal::grpc_web::encode_trailer_block;
+use crate::internal::headers::names::CONTENT_TYPE;
+use crate::internal::metadata::copy_metadata;
 use crate::method::MethodSpec;
-use crate::protocol::names::CONTENT_TYPE;
 use crate::protocol::{ContentType, Protocol, WireForm};
 use crate::status::Status;
 
@@ -680,7 +680,7 @@ impl ServerCall {
         self.content_type.protocol() != Protocol::Connect
             && headers
                 .keys()
-                .any(|name| !crate::metadata::is_protocol_header(name.as_str()))
+                .any(|name| !crate::internal::metadata::is_protocol_header(name.as_str()))
     }
 
     /// An end-of-stream frame (never compressed), then the end of the response.
@@ -696,7 +696,7 @@ impl ServerCall {
 mod tests {
     use super::*;
     use crate::code::Code;
-    use crate::connect::get::encode_get_query;
+    use crate::internal::connect::get::encode_get_query;
     use crate::method::{Idempotency, MethodKind};
 
     /// Found by fuzzing (`fuzz/regressions/server_ops`): a compressed GET message over the

@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, request, response};
 
 use connect_proto_core::codec::Codec;
 use connect_proto_core::compression::Compression;
-use connect_proto_core::envelope::{EnvelopeDecoder, encode_envelope};
-use connect_proto_core::grpc_web::TextDecoder;
+use connect_proto_core::internal::envelope::{EnvelopeDecoder, encode_envelope};
+use connect_proto_core::internal::grpc_web::TextDecoder;
 use connect_proto_core::{
     CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Code, MethodSpec, Protocol,
     ServerCall, ServerConfig, ServerEvent, ServerOutput, Status,

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use connect_proto_core::timeout::request_timeout;
+use connect_proto_core::call::request_timeout;
 use connect_tower::ConnectionInfo;
 use connect_tower::rt::ShutdownTrigger;
 use h2::server::SendResponse;

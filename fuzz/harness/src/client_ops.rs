@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use connect_proto_core::connect::error_json::{encode_end_stream, encode_error_body};
-use connect_proto_core::envelope::{
+use connect_proto_core::internal::connect::error_json::{encode_end_stream, encode_error_body};
+use connect_proto_core::internal::envelope::{
     FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS, encode_envelope,
 };
-use connect_proto_core::grpc::encode_status;
-use connect_proto_core::grpc_web::{encode_text_chunk, encode_trailer_block};
+use connect_proto_core::internal::grpc::encode_status;
+use connect_proto_core::internal::grpc_web::{encode_text_chunk, encode_trailer_block};
 use connect_proto_core::protocol::ContentType;
 use connect_proto_core::{
     CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Code, MethodKind, MethodSpec,
@@ -244,7 +244,7 @@ impl ResponseHeadSpec {
             encode_status(status.as_ref(), &HeaderMap::new(), h);
         }
         let trailers = header_map(&self.unary_trailers);
-        connect_proto_core::connect::prefix_trailers(&trailers, h);
+        connect_proto_core::internal::connect::prefix_trailers(&trailers, h);
         for extra in self.extra.iter().take(8) {
             extra.append_to(h);
         }

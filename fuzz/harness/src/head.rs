@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use connect_proto_core::connect::error_json::{decode_end_stream, decode_error_body};
-use connect_proto_core::connect::get::encode_get_query;
-use connect_proto_core::envelope::{EnvelopeDecoder, FLAG_END_STREAM};
-use connect_proto_core::grpc::decode_status;
+use connect_proto_core::internal::connect::error_json::{decode_end_stream, decode_error_body};
+use connect_proto_core::internal::connect::get::encode_get_query;
+use connect_proto_core::internal::envelope::{EnvelopeDecoder, FLAG_END_STREAM};
+use connect_proto_core::internal::grpc::decode_status;
 use connect_proto_core::protocol::{ContentType, ContentTypeMatch};
 use connect_proto_core::{Code, Protocol, ServerCall, ServerConfig};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, request};

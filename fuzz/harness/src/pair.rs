@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use connect_proto_core::metadata::metadata_of;
+use connect_proto_core::internal::metadata::metadata_of;
 use connect_proto_core::{
     ClientCall, ClientOutput, Rejection, ServerCall, ServerOutput, Status, UsageError,
 };

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use connect_proto_core::envelope::{FLAG_COMPRESSED, encode_envelope};
-use connect_proto_core::grpc_web::encode_text_chunk;
+use connect_proto_core::internal::envelope::{FLAG_COMPRESSED, encode_envelope};
+use connect_proto_core::internal::grpc_web::encode_text_chunk;
 use connect_proto_core::{MethodKind, Protocol, ServerCall, ServerEvent, ServerOutput, UsageError};
 use http::{HeaderMap, StatusCode};
 

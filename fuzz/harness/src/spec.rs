@@ -11,7 +11,7 @@ use bytes::Bytes;
 use connect_proto_core::compression::{
     Brotli, Compression, CompressionRegistry, Deflate, Gzip, Snappy, Zstd,
 };
-use connect_proto_core::metadata::{encode_binary_value, is_protocol_header};
+use connect_proto_core::internal::metadata::{encode_binary_value, is_protocol_header};
 use connect_proto_core::protocol::ContentType;
 use connect_proto_core::status::{ErrorDetail, Status};
 use connect_proto_core::{Code, Codec, Idempotency, MethodKind, MethodSpec, Protocol};

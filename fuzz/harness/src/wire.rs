@@ -7,26 +7,28 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use connect_proto_core::compression::{Compression, DecompressError, read_bounded};
-use connect_proto_core::connect::error_json::{
+use connect_proto_core::error::Rule;
+use connect_proto_core::internal::connect::error_json::{
     decode_end_stream, decode_error_body, decode_error_body_or, encode_end_stream,
     encode_error_body,
 };
-use connect_proto_core::connect::get::{decode_get_query, encode_get_query};
-use connect_proto_core::envelope::{EnvelopeDecoder, PREFIX_LEN, encode_envelope};
-use connect_proto_core::error::Rule;
-use connect_proto_core::grpc::status_proto::{RpcStatus, decode_rpc_status, encode_rpc_status};
-use connect_proto_core::grpc::{
+use connect_proto_core::internal::connect::get::{decode_get_query, encode_get_query};
+use connect_proto_core::internal::envelope::{EnvelopeDecoder, PREFIX_LEN, encode_envelope};
+use connect_proto_core::internal::grpc::status_proto::{
+    RpcStatus, decode_rpc_status, encode_rpc_status,
+};
+use connect_proto_core::internal::grpc::{
     decode_status, encode_status, percent_decode_message, percent_encode_message,
 };
-use connect_proto_core::grpc_web::{
+use connect_proto_core::internal::grpc_web::{
     TextDecoder, decode_trailer_block, encode_text_chunk, encode_trailer_block,
 };
-use connect_proto_core::limits::DEFAULT_MAX_METADATA_SIZE;
-use connect_proto_core::metadata::metadata_of;
-use connect_proto_core::status::ErrorDetail;
-use connect_proto_core::timeout::{
+use connect_proto_core::internal::metadata::metadata_of;
+use connect_proto_core::internal::timeout::{
     format_connect_timeout, format_grpc_timeout, parse_connect_timeout, parse_grpc_timeout,
 };
+use connect_proto_core::limits::DEFAULT_MAX_METADATA_SIZE;
+use connect_proto_core::status::ErrorDetail;
 use connect_proto_core::{Code, Codec};
 use http::{HeaderMap, HeaderValue};
 
@@ -233,7 +235,7 @@ pub fn grpc_status(data: &[u8]) {
                     .take(4)
                     .map(|(n, v)| ErrorDetail::new(detail_name(n), Bytes::copy_from_slice(v)))
                     .collect();
-                Some(connect_proto_core::metadata::encode_binary_value(
+                Some(connect_proto_core::internal::metadata::encode_binary_value(
                     &encode_rpc_status(*code, message, &details),
                 ))
             }

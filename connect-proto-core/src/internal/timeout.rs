@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::protocol::names::{CONNECT_TIMEOUT_MS, GRPC_TIMEOUT};
+use crate::internal::headers::names::{CONNECT_TIMEOUT_MS, GRPC_TIMEOUT};
 
 /// Most digits a `grpc-timeout` value may have.
-pub const GRPC_TIMEOUT_MAX_DIGITS: usize = 8;
+pub(crate) const GRPC_TIMEOUT_MAX_DIGITS: usize = 8;
 /// Most digits a `connect-timeout-ms` value may have.
-pub const CONNECT_TIMEOUT_MAX_DIGITS: usize = 10;
+pub(crate) const CONNECT_TIMEOUT_MAX_DIGITS: usize = 10;
 
 /// Why a timeout header value was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]

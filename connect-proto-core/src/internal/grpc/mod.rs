@@ -8,8 +8,8 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::code::Code;
 use crate::error::Rule;
-use crate::metadata::{copy_metadata, decode_binary_value, encode_binary_value};
-use crate::protocol::names::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+use crate::internal::headers::names::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+use crate::internal::metadata::{copy_metadata, decode_binary_value, encode_binary_value};
 use crate::status::Status;
 
 /// Writes the status trailers for an outcome (`None` is OK) followed by application metadata.
@@ -160,8 +160,8 @@ mod tests {
         let status = Status::new(Code::Canceled, " padded ");
         let mut trailers = HeaderMap::new();
         encode_status(Some(&status), &HeaderMap::new(), &mut trailers);
-        let block = crate::grpc_web::encode_trailer_block(&trailers);
-        let back = crate::grpc_web::decode_trailer_block(&block, usize::MAX).unwrap();
+        let block = crate::internal::grpc_web::encode_trailer_block(&trailers);
+        let back = crate::internal::grpc_web::decode_trailer_block(&block, usize::MAX).unwrap();
         assert_eq!(decode_status(&back).unwrap().unwrap().message(), " padded ");
     }
 

@@ -59,7 +59,7 @@ pub fn encode_envelope(flags: u8, payload: &[u8]) -> Result<Bytes, usize> {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use connect_proto_core::envelope::{EnvelopeDecoder, encode_envelope};
+/// use connect_proto_core::internal::envelope::{EnvelopeDecoder, encode_envelope};
 ///
 /// let wire = encode_envelope(0, b"hello").unwrap();
 /// let mut decoder = EnvelopeDecoder::new(1024);

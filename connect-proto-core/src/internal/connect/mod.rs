@@ -6,8 +6,8 @@ pub mod get;
 
 use http::{HeaderMap, HeaderName};
 
-use crate::metadata::is_protocol_header;
-use crate::protocol::headers::CONNECT_TRAILER_PREFIX;
+use crate::internal::headers::CONNECT_TRAILER_PREFIX;
+use crate::internal::metadata::is_protocol_header;
 
 /// Writes trailing metadata into unary response headers as `trailer-<name>` entries.
 pub fn prefix_trailers(trailers: &HeaderMap, headers: &mut HeaderMap) {
@@ -24,7 +24,7 @@ pub fn prefix_trailers(trailers: &HeaderMap, headers: &mut HeaderMap) {
 
 /// Splits unary response headers into leading metadata and (unprefixed) trailing metadata.
 /// Protocol headers are dropped from both.
-pub fn split_unary_headers(headers: &HeaderMap) -> (HeaderMap, HeaderMap) {
+pub(crate) fn split_unary_headers(headers: &HeaderMap) -> (HeaderMap, HeaderMap) {
     let mut leading = HeaderMap::new();
     let mut trailing = HeaderMap::new();
     for (name, value) in headers {

@@ -9,11 +9,11 @@ use serde_json::{Map, Value};
 
 use crate::code::Code;
 use crate::error::Rule;
-use crate::metadata::{MetadataBudget, decode_base64_lenient, is_protocol_header};
+use crate::internal::metadata::{MetadataBudget, decode_base64_lenient, is_protocol_header};
 use crate::status::{ErrorDetail, Status};
 
 /// The JSON `Error` object for a status (metadata is not part of it).
-pub fn error_to_json(status: &Status) -> Value {
+pub(crate) fn error_to_json(status: &Status) -> Value {
     let mut obj = Map::new();
     obj.insert("code".into(), Value::String(status.code().as_str().into()));
     if !status.message().is_empty() {
@@ -61,13 +61,13 @@ pub fn decode_error_body_or(body: &[u8], fallback: Code) -> Result<Status, Strin
 }
 
 /// Parses an `Error` object.
-pub fn error_from_json(value: &Value) -> Result<Status, String> {
+pub(crate) fn error_from_json(value: &Value) -> Result<Status, String> {
     parse_error(value, None)
 }
 
 /// Parses an `Error` object, using `fallback` when the code is missing, null or unknown (the
 /// message and details are kept). Clients use it with the code the HTTP status implies.
-pub fn error_from_json_or(value: &Value, fallback: Code) -> Result<Status, String> {
+pub(crate) fn error_from_json_or(value: &Value, fallback: Code) -> Result<Status, String> {
     parse_error(value, Some(fallback))
 }
 
@@ -157,7 +157,7 @@ pub struct EndStream {
 
 /// Decodes an `EndStreamResponse`. A malformed message fails with
 /// [`Rule::InvalidErrorBody`]; metadata larger than `metadata_limit` bytes (see
-/// [`entry_size`](crate::metadata::entry_size)) with [`Rule::MetadataTooLarge`].
+/// [`entry_size`](crate::internal::metadata::entry_size)) with [`Rule::MetadataTooLarge`].
 pub fn decode_end_stream(body: &[u8], metadata_limit: usize) -> Result<EndStream, Rule> {
     parse_end_stream(body, metadata_limit).map_err(|error| match error {
         EndStreamError::Invalid(why) => Rule::InvalidErrorBody(why),

@@ -6,10 +6,10 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::Rule;
-use crate::protocol::headers;
+use crate::internal::headers;
 
 /// Bytes an entry costs against a metadata limit (as `SETTINGS_MAX_HEADER_LIST_SIZE` counts).
-pub fn entry_size(name: &HeaderName, value: &HeaderValue) -> usize {
+pub(crate) fn entry_size(name: &HeaderName, value: &HeaderValue) -> usize {
     name.as_str().len() + value.len() + 32
 }
 
@@ -43,14 +43,6 @@ impl MetadataBudget {
     }
 }
 
-/// Suffix of binary metadata keys.
-pub const BINARY_SUFFIX: &str = "-bin";
-
-/// Whether a metadata key carries base64-encoded binary values.
-pub fn is_binary_key(name: &str) -> bool {
-    name.len() > BINARY_SUFFIX.len() && name.ends_with(BINARY_SUFFIX)
-}
-
 /// Encodes a binary metadata value (unpadded standard base64, as the protocols recommend).
 pub fn encode_binary_value(value: &[u8]) -> HeaderValue {
     let encoded = STANDARD_NO_PAD.encode(value);
@@ -59,7 +51,7 @@ pub fn encode_binary_value(value: &[u8]) -> HeaderValue {
 }
 
 /// Decodes a binary metadata value, accepting padded and unpadded standard or URL-safe base64.
-pub fn decode_binary_value(value: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decode_binary_value(value: &[u8]) -> Option<Vec<u8>> {
     decode_base64_lenient(value)
 }
 
@@ -111,7 +103,7 @@ pub fn is_protocol_header(name: &str) -> bool {
 }
 
 /// Copies every application metadata entry (see [`is_protocol_header`]) of `from` into `to`.
-pub fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap) {
+pub(crate) fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap) {
     let mut last: Option<&HeaderName> = None;
     for (name, value) in from {
         if is_protocol_header(name.as_str()) {
@@ -153,9 +145,6 @@ mod tests {
             );
         }
         assert_eq!(decode_binary_value(b"!!"), None);
-        assert!(is_binary_key("x-trace-bin"));
-        assert!(!is_binary_key("-bin"));
-        assert!(!is_binary_key("x-trace"));
     }
 
     #[test]

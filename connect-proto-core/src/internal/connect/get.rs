@@ -7,20 +7,12 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
 
 use crate::codec::Codec;
-use crate::metadata::decode_base64_lenient;
+use crate::internal::metadata::decode_base64_lenient;
 
-/// Query parameter naming the protocol version (`v1`).
-pub const PARAM_CONNECT: &str = "connect";
 /// Query parameter naming the codec.
-pub const PARAM_ENCODING: &str = "encoding";
-/// Query parameter carrying the message.
-pub const PARAM_MESSAGE: &str = "message";
-/// Query parameter marking a base64 message (`1`).
-pub const PARAM_BASE64: &str = "base64";
-/// Query parameter naming the message compression.
-pub const PARAM_COMPRESSION: &str = "compression";
+pub(crate) const PARAM_ENCODING: &str = "encoding";
 /// The value of `connect` this implementation speaks.
-pub const CONNECT_V1: &str = "v1";
+pub(crate) const CONNECT_V1: &str = "v1";
 
 /// Characters left unescaped in query values: RFC 3986 unreserved.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
