@@ -456,4 +456,133 @@ mod tests {
             status.message()
         );
     }
+
+    /// The position of a rule's variant. Exhaustive on purpose: a new variant does not
+    /// compile until it is added here and to the table below.
+    fn variant(rule: &Rule) -> usize {
+        match rule {
+            Rule::MessageTooLarge { .. } => 0,
+            Rule::IncompleteEnvelope { .. } => 1,
+            Rule::InvalidEnvelopeFlags(_) => 2,
+            Rule::CompressedWithoutEncoding => 3,
+            Rule::UnsupportedCompression(_) => 4,
+            Rule::Decompression(_) => 5,
+            Rule::InvalidTimeout(_) => 6,
+            Rule::MissingMessage => 7,
+            Rule::ExtraMessage => 8,
+            Rule::DataAfterEnd => 9,
+            Rule::UnexpectedEndStream => 10,
+            Rule::MissingEndStream => 11,
+            Rule::InvalidErrorBody(_) => 12,
+            Rule::InvalidTrailers(_) => 13,
+            Rule::MissingGrpcStatus => 14,
+            Rule::UnexpectedContentType(_) => 15,
+            Rule::UnexpectedHttpStatus(_) => 16,
+            Rule::InvalidHeader(_) => 17,
+            Rule::InvalidGetQuery(_) => 18,
+            Rule::InvalidBase64 => 19,
+            Rule::UnknownMethod(_) => 20,
+            Rule::InvalidMessage(_) => 21,
+            Rule::Reset { .. } => 22,
+            Rule::Transport(_) => 23,
+            Rule::NotRpcResponse { .. } => 24,
+            Rule::MetadataTooLarge { .. } => 25,
+            Rule::BodyTimeout => 26,
+            Rule::BrokenBody(_) => 27,
+        }
+    }
+
+    #[test]
+    fn every_rule_has_one_code_per_side() {
+        use Code::*;
+        let s = String::new;
+        // (rule, code when a client broke it (server side), code when a server broke it)
+        let table: Vec<(Rule, Code, Code)> = vec![
+            (
+                Rule::MessageTooLarge { size: 9, limit: 1 },
+                ResourceExhausted,
+                ResourceExhausted,
+            ),
+            (
+                Rule::IncompleteEnvelope {
+                    received: 1,
+                    expected: None,
+                },
+                InvalidArgument,
+                Internal,
+            ),
+            (Rule::InvalidEnvelopeFlags(4), InvalidArgument, Internal),
+            (Rule::CompressedWithoutEncoding, Internal, Internal),
+            (Rule::UnsupportedCompression(s()), Unimplemented, Internal),
+            (Rule::Decompression(s()), InvalidArgument, Internal),
+            (Rule::InvalidTimeout(s()), InvalidArgument, Internal),
+            (Rule::MissingMessage, Unimplemented, Unimplemented),
+            (Rule::ExtraMessage, Unimplemented, Unimplemented),
+            (Rule::DataAfterEnd, InvalidArgument, Internal),
+            (Rule::UnexpectedEndStream, InvalidArgument, Internal),
+            (Rule::MissingEndStream, InvalidArgument, Internal),
+            (Rule::InvalidErrorBody(s()), InvalidArgument, Unknown),
+            (Rule::InvalidTrailers(s()), InvalidArgument, Unknown),
+            (Rule::MissingGrpcStatus, InvalidArgument, Unknown),
+            (Rule::UnexpectedContentType(s()), Unimplemented, Internal),
+            (Rule::UnexpectedHttpStatus(503), Unavailable, Unavailable),
+            (Rule::InvalidHeader(s()), InvalidArgument, Internal),
+            (Rule::InvalidGetQuery(s()), InvalidArgument, Internal),
+            (Rule::InvalidBase64, InvalidArgument, Internal),
+            (Rule::UnknownMethod(s()), Unimplemented, Unimplemented),
+            (Rule::InvalidMessage(s()), InvalidArgument, Internal),
+            (Rule::Reset { code: Some(0x8) }, Canceled, Canceled),
+            (Rule::Transport(s()), Canceled, Unavailable),
+            (
+                Rule::NotRpcResponse {
+                    status: 404,
+                    content_type: s(),
+                },
+                Unimplemented,
+                Unimplemented,
+            ),
+            (
+                Rule::MetadataTooLarge { limit: 1 },
+                ResourceExhausted,
+                ResourceExhausted,
+            ),
+            (Rule::BodyTimeout, DeadlineExceeded, DeadlineExceeded),
+            (Rule::BrokenBody(s()), InvalidArgument, Internal),
+        ];
+        let mut seen: Vec<usize> = table.iter().map(|(rule, _, _)| variant(rule)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..=27).collect::<Vec<_>>(), "every variant, once");
+        for (rule, from_client, from_server) in table {
+            let request = ProtocolError::in_request(rule.clone());
+            let response = ProtocolError::in_response(rule.clone());
+            assert_eq!(request.code(), from_client, "{rule:?} in a request");
+            assert_eq!(response.code(), from_server, "{rule:?} in a response");
+            // The status carries the same code, and a message that says what happened.
+            for err in [request, response] {
+                let status = err.to_status();
+                assert_eq!(status.code(), err.code());
+                assert!(!status.message().is_empty(), "{rule:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn resets_and_http_statuses_map_by_their_number() {
+        let reset = |code| ProtocolError::in_response(Rule::Reset { code }).code();
+        assert_eq!(reset(Some(0x7)), Code::Unavailable);
+        assert_eq!(reset(Some(0x8)), Code::Canceled);
+        assert_eq!(reset(Some(0xb)), Code::ResourceExhausted);
+        assert_eq!(reset(Some(0xc)), Code::PermissionDenied);
+        assert_eq!(reset(Some(0x2)), Code::Internal);
+        assert_eq!(reset(None), Code::Unavailable);
+        // The client side: a client that resets has gone away, whatever the code.
+        let gone = ProtocolError::in_request(Rule::Reset { code: Some(0x2) });
+        assert_eq!(gone.code(), Code::Canceled);
+        let http = |status| ProtocolError::in_response(Rule::UnexpectedHttpStatus(status)).code();
+        assert_eq!(http(401), Code::Unauthenticated);
+        assert_eq!(http(429), Code::Unavailable);
+        assert_eq!(http(418), Code::Unknown);
+        assert_eq!(http(999), Code::Unknown);
+    }
 }
