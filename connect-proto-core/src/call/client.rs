@@ -215,7 +215,13 @@ impl ClientCall {
                     && options.use_get.unwrap_or(config.use_get),
             },
             receive: ReceiveSide::AwaitingHead {
-                reader: Reader::new(form, Direction::Response, None, receive_limit),
+                reader: Reader::new(
+                    form,
+                    Direction::Response,
+                    None,
+                    receive_limit,
+                    config.max_metadata_size,
+                ),
             },
             headers_reported: false,
             events: SmallQueue::new(),

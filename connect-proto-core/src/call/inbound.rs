@@ -32,6 +32,15 @@ pub(crate) enum Direction {
     Response,
 }
 
+/// The flag that ends a stream in `form` and `direction` (0: none may).
+fn end_flag(form: WireForm, direction: Direction) -> u8 {
+    match (form, direction) {
+        (WireForm::ConnectStreaming, Direction::Response) => FLAG_END_STREAM,
+        (WireForm::GrpcWeb | WireForm::GrpcWebText, Direction::Response) => FLAG_TRAILERS,
+        _ => 0,
+    }
+}
+
 /// The reading half of a call.
 #[derive(Debug)]
 pub(crate) struct Reader {
@@ -41,6 +50,8 @@ pub(crate) struct Reader {
     envelopes: EnvelopeDecoder,
     compression: Option<Arc<dyn Compression>>,
     limit: usize,
+    /// The bound on end-of-stream frames (status and metadata), when the form has them.
+    end_limit: usize,
     /// Whether decompression is left to the caller (pass-through proxies).
     pass_through: bool,
     /// Set once an end-of-stream frame was read; more data is an error.
@@ -48,20 +59,25 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// A reader of messages of at most `limit` bytes; end-of-stream frames (responses only)
+    /// are bounded by `end_limit`, the metadata limit, since they carry status and metadata.
     pub(crate) fn new(
         form: WireForm,
         direction: Direction,
         compression: Option<Arc<dyn Compression>>,
         limit: usize,
+        end_limit: usize,
     ) -> Self {
+        let end_flags = end_flag(form, direction);
         Reader {
             form,
             direction,
             text: form.is_text().then(TextDecoder::new),
             // A bare body buffers through the same decoder (`take_all`), bounded by hand.
-            envelopes: EnvelopeDecoder::new(limit),
+            envelopes: EnvelopeDecoder::new(limit).with_end_frames(end_flags, end_limit),
             compression,
             limit,
+            end_limit,
             pass_through: false,
             ended: false,
         }
@@ -121,11 +137,7 @@ impl Reader {
 
     /// The flag that ends a stream in this form and direction (0: none may).
     fn end_flag(&self) -> u8 {
-        match (self.form, self.direction) {
-            (WireForm::ConnectStreaming, Direction::Response) => FLAG_END_STREAM,
-            (WireForm::GrpcWeb | WireForm::GrpcWebText, Direction::Response) => FLAG_TRAILERS,
-            _ => 0,
-        }
+        end_flag(self.form, self.direction)
     }
 
     fn drain_envelopes(&mut self, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
@@ -146,7 +158,15 @@ impl Reader {
                 if self.compression.is_none() {
                     return Err(Rule::CompressedWithoutEncoding);
                 }
-                if self.pass_through && end_flag & flags == 0 {
+                if end_flag & flags != 0 {
+                    self.decompress_bounded(envelope.payload, self.end_limit)
+                        .map_err(|rule| match rule {
+                            Rule::MessageTooLarge { .. } => Rule::MetadataTooLarge {
+                                limit: self.end_limit,
+                            },
+                            other => other,
+                        })?
+                } else if self.pass_through {
                     envelope.payload
                 } else {
                     self.decompress(envelope.payload)?
@@ -168,10 +188,17 @@ impl Reader {
     }
 
     pub(crate) fn decompress(&self, payload: Bytes) -> Result<Bytes, Rule> {
+        if self.pass_through {
+            return Ok(payload);
+        }
+        self.decompress_bounded(payload, self.limit)
+    }
+
+    fn decompress_bounded(&self, payload: Bytes, limit: usize) -> Result<Bytes, Rule> {
         // Zero-length payloads are never decompressed (Connect requires it; harmless elsewhere).
         match &self.compression {
-            Some(alg) if !payload.is_empty() && !self.pass_through => {
-                alg.decompress(&payload, self.limit).map_err(|e| match e {
+            Some(alg) if !payload.is_empty() => {
+                alg.decompress(&payload, limit).map_err(|e| match e {
                     DecompressError::LimitExceeded { limit } => Rule::MessageTooLarge {
                         size: limit as u64 + 1,
                         limit,

@@ -78,6 +78,9 @@ pub struct EnvelopeDecoder {
     rest: VecDeque<Bytes>,
     buffered: usize,
     limit: usize,
+    /// Envelopes with any of these flags are end-of-stream frames, bounded by `end_limit`.
+    end_flags: u8,
+    end_limit: usize,
     /// The parsed prefix of the envelope being reassembled.
     pending: Option<(u8, usize)>,
 }
@@ -90,8 +93,20 @@ impl EnvelopeDecoder {
             rest: VecDeque::new(),
             buffered: 0,
             limit,
+            end_flags: 0,
+            end_limit: limit,
             pending: None,
         }
+    }
+
+    /// Bounds envelopes carrying any of `flags` (end-of-stream frames: the status and
+    /// metadata, not a message) by `limit` instead; exceeding it breaks
+    /// [`Rule::MetadataTooLarge`].
+    #[must_use]
+    pub fn with_end_frames(mut self, flags: u8, limit: usize) -> Self {
+        self.end_flags = flags;
+        self.end_limit = limit;
+        self
     }
 
     /// The payload size limit.
@@ -130,7 +145,13 @@ impl EnvelopeDecoder {
                 self.take_into(&mut prefix);
                 let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
                 let len = len as usize;
-                if len > self.limit {
+                if prefix[0] & self.end_flags != 0 {
+                    if len > self.end_limit {
+                        return Err(Rule::MetadataTooLarge {
+                            limit: self.end_limit,
+                        });
+                    }
+                } else if len > self.limit {
                     return Err(Rule::MessageTooLarge {
                         size: len as u64,
                         limit: self.limit,
@@ -255,6 +276,46 @@ mod tests {
         (0, &[0xff; 300]),
         (FLAG_END_STREAM, b"{}"),
     ];
+
+    #[test]
+    fn end_frames_have_their_own_limit() {
+        let decode = |chunks: Vec<Bytes>| {
+            let mut decoder = EnvelopeDecoder::new(8).with_end_frames(FLAG_END_STREAM, 64);
+            let mut out = Vec::new();
+            for chunk in chunks {
+                decoder.push(chunk);
+                while let Some(env) = decoder.decode()? {
+                    out.push(env);
+                }
+            }
+            decoder.finish().map(|()| out)
+        };
+        // A 40-byte end frame passes a decoder whose messages may have 8 bytes, whole, byte at
+        // a time, and followed by trailing bytes (an incomplete prefix).
+        let ok = wire(&[(0, b"12345678"), (FLAG_END_STREAM, &[b'x'; 40])]);
+        for chunks in [vec![Bytes::from(ok.clone())], chunked(&ok, 1)] {
+            let envelopes = decode(chunks).unwrap();
+            assert_eq!(envelopes.len(), 2);
+            assert_eq!(envelopes[1].payload.len(), 40);
+        }
+        let mut trailing = ok.clone();
+        trailing.extend_from_slice(&[0, 0]);
+        assert!(matches!(
+            decode(vec![Bytes::from(trailing)]),
+            Err(Rule::IncompleteEnvelope { .. })
+        ));
+        // Past each limit.
+        let big_message = wire(&[(0, b"123456789")]);
+        assert!(matches!(
+            decode(vec![Bytes::from(big_message)]),
+            Err(Rule::MessageTooLarge { size: 9, limit: 8 })
+        ));
+        let big_end = wire(&[(FLAG_END_STREAM, &[b'x'; 65])]);
+        assert_eq!(
+            decode(chunked(&big_end, 1)).unwrap_err(),
+            Rule::MetadataTooLarge { limit: 64 }
+        );
+    }
 
     #[test]
     fn whole_byte_at_a_time_and_every_split() {

@@ -14,6 +14,9 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::BoxError;
 use crate::TransportError;
+
+/// The HTTP/2 error code a cancelled call's request body reports (RFC 9113 section 7).
+const CANCEL: u32 = 0x8;
 use crate::client::Transport;
 use crate::rt::{SharedTimer, Sleep};
 
@@ -111,8 +114,13 @@ impl Body for RequestBody {
                         Poll::Ready(None)
                     }
                     Some(ClientOutput::Cancel) => {
+                        // A reset with CANCEL, as an HTTP/2 transport would send: the server
+                        // sees a client that went away, not a broken body.
                         state.body_done = true;
-                        Poll::Ready(Some(Err("the call was abandoned".into())))
+                        Poll::Ready(Some(Err(Box::new(TransportError::reset(
+                            CANCEL,
+                            "the call was abandoned",
+                        )))))
                     }
                     // The head was taken when the call started; a second one cannot occur.
                     Some(ClientOutput::Head(_)) => {

@@ -135,10 +135,11 @@ impl<T: Transport> Client<T> {
     }
 
     /// The most request bytes (framed, after compression) a streaming call may queue ahead of
-    /// the transport before `send` waits. Default [`DEFAULT_MAX_QUEUED_BYTES`] (256 KiB).
+    /// the transport before `send` waits. A message always fits into an empty queue, so `0`
+    /// sends one message at a time. Default [`DEFAULT_MAX_QUEUED_BYTES`] (256 KiB).
     #[must_use]
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued = bytes;
+        self.max_queued = bytes.max(1);
         self
     }
 

@@ -105,16 +105,17 @@ impl Driver {
                 }
             }
 
-            if handler_polled {
-                return Poll::Pending;
-            }
             let Some(handler) = self.handler.as_mut() else {
                 // The handler is gone but the call is not finished: it returned without
-                // finishing (adapters always finish) — end the call rather than hang.
+                // finishing (a dispatcher that forgot to answer) — end the call rather than
+                // hang.
                 let status = Status::new(Code::Internal, "the handler ended without a response");
                 self.shared.lock().fail(status);
                 continue;
             };
+            if handler_polled {
+                return Poll::Pending;
+            }
             handler_polled = true;
             let parked = self.shared.lock().park_driver_waker();
             let polled = with_deadline(self.deadline, || {
@@ -155,7 +156,10 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // The response body was dropped (the client went away, the connection closed): the
-        // handler is cancelled, and a panic in its `drop` must not reach the connection.
+        // call ends as cancelled, so a request reader or response sender held by another task
+        // fails and is woken, and the handler is cancelled — a panic in its `drop` must not
+        // reach the connection.
+        self.shared.lock().client_gone();
         self.drop_handler();
     }
 }

@@ -171,10 +171,11 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
 
     /// The most response bytes (framed, after compression) a call may queue ahead of the
     /// network before [`ResponseSender::send`] waits: the memory a client that reads slowly
-    /// can make a stream hold. Default [`DEFAULT_MAX_QUEUED_BYTES`] (256 KiB).
+    /// can make a stream hold. A message always fits into an empty queue, so `0` sends one
+    /// message at a time. Default [`DEFAULT_MAX_QUEUED_BYTES`] (256 KiB).
     #[must_use]
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued = bytes;
+        self.max_queued = bytes.max(1);
         self
     }
 

@@ -44,6 +44,8 @@ pub(crate) struct State {
     request_done: bool,
     driver_waker: Option<Waker>,
     writer_waker: Option<Waker>,
+    /// A request reader waiting for the request body (possibly on another task).
+    reader_waker: Option<Waker>,
     pub(crate) trailers: HeaderMap,
     interceptors: Interceptors,
     headers_finalized: bool,
@@ -69,6 +71,7 @@ impl Shared {
                 request_done: false,
                 driver_waker: None,
                 writer_waker: None,
+                reader_waker: None,
                 trailers: HeaderMap::new(),
                 interceptors,
                 headers_finalized: false,
@@ -133,7 +136,13 @@ impl State {
                 continue;
             };
             match body.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    match &self.reader_waker {
+                        Some(waker) if waker.will_wake(cx.waker()) => {}
+                        _ => self.reader_waker = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let now = self.now();
@@ -288,6 +297,22 @@ impl State {
     fn wake_driver(&mut self) {
         if let Some(waker) = &self.driver_waker {
             waker.wake_by_ref();
+        }
+    }
+
+    /// The response body is gone (the client went away, the connection closed): the call
+    /// ends as the core ends a call whose client reset it, and whoever waits on another task
+    /// (a request reader, a response sender) is woken to see it.
+    pub(crate) fn client_gone(&mut self) {
+        if !self.call.is_finished() {
+            self.call.handle_reset();
+        }
+        self.body = None;
+        for waker in [self.writer_waker.take(), self.reader_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
         }
     }
 
