@@ -93,7 +93,23 @@ fn service_module(service: &ServiceModel, file_name: &str, plan: Plan) -> TokenS
     }
 }
 
-/// `SERVICE_NAME` and one `MethodSpec` constant per method.
+/// The `MethodSpec::new(..)` expression of a method.
+fn spec_expr(method: &MethodModel) -> TokenStream {
+    let rt = runtime();
+    let path = &method.path;
+    let kind = ident(match method.kind {
+        StreamKind::Unary => "Unary",
+        StreamKind::ClientStreaming => "ClientStreaming",
+        StreamKind::ServerStreaming => "ServerStreaming",
+        StreamKind::BidiStreaming => "BidiStreaming",
+    });
+    let idempotency = ident(idempotency_variant(method.idempotency));
+    quote! {
+        #rt::MethodSpec::new(#path, #rt::MethodKind::#kind, #rt::Idempotency::#idempotency)
+    }
+}
+
+/// `SERVICE_NAME` and one `MethodSpec` static per method.
 fn method_specs(service: &ServiceModel) -> TokenStream {
     let service_doc = format!(
         " The fully-qualified name of the service: `{}`.",
@@ -105,22 +121,12 @@ fn method_specs(service: &ServiceModel) -> TokenStream {
         let docs = doc_attrs(method.comment.as_deref(), &method_summary(method));
         let deprecated = deprecated_attr(method.deprecated);
         let name = ident(&method.const_name);
-        let path = &method.path;
-        let kind = ident(match method.kind {
-            StreamKind::Unary => "Unary",
-            StreamKind::ClientStreaming => "ClientStreaming",
-            StreamKind::ServerStreaming => "ServerStreaming",
-            StreamKind::BidiStreaming => "BidiStreaming",
-        });
-        let idempotency = ident(idempotency_variant(method.idempotency));
+        let spec = spec_expr(method);
+        // A static, so `&NAME` is a `&'static MethodSpec` wherever it is written.
         quote! {
             #docs
             #deprecated
-            pub const #name: #rt::MethodSpec = #rt::MethodSpec::new(
-                #path,
-                #rt::MethodKind::#kind,
-                #rt::Idempotency::#idempotency,
-            );
+            pub static #name: #rt::MethodSpec = #spec;
         }
     });
     quote! {
@@ -229,6 +235,8 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
         .map(|m| ident(&m.const_name))
         .collect();
     let paths: Vec<&str> = service.methods.iter().map(|m| m.path.as_str()).collect();
+    let count = service.methods.len();
+    let specs: Vec<TokenStream> = service.methods.iter().map(spec_expr).collect();
     let (method_body, dispatch_body) = if service.methods.is_empty() {
         (
             quote! { let _ = path; ::core::option::Option::None },
@@ -265,14 +273,13 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
         (
             quote! {
                 match path {
-                    #(#paths => ::core::option::Option::Some(#consts),)*
+                    #(#paths => ::core::option::Option::Some(::core::clone::Clone::clone(&#consts)),)*
                     _ => ::core::option::Option::None,
                 }
             },
             quote! {
                 let service = ::std::sync::Arc::clone(&self.inner);
-                let path: &'static str = call.method().path;
-                match path {
+                match call.method().path() {
                     #(#arms)*
                     _ => ::std::boxed::Box::pin(#rt::server::unimplemented(call)),
                 }
@@ -313,7 +320,8 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
 
         impl<S: self::#trait_name> #rt::server::Dispatch for #server<S> {
             fn methods(&self) -> &[#rt::MethodSpec] {
-                &[#(#consts),*]
+                static METHODS: [#rt::MethodSpec; #count] = [#(#specs),*];
+                &METHODS
             }
 
             fn method(&self, path: &str) -> ::core::option::Option<#rt::MethodSpec> {

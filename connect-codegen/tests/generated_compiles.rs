@@ -90,12 +90,12 @@ fn keyword_names_are_escaped_and_deconflicted() {
     use acme_v1::type_ as svc;
     assert_eq!(svc::SERVICE_NAME, "acme.v1.Type");
     let paths: Vec<&str> = [
-        svc::MATCH,
-        svc::ASYNC,
-        svc::SELF,
-        svc::SELF_,
-        svc::TYPE,
-        svc::GEN,
+        &svc::MATCH,
+        &svc::ASYNC,
+        &svc::SELF,
+        &svc::SELF_,
+        &svc::TYPE,
+        &svc::GEN,
     ]
     .iter()
     .map(|m| m.method_name())

@@ -84,20 +84,20 @@ fn hello(name: &str) -> HelloRequest {
 async fn every_rpc_kind_with_owned_requests() {
     let service = ConnectService::new(GreeterServer::new(OwnedGreetings));
     let cases: [(_, &[&str], &[&str]); 4] = [
-        (greeter::SAY_HELLO, &["Ada"], &["Ada"]),
-        (greeter::SAY_HELLO_STREAM, &["Ada"], &["Ada", "ADA"]),
-        (greeter::COLLECT_HELLOS, &["Ada", "Grace"], &["Ada,Grace"]),
-        (greeter::CHAT, &["Ada", "Grace"], &["Ada", "Grace"]),
+        (&greeter::SAY_HELLO, &["Ada"], &["Ada"]),
+        (&greeter::SAY_HELLO_STREAM, &["Ada"], &["Ada", "ADA"]),
+        (&greeter::COLLECT_HELLOS, &["Ada", "Grace"], &["Ada,Grace"]),
+        (&greeter::CHAT, &["Ada", "Grace"], &["Ada", "Grace"]),
     ];
     for protocol in PROTOCOLS {
         for codec in [Codec::Proto, Codec::Json] {
-            for (method, names, expected) in cases {
+            for (method, names, expected) in &cases {
                 let requests: Vec<HelloRequest> = names.iter().map(|n| hello(n)).collect();
                 let outcome: Outcome<HelloReply> = support::call(
                     &service,
                     protocol,
                     codec,
-                    &method,
+                    method,
                     &requests,
                     CallOptions::new(),
                 )
@@ -109,7 +109,7 @@ async fn every_rpc_kind_with_owned_requests() {
                     .iter()
                     .map(|m| m.message.as_str())
                     .collect();
-                assert_eq!(messages, expected, "{what}");
+                assert_eq!(messages, *expected, "{what}");
             }
         }
     }

@@ -381,18 +381,18 @@ fn the_dispatcher_lists_and_finds_every_method() {
     use connect_tower::server::Dispatch;
     #[allow(deprecated)]
     let all = [
-        greeter::SAY_HELLO,
-        greeter::SAY_HELLO_STREAM,
-        greeter::COLLECT_HELLOS,
-        greeter::CHAT,
-        greeter::UPDATE_GREETING,
-        greeter::LEGACY_HELLO,
-        greeter::UNDOCUMENTED,
+        greeter::SAY_HELLO.clone(),
+        greeter::SAY_HELLO_STREAM.clone(),
+        greeter::COLLECT_HELLOS.clone(),
+        greeter::CHAT.clone(),
+        greeter::UPDATE_GREETING.clone(),
+        greeter::LEGACY_HELLO.clone(),
+        greeter::UNDOCUMENTED.clone(),
     ];
     let server = GreeterServer::new(Greetings);
     assert_eq!(server.methods(), all);
     for spec in all {
-        assert_eq!(server.method(spec.path), Some(spec));
+        assert_eq!(server.method(spec.path()), Some(spec.clone()));
     }
     assert_eq!(server.method("/acme.v1.Greeter/Missing"), None);
     assert_eq!(server.method("acme.v1.Greeter/SayHello"), None);
@@ -607,18 +607,18 @@ async fn generated_servers_share_a_router() {
         assert_eq!(texts(&greeting.messages), ["Hello, Ada!"], "{protocol:?}");
 
         let expected = [
-            (clashes::NEW, Some("new_")),
-            (clashes::PING, Some("ping")),
-            (clashes::PING_WITH_OPTIONS, Some("ping_with_options")),
-            (clashes::CLONE, Some("clone_")),
-            (clashes::INNER, None),
+            (&clashes::NEW, Some("new_")),
+            (&clashes::PING, Some("ping")),
+            (&clashes::PING_WITH_OPTIONS, Some("ping_with_options")),
+            (&clashes::CLONE, Some("clone_")),
+            (&clashes::INNER, None),
         ];
         for (method, handler) in expected {
             let outcome: Outcome<KeywordReply> = support::call(
                 &service,
                 protocol,
                 Codec::Proto,
-                &method,
+                method,
                 &[KeywordRequest::default()],
                 CallOptions::new(),
             )

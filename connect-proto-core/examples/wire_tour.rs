@@ -131,6 +131,8 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                 server.finish(outcome).expect("finish once");
             }
             ServerEvent::Failed(status) => println!("server call failed: {status}"),
+            // Only with `set_pass_through` (proxies forwarding compressed payloads).
+            ServerEvent::CompressedMessage(_) => unreachable!("no pass-through in this tour"),
         }
     }
 
@@ -167,6 +169,8 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                 let reply: StringValue = codec.decode(&bytes, 1024).expect("decodable");
                 println!("client: message {:?}", reply.value);
             }
+            // Only with `set_pass_through` (proxies forwarding compressed payloads).
+            ClientEvent::CompressedMessage(_) => unreachable!("no pass-through in this tour"),
             ClientEvent::Finished(Ok(trailers)) => println!("client: ok, trailers {trailers:?}"),
             ClientEvent::Finished(Err(status)) => {
                 println!(

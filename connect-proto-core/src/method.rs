@@ -1,6 +1,10 @@
 //! What the protocol needs to know about a method: its stream type, its idempotency level
 //! and its HTTP path.
 
+use std::borrow::Cow;
+
+use crate::protocol::{ContentType, ContentTypeMatch, WireForm};
+
 /// The four RPC shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MethodKind {
@@ -50,10 +54,14 @@ pub enum Idempotency {
 }
 
 /// A method as generated code describes it: the HTTP path and what the protocol rules need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Generated code declares specs as constants ([`MethodSpec::new`], a borrowed path); code
+/// that learns methods at run time (a proxy, a dynamically registered handler) builds them
+/// with [`MethodSpec::owned`] or [`MethodSpec::inferred`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MethodSpec {
     /// The HTTP path, `/package.Service/Method`.
-    pub path: &'static str,
+    pub path: Cow<'static, str>,
     /// The stream type.
     pub kind: MethodKind,
     /// The idempotency level.
@@ -64,22 +72,61 @@ impl MethodSpec {
     /// A method spec.
     pub const fn new(path: &'static str, kind: MethodKind, idempotency: Idempotency) -> Self {
         MethodSpec {
-            path,
+            path: Cow::Borrowed(path),
             kind,
             idempotency,
         }
     }
 
+    /// A method spec with a path known only at run time.
+    pub fn owned(path: impl Into<String>, kind: MethodKind, idempotency: Idempotency) -> Self {
+        MethodSpec {
+            path: Cow::Owned(path.into()),
+            kind,
+            idempotency,
+        }
+    }
+
+    /// The path, `/package.Service/Method`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The method a request addresses, as far as the request itself tells: for a server that
+    /// does not know the schema (a proxy). The path is the request's; the kind is `Unary` for
+    /// a Connect unary request (a unary content type, or a GET, which is also
+    /// `NO_SIDE_EFFECTS`) and `BidiStreaming` for every other one — enveloped bodies have the
+    /// same form whatever the streaming kind, so admitting them as bidi accepts them all (the
+    /// backend enforces the real cardinality).
+    pub fn inferred(head: &http::request::Parts) -> MethodSpec {
+        let path = head.uri.path().to_owned();
+        if head.method == http::Method::GET {
+            return MethodSpec::owned(path, MethodKind::Unary, Idempotency::NoSideEffects);
+        }
+        let content_type = head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let kind = match ContentType::parse(content_type) {
+            ContentTypeMatch::Supported(ct) if ct.form == WireForm::ConnectUnary => {
+                MethodKind::Unary
+            }
+            _ => MethodKind::BidiStreaming,
+        };
+        MethodSpec::owned(path, kind, Idempotency::Unknown)
+    }
+
     /// The fully-qualified service name (`package.Service`).
-    pub fn service_name(&self) -> &'static str {
-        split_path(self.path)
+    pub fn service_name(&self) -> &str {
+        split_path(&self.path)
             .map(|(service, _)| service)
             .unwrap_or("")
     }
 
     /// The method name (`Method`).
-    pub fn method_name(&self) -> &'static str {
-        split_path(self.path)
+    pub fn method_name(&self) -> &str {
+        split_path(&self.path)
             .map(|(_, method)| method)
             .unwrap_or("")
     }

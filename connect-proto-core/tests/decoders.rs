@@ -318,7 +318,7 @@ fn connect_unary_bodies_in_requests_and_responses() {
             // Server side: the whole body is the message, trailing bytes included (no framing).
             let head = request_head(
                 Method::POST,
-                UNARY.path,
+                UNARY.path(),
                 &[("content-type", "application/proto")],
             );
             let events = server_reads(head, &body, chunking);
@@ -357,7 +357,7 @@ fn compressed_unary_bodies_with_trailing_bytes() {
             let head = || {
                 request_head(
                     Method::POST,
-                    UNARY.path,
+                    UNARY.path(),
                     &[
                         ("content-type", "application/proto"),
                         ("content-encoding", alg.name()),
@@ -429,7 +429,7 @@ fn get_queries_in_any_order_with_unknown_and_trailing_parameters() {
         let decoded = decode_get_query(query).unwrap();
         assert_eq!(decoded.message, message, "{query}");
         assert_eq!(decoded.encoding.as_deref(), Some("proto"), "{query}");
-        let head = request_head(Method::GET, &format!("{}?{query}", GET.path), &[]);
+        let head = request_head(Method::GET, &format!("{}?{query}", GET.path()), &[]);
         assert_eq!(
             server_reads(head, b"", Chunking::Whole),
             vec![
@@ -633,7 +633,7 @@ fn text_requests_byte_by_byte() {
     for chunking in SPLITS {
         let head = request_head(
             Method::POST,
-            CLIENT_STREAM.path,
+            CLIENT_STREAM.path(),
             &[("content-type", "application/grpc-web-text")],
         );
         let mut expected: Vec<ServerEvent> =
@@ -647,7 +647,7 @@ fn text_requests_byte_by_byte() {
         // Trailing characters that do not complete a group fail the request.
         let head = request_head(
             Method::POST,
-            CLIENT_STREAM.path,
+            CLIENT_STREAM.path(),
             &[("content-type", "application/grpc-web-text")],
         );
         let events = server_reads(head, &[&body[..], b"AA"].concat(), chunking);

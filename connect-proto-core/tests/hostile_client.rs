@@ -386,49 +386,51 @@ fn connect_streaming_hostile_responses() {
     let w = Wire::Connect;
     let ss = SERVER_STREAM;
     let mut rows = vec![
-        row("ok", w, ss)
+        row("ok", w, ss.clone())
             .body([env(0, &m()), end("{}")].concat())
             .ok(1),
-        row("ok without messages", w, ss).body(end("{}")).ok(0),
-        row("compressed end-stream", w, ss)
+        row("ok without messages", w, ss.clone())
+            .body(end("{}"))
+            .ok(0),
+        row("compressed end-stream", w, ss.clone())
             .header("connect-content-encoding", "gzip")
             .body([env(1, &gzip(&m())), env(3, &gzip(b"{}"))].concat())
             .ok(1),
-        row("missing end-stream", w, ss)
+        row("missing end-stream", w, ss.clone())
             .body(env(0, &m()))
             .fails(Code::Internal)
             .after(1),
-        row("empty body", w, ss).fails(Code::Internal),
-        row("data after end-stream", w, ss)
+        row("empty body", w, ss.clone()).fails(Code::Internal),
+        row("data after end-stream", w, ss.clone())
             .body([end("{}"), env(0, &m())].concat())
             .fails(Code::Internal),
-        row("bytes after end-stream", w, ss)
+        row("bytes after end-stream", w, ss.clone())
             .body([end("{}"), vec![0, 0]].concat())
             .fails(Code::Internal),
-        row("two end-streams", w, ss)
+        row("two end-streams", w, ss.clone())
             .body([end("{}"), end("{}")].concat())
             .fails(Code::Internal),
-        row("end-stream after error", w, ss)
+        row("end-stream after error", w, ss.clone())
             .body([end(r#"{"error":{"code":"aborted"}}"#), end("{}")].concat())
             .fails(Code::Internal),
-        row("malformed end-stream", w, ss)
+        row("malformed end-stream", w, ss.clone())
             .body(end("{"))
             .fails(Code::Unknown),
-        row("end-stream is not an object", w, ss)
+        row("end-stream is not an object", w, ss.clone())
             .body(end("[]"))
             .fails(Code::Unknown),
-        row("end-stream empty error", w, ss)
+        row("end-stream empty error", w, ss.clone())
             .body(end(r#"{"error":{}}"#))
             .fails(Code::Unknown),
         // The conformance suite (connect_client_error_endstream.yaml) reads a null error as
         // success.
-        row("end-stream null error is success", w, ss)
+        row("end-stream null error is success", w, ss.clone())
             .body(end(r#"{"error":null}"#))
             .ok(0),
-        row("end-stream bad metadata", w, ss)
+        row("end-stream bad metadata", w, ss.clone())
             .body(end(r#"{"metadata":{"k":"v"}}"#))
             .fails(Code::Unknown),
-        row("end-stream error", w, ss)
+        row("end-stream error", w, ss.clone())
             .body(
                 [
                     env(0, &m()),
@@ -438,58 +440,58 @@ fn connect_streaming_hostile_responses() {
             )
             .fails(Code::NotFound)
             .after(1),
-        row("reserved flag", w, ss)
+        row("reserved flag", w, ss.clone())
             .body(env(0x04, &m()))
             .fails(Code::Internal),
-        row("gRPC-Web trailer flag", w, ss)
+        row("gRPC-Web trailer flag", w, ss.clone())
             .body(env(0x80, b"grpc-status: 0\r\n"))
             .fails(Code::Internal),
-        row("compressed without encoding", w, ss)
+        row("compressed without encoding", w, ss.clone())
             .body([env(1, &m()), end("{}")].concat())
             .fails(Code::Internal),
-        row("compressed with identity", w, ss)
+        row("compressed with identity", w, ss.clone())
             .header("connect-content-encoding", "identity")
             .body([env(1, &m()), end("{}")].concat())
             .fails(Code::Internal),
-        row("unknown encoding", w, ss)
+        row("unknown encoding", w, ss.clone())
             .header("connect-content-encoding", "foo")
             .body(end("{}"))
             .fails(Code::Internal),
-        row("oversized length prefix", w, ss)
+        row("oversized length prefix", w, ss.clone())
             .body([0u8, 0xff, 0xff, 0xff, 0xff])
             .fails(Code::ResourceExhausted),
-        row("length just over the limit", w, ss)
+        row("length just over the limit", w, ss.clone())
             .body([0u8, 0, 1, 0, 1])
             .fails(Code::ResourceExhausted),
-        row("truncated message", w, ss)
+        row("truncated message", w, ss.clone())
             .body([env(0, &m()), vec![0, 0, 0, 0, 10, 1, 2, 3, 4]].concat())
             .fails(Code::Internal)
             .after(1),
-        row("truncated prefix", w, ss)
+        row("truncated prefix", w, ss.clone())
             .body([env(0, b""), vec![0, 0, 0]].concat())
             .fails(Code::Internal)
             .after(1),
-        row("gzip bomb", w, ss)
+        row("gzip bomb", w, ss.clone())
             .header("connect-content-encoding", "gzip")
             .body([env(1, &gzip_bomb()), end("{}")].concat())
             .fails(Code::ResourceExhausted),
-        row("corrupt gzip", w, ss)
+        row("corrupt gzip", w, ss.clone())
             .header("connect-content-encoding", "gzip")
             .body([env(1, &corrupt_gzip()), end("{}")].concat())
             .fails(Code::Internal),
-        row("foreign content type", w, ss)
+        row("foreign content type", w, ss.clone())
             .ct("image/jpeg")
             .body(end("{}"))
             .fails(Code::Unknown),
-        row("wrong codec", w, ss)
+        row("wrong codec", w, ss.clone())
             .ct("application/connect+json")
             .body(end("{}"))
             .fails(Code::Internal),
-        row("unary form", w, ss)
+        row("unary form", w, ss.clone())
             .ct("application/proto")
             .body(end("{}"))
             .fails(Code::Internal),
-        row("HTTP 500 with an end-stream body", w, ss)
+        row("HTTP 500 with an end-stream body", w, ss.clone())
             .status(500)
             .body(end("{}"))
             .fails(Code::Unknown),
@@ -507,7 +509,7 @@ fn connect_streaming_hostile_responses() {
     ];
     for (status, code) in HTTP_TABLE {
         rows.push(
-            row(&format!("HTTP {status}"), w, ss)
+            row(&format!("HTTP {status}"), w, ss.clone())
                 .status(status)
                 .ct("")
                 .fails(code),

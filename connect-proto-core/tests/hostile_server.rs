@@ -37,7 +37,7 @@ fn config() -> ServerConfig {
 }
 
 fn lookup(path: &str) -> Option<MethodSpec> {
-    METHODS.iter().find(|m| m.path == path).copied()
+    METHODS.iter().find(|m| m.path == path).cloned()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,7 +88,7 @@ fn post(name: &str, spec: MethodSpec, content_type: &str) -> Req {
     Req {
         name: name.to_owned(),
         method: Method::POST,
-        uri: spec.path.to_owned(),
+        uri: spec.path().to_owned(),
         headers,
         body: Vec::new(),
         reader: wire.map(|w| (w, spec, codec)),
@@ -102,7 +102,7 @@ fn get(name: &str, query: &str) -> Req {
     Req {
         name: name.to_owned(),
         method: Method::GET,
-        uri: format!("{}?{query}", GET.path),
+        uri: format!("{}?{query}", GET.path()),
         headers: Vec::new(),
         body: Vec::new(),
         reader: Some((
@@ -144,6 +144,7 @@ impl Req {
     fn fails(mut self, code: Code) -> Self {
         let connect_unary = self
             .reader
+            .clone()
             .is_some_and(|(w, m, _)| w == Wire::Connect && !m.kind.is_streaming());
         let http = if connect_unary {
             code.http_status().as_u16()
@@ -302,7 +303,10 @@ fn check(rows: &[Req]) {
                 ),
                 Expect::Accept(_) => None,
             };
-            let (wire, spec, codec) = r.reader.unwrap_or((Wire::Connect, UNARY, Codec::Proto));
+            let (wire, spec, codec) =
+                r.reader
+                    .clone()
+                    .unwrap_or((Wire::Connect, UNARY, Codec::Proto));
             assert_eq!(
                 client_code(wire, spec, codec, &served),
                 wire_code,
@@ -854,7 +858,7 @@ fn oversized_length_prefix_fails_before_the_payload_arrives() {
         ("application/grpc", UNARY),
     ] {
         let now = Clock::new().now();
-        let head = request_head(Method::POST, spec.path, &[("content-type", content_type)]);
+        let head = request_head(Method::POST, spec.path(), &[("content-type", content_type)]);
         let mut call = ServerCall::accept(&config(), now, &head, lookup).unwrap();
         let len = (LIMIT as u32 + 1).to_be_bytes();
         // Four bytes of the prefix: nothing is decided yet.
@@ -878,7 +882,7 @@ fn oversized_length_prefix_fails_before_the_payload_arrives() {
     let now = Clock::new().now();
     let head = request_head(
         Method::POST,
-        UNARY.path,
+        UNARY.path(),
         &[("content-type", "application/proto")],
     );
     let mut call = ServerCall::accept(&config(), now, &head, lookup).unwrap();
@@ -909,7 +913,7 @@ fn server_reset_and_timeout_while_reading() {
     let now = Clock::new().now();
     let head = request_head(
         Method::POST,
-        BIDI.path,
+        BIDI.path(),
         &[
             ("content-type", "application/grpc"),
             ("grpc-timeout", "10m"),

@@ -31,19 +31,19 @@ const CLIENT_STREAM: MethodSpec = MethodSpec::new(
 const METHODS: [MethodSpec; 3] = [UNARY, SERVER_STREAM, CLIENT_STREAM];
 
 fn lookup(path: &str) -> Option<MethodSpec> {
-    METHODS.iter().find(|m| m.path == path).copied()
+    METHODS.iter().find(|m| m.path == path).cloned()
 }
 
 fn grpc_head(method: &MethodSpec, extra: &[(&str, &str)]) -> http::request::Parts {
     let mut pairs = vec![("content-type", "application/grpc"), ("te", "trailers")];
     pairs.extend_from_slice(extra);
-    request_head(Method::POST, method.path, &pairs)
+    request_head(Method::POST, method.path(), &pairs)
 }
 
 fn connect_unary_head(extra: &[(&str, &str)]) -> http::request::Parts {
     let mut pairs = vec![("content-type", "application/proto")];
     pairs.extend_from_slice(extra);
-    request_head(Method::POST, UNARY.path, &pairs)
+    request_head(Method::POST, UNARY.path(), &pairs)
 }
 
 fn events(call: &mut ServerCall) -> Vec<ServerEvent> {

@@ -637,7 +637,7 @@ fn client_deadline_expires_and_resets_the_server() {
             let mut p = Pair::start(
                 &wire.client_config(Codec::Proto),
                 ServerConfig::new(),
-                method,
+                method.clone(),
                 options,
                 Chunking::Whole,
                 Chunking::Whole,
@@ -992,11 +992,12 @@ fn pass_through_delivers_still_compressed_request_payloads() {
     let message = Bytes::from(vec![9u8; 300]);
     p.client_send(message.clone());
     let events = p.take_server_events();
-    let [ServerEvent::Message(raw)] = &events[..] else {
+    let [ServerEvent::CompressedMessage(raw)] = &events[..] else {
         panic!("{events:?}")
     };
     assert_ne!(raw, &message);
     assert_eq!(gzip.decompress(raw, 1000).unwrap(), message);
+    assert_eq!(p.server().decompress_message(raw.clone()).unwrap(), message);
 }
 
 #[test]

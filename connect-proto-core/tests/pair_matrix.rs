@@ -97,7 +97,7 @@ impl Case {
         Pair::start(
             &self.client_config(),
             self.server_config(),
-            self.method,
+            self.method.clone(),
             self.options(),
             self.chunking,
             self.chunking,
@@ -140,7 +140,7 @@ fn all_cases(chunkings: &[Chunking]) -> Vec<Case> {
                 for compression in &compressions {
                     for chunking in chunkings {
                         cases.push(Case {
-                            method,
+                            method: method.clone(),
                             wire,
                             codec,
                             compression: compression.clone(),
@@ -273,7 +273,7 @@ fn check_request_wire(case: &Case, p: &Pair, requests: &[Bytes]) {
     assert_eq!(head.method, Method::POST, "{case:?}");
     assert_eq!(
         head.uri.path(),
-        format!("/prefix{}", case.method.path),
+        format!("/prefix{}", case.method.path()),
         "{case:?}"
     );
     assert_eq!(
@@ -499,7 +499,7 @@ fn pseudo_random_chunkings_in_each_direction() {
             let mut p = Pair::start(
                 &case.client_config(),
                 case.server_config(),
-                case.method,
+                case.method.clone(),
                 case.options(),
                 req,
                 resp,
@@ -631,7 +631,7 @@ fn error_outcomes_with_details_and_metadata_everywhere() {
                 for compression in &compressions {
                     for chunking in [Chunking::Whole, Chunking::Fixed(1), Chunking::Random(3)] {
                         let case = Case {
-                            method,
+                            method: method.clone(),
                             wire,
                             codec,
                             compression: compression.clone(),

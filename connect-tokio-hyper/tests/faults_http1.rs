@@ -125,17 +125,17 @@ struct Case {
 const CASES: [Case; 3] = [
     Case {
         name: "Connect unary",
-        path: ECHO.path,
+        path: "/test.v1.EchoService/Echo",
         content_type: "application/proto",
     },
     Case {
         name: "Connect streaming",
-        path: REPEAT.path,
+        path: "/test.v1.EchoService/Repeat",
         content_type: "application/connect+proto",
     },
     Case {
         name: "gRPC-Web",
-        path: ECHO.path,
+        path: "/test.v1.EchoService/Echo",
         content_type: "application/grpc-web+proto",
     },
 ];
@@ -216,7 +216,7 @@ async fn a_complete_request_followed_by_a_half_close_is_answered() {
     use connect_tower::codec::EncodeMessage;
     let message = string("half").encode(connect_tower::Codec::Proto).unwrap();
     let length = format!("content-length: {}\r\n", message.len());
-    let request = post(ECHO.path, "application/proto", &length, &message);
+    let request = post(ECHO.path(), "application/proto", &length, &message);
     let reply = exchange(server.addr, &request, true, Duration::from_secs(5)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(&reply.body[..], &message[..]);

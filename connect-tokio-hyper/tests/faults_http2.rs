@@ -24,7 +24,7 @@ use connect_tower::{Code, MethodKind, MethodSpec, Protocol, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const FLOOD: MethodSpec = MethodSpec::new(
+static FLOOD: MethodSpec = MethodSpec::new(
     "/test.v1.FloodService/Flood",
     MethodKind::ServerStreaming,
     Idempotency::Unknown,
@@ -51,7 +51,7 @@ impl Dispatch for Flood {
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {
-        (path == FLOOD.path).then_some(FLOOD)
+        (path == FLOOD.path).then(|| FLOOD.clone())
     }
 
     fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -136,7 +136,7 @@ async fn an_idle_connection_is_closed_with_goaway() {
     let (mut client, driver) = h2_client(server.addr, h2::client::Builder::new()).await;
     // One call first: the idle time counts from the end of the last stream.
     let (response, mut send) = client
-        .send_request(grpc_request(server.addr, ECHO.path, &[]), false)
+        .send_request(grpc_request(server.addr, ECHO.path(), &[]), false)
         .unwrap();
     send.send_data(message("hi"), true).unwrap();
     let response = response.await.unwrap();
@@ -169,7 +169,7 @@ async fn a_client_that_stops_reading_still_gets_its_deadline() {
     let mut builder = h2::client::Builder::new();
     builder.initial_window_size(0);
     let (mut client, _driver) = h2_client(server.addr, builder).await;
-    let request = grpc_request(server.addr, FLOOD.path, &[("grpc-timeout", "500m")]);
+    let request = grpc_request(server.addr, FLOOD.path(), &[("grpc-timeout", "500m")]);
     let started = Instant::now();
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(message("go"), true).unwrap();
@@ -222,7 +222,7 @@ async fn broken_request_bodies_over_http2_are_errors() {
     let (mut client, _driver) = h2_client(server.addr, h2::client::Builder::new()).await;
 
     // A content-length the body does not reach: h2 itself resets the stream.
-    let request = grpc_request(server.addr, ECHO.path, &[("content-length", "1000")]);
+    let request = grpc_request(server.addr, ECHO.path(), &[("content-length", "1000")]);
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(Bytes::from_static(b"\0\0\0\0\x64abcde"), true)
         .unwrap();

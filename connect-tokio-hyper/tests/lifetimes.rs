@@ -54,7 +54,7 @@ const POLITE_TICKS: MethodSpec = MethodSpec::new(
     MethodKind::ServerStreaming,
     Idempotency::Unknown,
 );
-const PROBE_METHODS: [MethodSpec; 6] = [TIMEOUT, RELAY, PANIC, DROP_PANIC, TICKS, POLITE_TICKS];
+static PROBE_METHODS: [MethodSpec; 6] = [TIMEOUT, RELAY, PANIC, DROP_PANIC, TICKS, POLITE_TICKS];
 
 /// Probes for call lifetimes:
 /// - `Timeout` answers with the timeout header it received (or `none`);
@@ -108,12 +108,12 @@ impl Dispatch for Probe {
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {
-        PROBE_METHODS.iter().find(|m| m.path == path).copied()
+        PROBE_METHODS.iter().find(|m| m.path == path).cloned()
     }
 
     fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let probe = self.clone();
-        let path = call.method().path;
+        let path = call.method().path.clone();
         if path == TIMEOUT.path {
             Box::pin(unary(
                 call,
@@ -414,10 +414,10 @@ async fn streams_open_across_shutdown_end_with_a_status() {
             transport,
             ClientConfig::new(server.http_uri()).protocol(protocol),
         );
-        for method in [&TICKS, &POLITE_TICKS] {
+        for method in [TICKS, POLITE_TICKS] {
             let mut stream = client
                 .server_streaming::<StringValue, StringValue>(
-                    method,
+                    &method,
                     string(""),
                     CallOptions::new(),
                 )
@@ -429,8 +429,8 @@ async fn streams_open_across_shutdown_end_with_a_status() {
                 loop {
                     match stream.message().await {
                         Ok(Some(message)) => last = message.value,
-                        Ok(None) => return (protocol, method.path, Ok(last)),
-                        Err(status) => return (protocol, method.path, Err(status.code())),
+                        Ok(None) => return (protocol, method.path.clone(), Ok(last)),
+                        Err(status) => return (protocol, method.path.clone(), Err(status.code())),
                     }
                 }
             }));

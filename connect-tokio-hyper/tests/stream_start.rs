@@ -17,7 +17,7 @@ use connect_tower::server::{
 use connect_tower::{MethodKind, MethodSpec, Protocol, Request, Status};
 use tokio::sync::broadcast;
 
-const WATCH: MethodSpec = MethodSpec::new(
+static WATCH: MethodSpec = MethodSpec::new(
     "/test.v1.WatchService/Watch",
     MethodKind::ServerStreaming,
     Idempotency::Unknown,
@@ -35,7 +35,7 @@ impl Dispatch for Watch {
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {
-        (path == WATCH.path).then_some(WATCH)
+        (path == WATCH.path).then_some(WATCH.clone())
     }
 
     fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {

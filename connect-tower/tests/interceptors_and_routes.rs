@@ -339,14 +339,15 @@ fn routes_list_every_method_and_the_last_service_wins_a_shared_path() {
         .service(Greeter)
         .service(second);
 
-    let mut paths: Vec<&str> = routes.methods().iter().map(|m| m.path).collect();
-    let mut expected: Vec<&str> = Echo::new().methods().iter().map(|m| m.path).collect();
-    expected.push(GREET.path);
+    let mut paths: Vec<&str> = routes.methods().iter().map(|m| m.path()).collect();
+    let (echo, greet) = (Echo::new(), GREET);
+    let mut expected: Vec<&str> = echo.methods().iter().map(|m| m.path()).collect();
+    expected.push(greet.path());
     expected.sort_unstable();
     assert_eq!(paths, expected, "each path once, sorted");
     paths.dedup();
     assert_eq!(paths.len(), expected.len());
-    assert_eq!(routes.method(GREET.path), Some(GREET));
+    assert_eq!(routes.method(GREET.path()), Some(GREET));
     assert_eq!(routes.method("/test.v1.Echo/Nope"), None);
 
     let client = client(serve(routes, &timer), Wire::Connect, Codec::Proto, &timer);

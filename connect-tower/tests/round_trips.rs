@@ -11,7 +11,7 @@ use buffa_types::google::protobuf::StringValue;
 use connect_proto_core::ServerConfig;
 use connect_tower::client::CallOptions;
 use connect_tower::server::ConnectService;
-use connect_tower::{Code, Codec, Protocol, Response, Status};
+use connect_tower::{Code, Codec, MethodSpec, Protocol, Response, Status};
 use http::{HeaderMap, HeaderValue};
 use support::*;
 
@@ -119,7 +119,7 @@ fn handlers_see_the_protocol_codec_and_http_method_of_the_call() {
             Ok(Response::new(StringValue::from(seen)))
         });
         let client = client(serve(echo, &timer), wire, codec, &timer);
-        let call = |method| {
+        let call = |method: &MethodSpec| {
             block_on(client.unary::<StringValue, StringValue>(method, sv(""), CallOptions::new()))
                 .unwrap()
                 .into_message()

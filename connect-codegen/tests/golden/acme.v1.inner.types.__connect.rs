@@ -10,7 +10,7 @@ pub mod inner_service {
     /// Takes the parent package's message.
     ///
     /// Unary `/acme.v1.inner.InnerService/Forward`: request [`acme.v1.Envelope`](super::super::Envelope), response [`acme.v1.inner.Outer.Nested`](super::outer::Nested).
-    pub const FORWARD: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static FORWARD: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.inner.InnerService/Forward",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -77,7 +77,14 @@ pub mod inner_service {
     impl<S: self::InnerService> ::connect_tower::server::Dispatch
     for InnerServiceServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[FORWARD]
+            static METHODS: [::connect_tower::MethodSpec; 1usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.inner.InnerService/Forward",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
@@ -85,7 +92,7 @@ pub mod inner_service {
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
                 "/acme.v1.inner.InnerService/Forward" => {
-                    ::core::option::Option::Some(FORWARD)
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&FORWARD))
                 }
                 _ => ::core::option::Option::None,
             }
@@ -99,8 +106,7 @@ pub mod inner_service {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.inner.InnerService/Forward" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(

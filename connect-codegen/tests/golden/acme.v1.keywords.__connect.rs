@@ -10,7 +10,7 @@ pub mod type_ {
     /// `match` is a keyword.
     ///
     /// Unary `/acme.v1.Type/Match`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const MATCH: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static MATCH: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Match",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -18,7 +18,7 @@ pub mod type_ {
     /// `async` is a keyword.
     ///
     /// Unary `/acme.v1.Type/Async`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const ASYNC: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static ASYNC: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Async",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -26,7 +26,7 @@ pub mod type_ {
     /// `Self`: snake case `self` cannot be a raw identifier.
     ///
     /// Unary `/acme.v1.Type/Self`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const SELF: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static SELF: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Self",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -34,7 +34,7 @@ pub mod type_ {
     /// Snake case collides with `Self`.
     ///
     /// Unary `/acme.v1.Type/Self_`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const SELF_: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static SELF_: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Self_",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -42,7 +42,7 @@ pub mod type_ {
     /// `type` again, as a method.
     ///
     /// Unary `/acme.v1.Type/Type`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const TYPE: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static TYPE: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Type",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -50,7 +50,7 @@ pub mod type_ {
     /// Its constant would be SERVICE_NAME.
     ///
     /// Unary `/acme.v1.Type/ServiceName`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const SERVICE_NAME_: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static SERVICE_NAME_: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/ServiceName",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -58,7 +58,7 @@ pub mod type_ {
     /// `gen` is reserved in Rust 2024.
     ///
     /// Unary `/acme.v1.Type/Gen`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const GEN: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static GEN: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Gen",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -66,7 +66,7 @@ pub mod type_ {
     /// Takes a message from the package `acme.v1.type`.
     ///
     /// Unary `/acme.v1.Type/Pay`: request [`acme.v1.type.Money`](super::type::Money), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const PAY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static PAY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Type/Pay",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -300,23 +300,81 @@ pub mod type_ {
     }
     impl<S: self::Type> ::connect_tower::server::Dispatch for TypeServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[MATCH, ASYNC, SELF, SELF_, TYPE, SERVICE_NAME_, GEN, PAY]
+            static METHODS: [::connect_tower::MethodSpec; 8usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Match",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Async",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Self",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Self_",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Type",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/ServiceName",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Gen",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Type/Pay",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/acme.v1.Type/Match" => ::core::option::Option::Some(MATCH),
-                "/acme.v1.Type/Async" => ::core::option::Option::Some(ASYNC),
-                "/acme.v1.Type/Self" => ::core::option::Option::Some(SELF),
-                "/acme.v1.Type/Self_" => ::core::option::Option::Some(SELF_),
-                "/acme.v1.Type/Type" => ::core::option::Option::Some(TYPE),
-                "/acme.v1.Type/ServiceName" => {
-                    ::core::option::Option::Some(SERVICE_NAME_)
+                "/acme.v1.Type/Match" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&MATCH))
                 }
-                "/acme.v1.Type/Gen" => ::core::option::Option::Some(GEN),
-                "/acme.v1.Type/Pay" => ::core::option::Option::Some(PAY),
+                "/acme.v1.Type/Async" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&ASYNC))
+                }
+                "/acme.v1.Type/Self" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&SELF))
+                }
+                "/acme.v1.Type/Self_" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&SELF_))
+                }
+                "/acme.v1.Type/Type" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&TYPE))
+                }
+                "/acme.v1.Type/ServiceName" => {
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&SERVICE_NAME_),
+                    )
+                }
+                "/acme.v1.Type/Gen" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&GEN))
+                }
+                "/acme.v1.Type/Pay" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&PAY))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -329,8 +387,7 @@ pub mod type_ {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.Type/Match" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(
@@ -679,7 +736,7 @@ pub mod inner_ {
     /// The fully-qualified name of the service: `acme.v1.Inner`.
     pub const SERVICE_NAME: &str = "acme.v1.Inner";
     /// Unary `/acme.v1.Inner/Get`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const GET: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static GET: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Inner/Get",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -743,14 +800,23 @@ pub mod inner_ {
     }
     impl<S: self::Inner> ::connect_tower::server::Dispatch for InnerServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[GET]
+            static METHODS: [::connect_tower::MethodSpec; 1usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Inner/Get",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/acme.v1.Inner/Get" => ::core::option::Option::Some(GET),
+                "/acme.v1.Inner/Get" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&GET))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -763,8 +829,7 @@ pub mod inner_ {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.Inner/Get" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(
@@ -846,31 +911,31 @@ pub mod clashes {
     /// The fully-qualified name of the service: `acme.v1.Clashes`.
     pub const SERVICE_NAME: &str = "acme.v1.Clashes";
     /// Unary `/acme.v1.Clashes/New`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const NEW: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static NEW: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Clashes/New",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
     );
     /// Unary `/acme.v1.Clashes/Inner`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const INNER: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static INNER: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Clashes/Inner",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
     );
     /// Unary `/acme.v1.Clashes/Ping`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const PING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static PING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Clashes/Ping",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
     );
     /// Unary `/acme.v1.Clashes/PingWithOptions`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const PING_WITH_OPTIONS: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static PING_WITH_OPTIONS: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Clashes/PingWithOptions",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
     );
     /// Unary `/acme.v1.Clashes/Clone`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const CLONE: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static CLONE: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Clashes/Clone",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -1023,20 +1088,57 @@ pub mod clashes {
     }
     impl<S: self::Clashes> ::connect_tower::server::Dispatch for ClashesServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[NEW, INNER, PING, PING_WITH_OPTIONS, CLONE]
+            static METHODS: [::connect_tower::MethodSpec; 5usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Clashes/New",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Clashes/Inner",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Clashes/Ping",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Clashes/PingWithOptions",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Clashes/Clone",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/acme.v1.Clashes/New" => ::core::option::Option::Some(NEW),
-                "/acme.v1.Clashes/Inner" => ::core::option::Option::Some(INNER),
-                "/acme.v1.Clashes/Ping" => ::core::option::Option::Some(PING),
-                "/acme.v1.Clashes/PingWithOptions" => {
-                    ::core::option::Option::Some(PING_WITH_OPTIONS)
+                "/acme.v1.Clashes/New" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&NEW))
                 }
-                "/acme.v1.Clashes/Clone" => ::core::option::Option::Some(CLONE),
+                "/acme.v1.Clashes/Inner" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&INNER))
+                }
+                "/acme.v1.Clashes/Ping" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&PING))
+                }
+                "/acme.v1.Clashes/PingWithOptions" => {
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&PING_WITH_OPTIONS),
+                    )
+                }
+                "/acme.v1.Clashes/Clone" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&CLONE))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -1049,8 +1151,7 @@ pub mod clashes {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.Clashes/New" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(
@@ -1309,7 +1410,8 @@ pub mod nothing {
     }
     impl<S: self::Nothing> ::connect_tower::server::Dispatch for NothingServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[]
+            static METHODS: [::connect_tower::MethodSpec; 0usize] = [];
+            &METHODS
         }
         fn method(
             &self,
@@ -1369,7 +1471,7 @@ pub mod s {
     /// The fully-qualified name of the service: `acme.v1.S`.
     pub const SERVICE_NAME: &str = "acme.v1.S";
     /// Unary `/acme.v1.S/Get`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const GET: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static GET: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.S/Get",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -1433,14 +1535,23 @@ pub mod s {
     }
     impl<S: self::S> ::connect_tower::server::Dispatch for SServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[GET]
+            static METHODS: [::connect_tower::MethodSpec; 1usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.S/Get",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/acme.v1.S/Get" => ::core::option::Option::Some(GET),
+                "/acme.v1.S/Get" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&GET))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -1453,8 +1564,7 @@ pub mod s {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.S/Get" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(
@@ -1535,7 +1645,7 @@ pub mod lower_case_service {
     /// The fully-qualified name of the service: `acme.v1.lower_case_service`.
     pub const SERVICE_NAME: &str = "acme.v1.lower_case_service";
     /// Unary `/acme.v1.lower_case_service/do_thing`: request [`acme.v1.KeywordRequest`](super::KeywordRequest), response [`acme.v1.KeywordReply`](super::KeywordReply).
-    pub const DO_THING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static DO_THING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.lower_case_service/do_thing",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -1600,7 +1710,14 @@ pub mod lower_case_service {
     impl<S: self::LowerCaseService> ::connect_tower::server::Dispatch
     for LowerCaseServiceServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[DO_THING]
+            static METHODS: [::connect_tower::MethodSpec; 1usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.lower_case_service/do_thing",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
@@ -1608,7 +1725,7 @@ pub mod lower_case_service {
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
                 "/acme.v1.lower_case_service/do_thing" => {
-                    ::core::option::Option::Some(DO_THING)
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&DO_THING))
                 }
                 _ => ::core::option::Option::None,
             }
@@ -1622,8 +1739,7 @@ pub mod lower_case_service {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.lower_case_service/do_thing" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(

@@ -8,13 +8,13 @@ pub mod edition_service {
     /// The fully-qualified name of the service: `ed.v1.EditionService`.
     pub const SERVICE_NAME: &str = "ed.v1.EditionService";
     /// Unary `/ed.v1.EditionService/Unary`: request [`ed.v1.EditionRequest`](super::EditionRequest), response [`ed.v1.EditionReply`](super::EditionReply).
-    pub const UNARY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static UNARY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/ed.v1.EditionService/Unary",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
     );
     /// Server-streaming `/ed.v1.EditionService/Watch`, no side effects: request [`ed.v1.EditionRequest`](super::EditionRequest), response [`ed.v1.EditionReply`](super::EditionReply).
-    pub const WATCH: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static WATCH: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/ed.v1.EditionService/Watch",
         ::connect_tower::MethodKind::ServerStreaming,
         ::connect_tower::Idempotency::NoSideEffects,
@@ -99,15 +99,31 @@ pub mod edition_service {
     impl<S: self::EditionService> ::connect_tower::server::Dispatch
     for EditionServiceServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[UNARY, WATCH]
+            static METHODS: [::connect_tower::MethodSpec; 2usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/ed.v1.EditionService/Unary",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/ed.v1.EditionService/Watch",
+                    ::connect_tower::MethodKind::ServerStreaming,
+                    ::connect_tower::Idempotency::NoSideEffects,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/ed.v1.EditionService/Unary" => ::core::option::Option::Some(UNARY),
-                "/ed.v1.EditionService/Watch" => ::core::option::Option::Some(WATCH),
+                "/ed.v1.EditionService/Unary" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&UNARY))
+                }
+                "/ed.v1.EditionService/Watch" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&WATCH))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -120,8 +136,7 @@ pub mod edition_service {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/ed.v1.EditionService/Unary" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(

@@ -10,7 +10,7 @@ pub mod legacy_service {
     /// Looks things up.
     ///
     /// Unary `/legacy.v2.LegacyService/Lookup`, no side effects: request [`legacy.v2.LegacyRequest`](super::LegacyRequest), response [`legacy.v2.LegacyReply`](super::LegacyReply).
-    pub const LOOKUP: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static LOOKUP: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/legacy.v2.LegacyService/Lookup",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::NoSideEffects,
@@ -18,7 +18,7 @@ pub mod legacy_service {
     /// Greets through the other package's types.
     ///
     /// Unary `/legacy.v2.LegacyService/Relay`: request [`acme.v1.HelloRequest`](super::super::super::acme::v1::HelloRequest), response [`acme.v1.HelloReply`](super::super::super::acme::v1::HelloReply).
-    pub const RELAY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static RELAY: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/legacy.v2.LegacyService/Relay",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -109,15 +109,31 @@ pub mod legacy_service {
     impl<S: self::LegacyService> ::connect_tower::server::Dispatch
     for LegacyServiceServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[LOOKUP, RELAY]
+            static METHODS: [::connect_tower::MethodSpec; 2usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/legacy.v2.LegacyService/Lookup",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::NoSideEffects,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/legacy.v2.LegacyService/Relay",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/legacy.v2.LegacyService/Lookup" => ::core::option::Option::Some(LOOKUP),
-                "/legacy.v2.LegacyService/Relay" => ::core::option::Option::Some(RELAY),
+                "/legacy.v2.LegacyService/Lookup" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&LOOKUP))
+                }
+                "/legacy.v2.LegacyService/Relay" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&RELAY))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -130,8 +146,7 @@ pub mod legacy_service {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/legacy.v2.LegacyService/Lookup" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(

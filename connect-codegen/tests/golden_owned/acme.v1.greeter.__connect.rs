@@ -26,7 +26,7 @@ pub mod greeter {
     /// Says hello. Safe to call with Connect GET.
     ///
     /// Unary `/acme.v1.Greeter/SayHello`, no side effects: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const SAY_HELLO: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static SAY_HELLO: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/SayHello",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::NoSideEffects,
@@ -34,7 +34,7 @@ pub mod greeter {
     /// Streams greetings back.
     ///
     /// Server-streaming `/acme.v1.Greeter/SayHelloStream`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const SAY_HELLO_STREAM: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static SAY_HELLO_STREAM: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/SayHelloStream",
         ::connect_tower::MethodKind::ServerStreaming,
         ::connect_tower::Idempotency::Unknown,
@@ -42,7 +42,7 @@ pub mod greeter {
     /// Collects many names, answers once.
     ///
     /// Client-streaming `/acme.v1.Greeter/CollectHellos`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const COLLECT_HELLOS: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static COLLECT_HELLOS: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/CollectHellos",
         ::connect_tower::MethodKind::ClientStreaming,
         ::connect_tower::Idempotency::Unknown,
@@ -50,7 +50,7 @@ pub mod greeter {
     /// Talks both ways.
     ///
     /// Bidi-streaming `/acme.v1.Greeter/Chat`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const CHAT: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static CHAT: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/Chat",
         ::connect_tower::MethodKind::BidiStreaming,
         ::connect_tower::Idempotency::Unknown,
@@ -58,7 +58,7 @@ pub mod greeter {
     /// Replaces the greeting; safe to retry.
     ///
     /// Unary `/acme.v1.Greeter/UpdateGreeting`, idempotent: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
-    pub const UPDATE_GREETING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static UPDATE_GREETING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/UpdateGreeting",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Idempotent,
@@ -67,13 +67,13 @@ pub mod greeter {
     ///
     /// Unary `/acme.v1.Greeter/LegacyHello`: request [`acme.v1.HelloRequest`](super::HelloRequest), response [`acme.v1.HelloReply`](super::HelloReply).
     #[deprecated]
-    pub const LEGACY_HELLO: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static LEGACY_HELLO: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/LegacyHello",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
     );
     /// Unary `/acme.v1.Greeter/Undocumented`: request [`acme.v1.inner.InnerRequest`](super::inner::InnerRequest), response [`acme.v1.inner.Outer.Nested`](super::inner::outer::Nested).
-    pub const UNDOCUMENTED: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static UNDOCUMENTED: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Greeter/Undocumented",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -281,37 +281,80 @@ pub mod greeter {
     }
     impl<S: self::Greeter> ::connect_tower::server::Dispatch for GreeterServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[
-                SAY_HELLO,
-                SAY_HELLO_STREAM,
-                COLLECT_HELLOS,
-                CHAT,
-                UPDATE_GREETING,
-                LEGACY_HELLO,
-                UNDOCUMENTED,
-            ]
+            static METHODS: [::connect_tower::MethodSpec; 7usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/SayHello",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::NoSideEffects,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/SayHelloStream",
+                    ::connect_tower::MethodKind::ServerStreaming,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/CollectHellos",
+                    ::connect_tower::MethodKind::ClientStreaming,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/Chat",
+                    ::connect_tower::MethodKind::BidiStreaming,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/UpdateGreeting",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Idempotent,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/LegacyHello",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Greeter/Undocumented",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/acme.v1.Greeter/SayHello" => ::core::option::Option::Some(SAY_HELLO),
+                "/acme.v1.Greeter/SayHello" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&SAY_HELLO))
+                }
                 "/acme.v1.Greeter/SayHelloStream" => {
-                    ::core::option::Option::Some(SAY_HELLO_STREAM)
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&SAY_HELLO_STREAM),
+                    )
                 }
                 "/acme.v1.Greeter/CollectHellos" => {
-                    ::core::option::Option::Some(COLLECT_HELLOS)
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&COLLECT_HELLOS),
+                    )
                 }
-                "/acme.v1.Greeter/Chat" => ::core::option::Option::Some(CHAT),
+                "/acme.v1.Greeter/Chat" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&CHAT))
+                }
                 "/acme.v1.Greeter/UpdateGreeting" => {
-                    ::core::option::Option::Some(UPDATE_GREETING)
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&UPDATE_GREETING),
+                    )
                 }
                 "/acme.v1.Greeter/LegacyHello" => {
-                    ::core::option::Option::Some(LEGACY_HELLO)
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&LEGACY_HELLO),
+                    )
                 }
                 "/acme.v1.Greeter/Undocumented" => {
-                    ::core::option::Option::Some(UNDOCUMENTED)
+                    ::core::option::Option::Some(
+                        ::core::clone::Clone::clone(&UNDOCUMENTED),
+                    )
                 }
                 _ => ::core::option::Option::None,
             }
@@ -325,8 +368,7 @@ pub mod greeter {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.Greeter/SayHello" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(
@@ -654,7 +696,7 @@ pub mod admin {
     /// Liveness: empty in, server time out.
     ///
     /// Unary `/acme.v1.Admin/Ping`, no side effects: request [`google.protobuf.Empty`](::buffa_types::google::protobuf::Empty), response [`google.protobuf.Timestamp`](::buffa_types::google::protobuf::Timestamp).
-    pub const PING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static PING: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Admin/Ping",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::NoSideEffects,
@@ -662,7 +704,7 @@ pub mod admin {
     /// Echoes anything.
     ///
     /// Unary `/acme.v1.Admin/Inspect`: request [`google.protobuf.Any`](::buffa_types::google::protobuf::Any), response [`google.protobuf.Any`](::buffa_types::google::protobuf::Any).
-    pub const INSPECT: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
+    pub static INSPECT: ::connect_tower::MethodSpec = ::connect_tower::MethodSpec::new(
         "/acme.v1.Admin/Inspect",
         ::connect_tower::MethodKind::Unary,
         ::connect_tower::Idempotency::Unknown,
@@ -748,15 +790,31 @@ pub mod admin {
     }
     impl<S: self::Admin> ::connect_tower::server::Dispatch for AdminServer<S> {
         fn methods(&self) -> &[::connect_tower::MethodSpec] {
-            &[PING, INSPECT]
+            static METHODS: [::connect_tower::MethodSpec; 2usize] = [
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Admin/Ping",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::NoSideEffects,
+                ),
+                ::connect_tower::MethodSpec::new(
+                    "/acme.v1.Admin/Inspect",
+                    ::connect_tower::MethodKind::Unary,
+                    ::connect_tower::Idempotency::Unknown,
+                ),
+            ];
+            &METHODS
         }
         fn method(
             &self,
             path: &str,
         ) -> ::core::option::Option<::connect_tower::MethodSpec> {
             match path {
-                "/acme.v1.Admin/Ping" => ::core::option::Option::Some(PING),
-                "/acme.v1.Admin/Inspect" => ::core::option::Option::Some(INSPECT),
+                "/acme.v1.Admin/Ping" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&PING))
+                }
+                "/acme.v1.Admin/Inspect" => {
+                    ::core::option::Option::Some(::core::clone::Clone::clone(&INSPECT))
+                }
                 _ => ::core::option::Option::None,
             }
         }
@@ -769,8 +827,7 @@ pub mod admin {
             >,
         > {
             let service = ::std::sync::Arc::clone(&self.inner);
-            let path: &'static str = call.method().path;
-            match path {
+            match call.method().path() {
                 "/acme.v1.Admin/Ping" => {
                     ::std::boxed::Box::pin(
                         ::connect_tower::server::unary(

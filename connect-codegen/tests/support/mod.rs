@@ -111,6 +111,8 @@ where
                     .decode::<Resp>(&bytes, RECEIVE_LIMIT)
                     .expect("decode response"),
             ),
+            // Only with `set_pass_through`, which this driver does not use.
+            ClientEvent::CompressedMessage(_) => unreachable!("no pass-through"),
             ClientEvent::Finished(finished) => result = Some(finished),
         }
     }

@@ -19,6 +19,7 @@
 //! [`ClientCall::poll_output`] (what the adapter must send) and [`ClientCall::poll_event`]
 //! (what the application receives) after every input.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,8 +28,8 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request, response};
 
 use crate::call::client_config::{CallOptions, ClientConfig};
-use crate::call::inbound::{Direction, Inbound, Reader};
-use crate::call::outbound::frame_message;
+use crate::call::inbound::{Direction, Inbound, Reader, decompress_with};
+use crate::call::outbound::{Outgoing, frame_outgoing};
 use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::code::Code;
 use crate::codec::{Codec, EncodedMessage};
@@ -58,6 +59,14 @@ pub enum ClientEvent {
     Headers(HeaderMap),
     /// A response message (decompressed, encoded with the call's codec).
     Message(Bytes),
+    /// A response message still compressed with the call's
+    /// [`response_compression`](ClientCall::response_compression): only with
+    /// [`set_pass_through`](ClientCall::set_pass_through), for envelopes (or a Connect unary
+    /// body) the server compressed. Forward it with
+    /// [`ServerCall::send_compressed_message`](crate::ServerCall::send_compressed_message) when
+    /// the next hop uses the same compression, or decompress it with
+    /// [`ClientCall::decompress_message`].
+    CompressedMessage(Bytes),
     /// The call ended: `Ok(trailers)` on success, `Err(status)` on failure (its metadata are
     /// the trailers). Always the last event.
     Finished(Result<HeaderMap, Status>),
@@ -144,6 +153,9 @@ pub struct ClientCall {
     compress_min_bytes: usize,
     send_limit: Option<usize>,
     metadata_limit: usize,
+    receive_limit: usize,
+    /// The response's message compression, once its head named one.
+    response_compression: Option<Arc<dyn Compression>>,
     max_get_url_bytes: usize,
     user_agent: HeaderValue,
     send: SendSide,
@@ -175,7 +187,7 @@ impl ClientCall {
             Protocol::GrpcWeb => WireForm::GrpcWeb,
         };
         let content_type = ContentType::new(form, config.codec);
-        let uri = join_uri(&config.base_uri, method.path)?;
+        let uri = join_uri(&config.base_uri, method)?;
         // A timeout too large for the clock is no deadline at all.
         let from_timeout = options
             .timeout
@@ -194,7 +206,7 @@ impl ClientCall {
             .unwrap_or(config.max_receive_message_size);
         let mut call = ClientCall {
             content_type,
-            method: *method,
+            method: method.clone(),
             deadline,
             send_compression: options
                 .send_compression
@@ -205,6 +217,8 @@ impl ClientCall {
                 .max_send_message_size
                 .or(config.max_send_message_size),
             metadata_limit: config.max_metadata_size,
+            receive_limit,
+            response_compression: None,
             max_get_url_bytes: config.max_get_url_bytes,
             user_agent: config.user_agent.clone(),
             send: SendSide::Pending {
@@ -274,6 +288,41 @@ impl ClientCall {
         self.deadline
     }
 
+    /// The compression of request messages (`None` for identity).
+    pub fn send_compression(&self) -> Option<&'static str> {
+        self.send_compression.as_ref().map(|c| c.name())
+    }
+
+    /// The compression of response messages, once the response head named one (`None` for
+    /// identity, or before the head).
+    pub fn response_compression(&self) -> Option<&'static str> {
+        self.response_compression.as_ref().map(|c| c.name())
+    }
+
+    /// Delivers compressed response messages still compressed, as
+    /// [`ClientEvent::CompressedMessage`], for proxies that forward without recompressing
+    /// (uncompressed ones remain [`ClientEvent::Message`]; error bodies and end-of-stream
+    /// frames are always read). Set it before feeding the body.
+    pub fn set_pass_through(&mut self, pass_through: bool) {
+        match &mut self.receive {
+            ReceiveSide::AwaitingHead { reader } => reader.set_pass_through(pass_through),
+            ReceiveSide::Body(body) => body.reader.set_pass_through(pass_through),
+            _ => {}
+        }
+    }
+
+    /// Decompresses a [`ClientEvent::CompressedMessage`] payload with the response
+    /// compression, bounded by the receive limit: for a pass-through caller that needs the
+    /// plain message after all (the next hop uses another compression).
+    pub fn decompress_message(&self, payload: Bytes) -> Result<Bytes, ProtocolError> {
+        decompress_with(
+            self.response_compression.as_ref(),
+            payload,
+            self.receive_limit,
+        )
+        .map_err(ProtocolError::in_response)
+    }
+
     /// Whether the outcome is known ([`ClientEvent::Finished`] was queued).
     pub fn is_finished(&self) -> bool {
         matches!(self.receive, ReceiveSide::Finished)
@@ -304,7 +353,23 @@ impl ClientCall {
         now: Instant,
         message: impl Into<EncodedMessage>,
     ) -> Result<(), UsageError> {
-        let message = message.into();
+        self.send(now, Outgoing::Encoded(message.into()))
+    }
+
+    /// Sends one request message that is already compressed with the call's send
+    /// compression ([`CallOptions::send_compression`]): a proxy forwarding a payload it
+    /// received compressed with the same algorithm (see [`ClientEvent::CompressedMessage`]).
+    /// The send limit applies to the compressed size. Without a send compression this is a
+    /// [`UsageError::Compression`].
+    pub fn send_compressed_message(
+        &mut self,
+        now: Instant,
+        payload: Bytes,
+    ) -> Result<(), UsageError> {
+        self.send(now, Outgoing::Compressed(payload))
+    }
+
+    fn send(&mut self, now: Instant, message: Outgoing) -> Result<(), UsageError> {
         if self.is_finished() {
             return Err(UsageError::AlreadyFinished);
         }
@@ -341,8 +406,14 @@ impl ClientCall {
             return Ok(());
         };
         if use_get {
-            let (payload, compressed) = match &self.send_compression {
-                Some(alg)
+            let (payload, compressed) = match (&message, &self.send_compression) {
+                (Outgoing::Compressed(payload), Some(alg)) => (payload.clone(), Some(alg.name())),
+                (Outgoing::Compressed(_), None) => {
+                    return Err(UsageError::Compression(
+                        "a compressed message needs a send compression".to_owned(),
+                    ));
+                }
+                (Outgoing::Encoded(message), Some(alg))
                     if message.len() >= self.compress_min_bytes
                         && (self.compress_min_bytes == 0 || !message.is_empty()) =>
                 {
@@ -351,7 +422,9 @@ impl ClientCall {
                         .map_err(|e| UsageError::Compression(e.to_string()))?;
                     (compressed, Some(alg.name()))
                 }
-                _ => (Bytes::copy_from_slice(message.as_bytes()), None),
+                (Outgoing::Encoded(message), _) => {
+                    (Bytes::copy_from_slice(message.as_bytes()), None)
+                }
             };
             let query = encode_get_query(self.content_type.codec, compressed, &payload);
             let get_uri = with_query(&uri, &query)?;
@@ -555,8 +628,8 @@ impl ClientCall {
         self.events.pop_front()
     }
 
-    fn frame(&self, message: EncodedMessage) -> Result<(Bytes, bool), UsageError> {
-        frame_message(
+    fn frame(&self, message: Outgoing) -> Result<(Bytes, bool), UsageError> {
+        frame_outgoing(
             message,
             self.content_type.form,
             self.send_compression.as_ref(),
@@ -625,13 +698,18 @@ impl ClientCall {
     }
 
     /// Reads the response's message compression into the reader.
-    fn resolve_encoding(&self, head: &response::Parts, reader: &mut Reader) -> Result<(), Rule> {
+    fn resolve_encoding(
+        &mut self,
+        head: &response::Parts,
+        reader: &mut Reader,
+    ) -> Result<(), Rule> {
         let header = self.content_type.form.compression_headers().0;
         let name = head.headers.get(header).and_then(|v| v.to_str().ok());
         let alg = self
             .accept_compression
             .resolve(name)
             .map_err(|name| Rule::UnsupportedCompression(format!("{name:?}")))?;
+        self.response_compression.clone_from(&alg);
         reader.set_compression(alg);
         Ok(())
     }
@@ -783,6 +861,14 @@ impl ClientCall {
                     body.messages += 1;
                     self.events.push_back(ClientEvent::Message(message));
                 }
+                Inbound::Compressed(_) if unary && body.messages > 0 => {
+                    return self.protocol_error(Rule::ExtraMessage);
+                }
+                Inbound::Compressed(payload) => {
+                    body.messages += 1;
+                    self.events
+                        .push_back(ClientEvent::CompressedMessage(payload));
+                }
                 Inbound::EndStream(json) => match decode_end_stream(&json, metadata_limit) {
                     Ok(end) => {
                         body.end_outcome = Some(match end.error {
@@ -876,12 +962,13 @@ fn insert_str(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 }
 
 /// `base` (scheme, authority, path prefix) joined with a method path.
-fn join_uri(base: &Uri, method_path: &'static str) -> Result<Uri, UsageError> {
+fn join_uri(base: &Uri, method: &MethodSpec) -> Result<Uri, UsageError> {
+    let method_path = &method.path;
     let prefix = base.path().trim_end_matches('/');
-    if prefix.is_empty() {
-        // The usual case (no path prefix): the static method path is used as it is, not
-        // copied.
-        let path = PathAndQuery::from_maybe_shared(Bytes::from_static(method_path.as_bytes()))
+    if let (true, Cow::Borrowed(path)) = (prefix.is_empty(), method_path) {
+        // The usual case (no path prefix, a generated method): the static method path is used
+        // as it is, not copied.
+        let path = PathAndQuery::from_maybe_shared(Bytes::from_static(path.as_bytes()))
             .map_err(|e| UsageError::InvalidRequest(e.to_string()))?;
         return with_path_and_query(base, path);
     }

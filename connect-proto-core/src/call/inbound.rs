@@ -17,8 +17,10 @@ use crate::protocol::WireForm;
 /// One item read from a body.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Inbound {
-    /// A message, decompressed (unless passed through).
+    /// A message, decompressed.
     Message(Bytes),
+    /// A message still compressed with the body's compression (pass-through only).
+    Compressed(Bytes),
     /// A Connect end-stream message (JSON, decompressed).
     EndStream(Bytes),
     /// A gRPC-Web trailer block.
@@ -38,6 +40,25 @@ fn end_flag(form: WireForm, direction: Direction) -> u8 {
         (WireForm::ConnectStreaming, Direction::Response) => FLAG_END_STREAM,
         (WireForm::GrpcWeb | WireForm::GrpcWebText, Direction::Response) => FLAG_TRAILERS,
         _ => 0,
+    }
+}
+
+/// Decompresses a message payload with `compression` (none: as it is), bounded by `limit`.
+pub(crate) fn decompress_with(
+    compression: Option<&Arc<dyn Compression>>,
+    payload: Bytes,
+    limit: usize,
+) -> Result<Bytes, Rule> {
+    // Zero-length payloads are never decompressed (Connect requires it; harmless elsewhere).
+    match compression {
+        Some(alg) if !payload.is_empty() => alg.decompress(&payload, limit).map_err(|e| match e {
+            DecompressError::LimitExceeded { limit } => Rule::MessageTooLarge {
+                size: limit as u64 + 1,
+                limit,
+            },
+            other => Rule::Decompression(other.to_string()),
+        }),
+        _ => Ok(payload),
     }
 }
 
@@ -126,7 +147,11 @@ impl Reader {
             return self.envelopes.finish();
         }
         let body = self.envelopes.take_all();
-        out.push_back(Inbound::Message(self.decompress(body)?));
+        out.push_back(if self.passes_through(&body) {
+            Inbound::Compressed(body)
+        } else {
+            Inbound::Message(self.decompress(body)?)
+        });
         Ok(())
     }
 
@@ -154,10 +179,15 @@ impl Reader {
                     Rule::InvalidEnvelopeFlags(flags)
                 });
             }
-            let payload = if flags & FLAG_COMPRESSED != 0 {
-                if self.compression.is_none() {
-                    return Err(Rule::CompressedWithoutEncoding);
-                }
+            let compressed = flags & FLAG_COMPRESSED != 0;
+            if compressed && self.compression.is_none() {
+                return Err(Rule::CompressedWithoutEncoding);
+            }
+            if compressed && end_flag & flags == 0 && self.passes_through(&envelope.payload) {
+                out.push_back(Inbound::Compressed(envelope.payload));
+                continue;
+            }
+            let payload = if compressed {
                 if end_flag & flags != 0 {
                     self.decompress_bounded(envelope.payload, self.end_limit)
                         .map_err(|rule| match rule {
@@ -166,8 +196,6 @@ impl Reader {
                             },
                             other => other,
                         })?
-                } else if self.pass_through {
-                    envelope.payload
                 } else {
                     self.decompress(envelope.payload)?
                 }
@@ -187,26 +215,19 @@ impl Reader {
         Ok(())
     }
 
+    /// Whether a compressed payload is handed over still compressed (pass-through, with a
+    /// compression to name; empty payloads are never compressed).
+    fn passes_through(&self, payload: &Bytes) -> bool {
+        self.pass_through && self.compression.is_some() && !payload.is_empty()
+    }
+
+    /// Decompresses a message payload with the body's compression, bounded by the message
+    /// limit (also for pass-through callers that need the plain message after all).
     pub(crate) fn decompress(&self, payload: Bytes) -> Result<Bytes, Rule> {
-        if self.pass_through {
-            return Ok(payload);
-        }
         self.decompress_bounded(payload, self.limit)
     }
 
     fn decompress_bounded(&self, payload: Bytes, limit: usize) -> Result<Bytes, Rule> {
-        // Zero-length payloads are never decompressed (Connect requires it; harmless elsewhere).
-        match &self.compression {
-            Some(alg) if !payload.is_empty() => {
-                alg.decompress(&payload, limit).map_err(|e| match e {
-                    DecompressError::LimitExceeded { limit } => Rule::MessageTooLarge {
-                        size: limit as u64 + 1,
-                        limit,
-                    },
-                    other => Rule::Decompression(other.to_string()),
-                })
-            }
-            _ => Ok(payload),
-        }
+        decompress_with(self.compression.as_ref(), payload, limit)
     }
 }

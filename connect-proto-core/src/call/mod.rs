@@ -17,6 +17,14 @@ mod server_config;
 
 /// The timeout a request asks for, for adapters that watch a request before admitting it.
 pub use crate::internal::timeout::request_timeout;
+
+/// The application metadata among `headers`: everything but the protocols' own headers
+/// (content negotiation, compression, timeouts, status, `connect-*`, `grpc-*`, hop-by-hop).
+/// What a proxy forwards from a request's headers to the next hop
+/// ([`CallOptions::header`]).
+pub fn application_metadata(headers: &http::HeaderMap) -> http::HeaderMap {
+    crate::internal::metadata::metadata_of(headers)
+}
 pub use accept::Rejection;
 pub use client::{ClientCall, ClientEvent, ClientOutput};
 pub use client_config::{CallOptions, ClientConfig};

@@ -12,6 +12,52 @@ use crate::error::UsageError;
 use crate::internal::envelope::{FLAG_COMPRESSED, encode_envelope, encode_prefix};
 use crate::protocol::WireForm;
 
+/// A message to send.
+pub(crate) enum Outgoing {
+    /// Encoded with the call's codec; compressed here when negotiated.
+    Encoded(EncodedMessage),
+    /// Already compressed with the call's compression (a pass-through proxy forwarding what
+    /// it received).
+    Compressed(Bytes),
+}
+
+impl Outgoing {
+    /// Its size as given (compressed size for an already-compressed payload).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Outgoing::Encoded(message) => message.len(),
+            Outgoing::Compressed(payload) => payload.len(),
+        }
+    }
+}
+
+/// Frames an outgoing message for `form` (see [`frame_message`]); an already-compressed
+/// payload is enveloped with the compressed flag as it is, which needs a negotiated
+/// compression.
+pub(crate) fn frame_outgoing(
+    outgoing: Outgoing,
+    form: WireForm,
+    compression: Option<&Arc<dyn Compression>>,
+    min_bytes: usize,
+) -> Result<(Bytes, bool), UsageError> {
+    match outgoing {
+        Outgoing::Encoded(message) => frame_message(message, form, compression, min_bytes),
+        Outgoing::Compressed(payload) => {
+            if compression.is_none() {
+                return Err(UsageError::Compression(
+                    "a compressed message needs a negotiated compression".to_owned(),
+                ));
+            }
+            let framed = if form.is_enveloped() {
+                frame_envelope(FLAG_COMPRESSED, &payload)?
+            } else {
+                payload
+            };
+            Ok((text_encoded(framed, form.is_text()), true))
+        }
+    }
+}
+
 /// Frames one outgoing message for `form`: compression (when negotiated and the message is at
 /// least `min_bytes`), the envelope (unless bare), and gRPC-Web text encoding. An uncompressed
 /// message encoded with room for the prefix is framed in place, without a copy. Returns the

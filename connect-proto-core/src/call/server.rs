@@ -27,8 +27,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, request, response};
 
 use crate::call::accept::{Admitted, Rejection, admit};
-use crate::call::inbound::{Direction, Inbound, Reader};
-use crate::call::outbound::{frame_end, frame_message, text_encoded_for};
+use crate::call::inbound::{Direction, Inbound, Reader, decompress_with};
+use crate::call::outbound::{Outgoing, frame_end, frame_outgoing, text_encoded_for};
 use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::call::render;
 use crate::call::server_config::ServerConfig;
@@ -52,6 +52,14 @@ use crate::status::Status;
 pub enum ServerEvent {
     /// A request message (decompressed, still encoded with the call's codec).
     Message(Bytes),
+    /// A request message still compressed with the call's
+    /// [`request_compression`](ServerCall::request_compression): only with
+    /// [`set_pass_through`](ServerCall::set_pass_through), for envelopes (or a Connect unary
+    /// body) the client compressed. Forward it with
+    /// [`ClientCall::send_compressed_message`](crate::ClientCall::send_compressed_message) when
+    /// the next hop uses the same compression, or decompress it with
+    /// [`ServerCall::decompress_message`].
+    CompressedMessage(Bytes),
     /// The client finished sending; no more messages will arrive.
     RequestEnd,
     /// The call ended abnormally (protocol error in the request, deadline, client reset).
@@ -123,6 +131,7 @@ pub struct ServerCall {
     accept_encoding: Option<HeaderValue>,
     compress_min_bytes: usize,
     send_limit: Option<usize>,
+    receive_limit: usize,
     request: RequestSide,
     response: ResponseSide,
     events: SmallQueue<ServerEvent>,
@@ -178,6 +187,7 @@ impl ServerCall {
             accept_encoding: config.compression.accept_encoding().cloned(),
             compress_min_bytes: config.compress_min_bytes,
             send_limit: config.max_send_message_size,
+            receive_limit: config.max_receive_message_size,
             request: RequestSide::Open {
                 reader,
                 messages: 0,
@@ -243,13 +253,25 @@ impl ServerCall {
         }
     }
 
-    /// Delivers request payloads still compressed (`Message` bytes are then compressed with
-    /// [`request_compression`](Self::request_compression) when their envelope says so), for
-    /// proxies that forward without recompressing. Unary Connect bodies are unaffected.
+    /// Delivers compressed request messages still compressed, as
+    /// [`ServerEvent::CompressedMessage`], for proxies that forward without recompressing
+    /// (uncompressed ones remain [`ServerEvent::Message`]). Set it before feeding the body.
     pub fn set_pass_through(&mut self, pass_through: bool) {
         if let RequestSide::Open { reader, .. } = &mut self.request {
             reader.set_pass_through(pass_through);
         }
+    }
+
+    /// Decompresses a [`ServerEvent::CompressedMessage`] payload with the request
+    /// compression, bounded by the receive limit: for a pass-through caller that needs the
+    /// plain message after all (the next hop uses another compression).
+    pub fn decompress_message(&self, payload: Bytes) -> Result<Bytes, ProtocolError> {
+        decompress_with(
+            self.request_compression.as_ref(),
+            payload,
+            self.receive_limit,
+        )
+        .map_err(ProtocolError::in_request)
     }
 
     /// Whether the response has been completely queued (or the call failed).
@@ -368,7 +390,19 @@ impl ServerCall {
     /// Sends one response message (encoded with the call's codec): [`Bytes`] or an
     /// [`EncodedMessage`] from [`Codec::encode_message`] (which frames without copying).
     pub fn send_message(&mut self, message: impl Into<EncodedMessage>) -> Result<(), UsageError> {
-        let message = message.into();
+        self.send(Outgoing::Encoded(message.into()))
+    }
+
+    /// Sends one response message that is already compressed with the call's
+    /// [`response_compression`](Self::response_compression): a proxy forwarding a payload it
+    /// received compressed with the same algorithm (see [`ServerEvent::CompressedMessage`]).
+    /// The send limit applies to the compressed size. Without a negotiated compression this
+    /// is a [`UsageError::Compression`].
+    pub fn send_compressed_message(&mut self, payload: Bytes) -> Result<(), UsageError> {
+        self.send(Outgoing::Compressed(payload))
+    }
+
+    fn send(&mut self, message: Outgoing) -> Result<(), UsageError> {
         let unary = !self.method.kind.streams_responses();
         match &self.response {
             ResponseSide::Finished => return Err(UsageError::AlreadyFinished),
@@ -386,7 +420,7 @@ impl ServerCall {
                 });
             }
         }
-        let (framed, compressed) = frame_message(
+        let (framed, compressed) = frame_outgoing(
             message,
             self.content_type.form,
             self.response_compression.as_ref(),
@@ -498,12 +532,17 @@ impl ServerCall {
                 return;
             };
             match item {
-                Inbound::Message(_) if unary && *messages > 0 => {
+                Inbound::Message(_) | Inbound::Compressed(_) if unary && *messages > 0 => {
                     return self.request_error(Rule::ExtraMessage);
                 }
                 Inbound::Message(message) => {
                     *messages += 1;
                     self.events.push_back(ServerEvent::Message(message));
+                }
+                Inbound::Compressed(payload) => {
+                    *messages += 1;
+                    self.events
+                        .push_back(ServerEvent::CompressedMessage(payload));
                 }
                 // Requests never carry end-of-stream frames (the reader rejects the flags).
                 Inbound::EndStream(_) | Inbound::Trailers(_) => {

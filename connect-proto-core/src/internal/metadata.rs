@@ -92,6 +92,8 @@ pub fn is_protocol_header(name: &str) -> bool {
             | headers::ACCEPT_ENCODING
             | headers::CONTENT_LENGTH
             | headers::TE
+            | headers::X_GRPC_WEB
+            | headers::X_USER_AGENT
             | "connection"
             | "keep-alive"
             | "transfer-encoding"

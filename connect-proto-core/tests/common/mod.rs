@@ -513,7 +513,7 @@ impl Pair {
                     ServerCall::accept(config, now, &head, |path| {
                         // The client's base URI carries a routing prefix.
                         let path = path.strip_prefix(ROUTING_PREFIX).unwrap_or(path);
-                        methods.iter().find(|m| m.path == path).copied()
+                        methods.iter().find(|m| m.path == path).cloned()
                     })
                 });
                 match accepted {

@@ -88,11 +88,11 @@ impl Dispatch for Echo {
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {
-        METHODS.iter().find(|m| m.path == path).copied()
+        METHODS.iter().find(|m| m.path == path).cloned()
     }
 
     fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let path = call.method().path;
+        let path = call.method().path.clone();
         if path == ECHO.path {
             Box::pin(unary(
                 call,

@@ -9,12 +9,12 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use connect_proto_core::codec::EncodedMessage;
-use connect_proto_core::{ClientEvent, Codec, ProtocolError, Rule, Status};
+use connect_proto_core::{Codec, ProtocolError, Rule, Status};
 use futures_core::Stream;
 use http::HeaderMap;
 
 use crate::client::Transport;
-use crate::client::exchange::Exchange;
+use crate::client::exchange::{Event, Exchange};
 use crate::codec::{DecodeMessage, EncodeMessage};
 use crate::message::Response;
 
@@ -53,8 +53,8 @@ impl<T: Transport> Receiver<T> {
                 Poll::Ready(event) => event,
             };
             match event {
-                ClientEvent::Headers(headers) => self.headers = Some(headers),
-                ClientEvent::Message(bytes) => {
+                Event::Headers(headers) => self.headers = Some(headers),
+                Event::Message(bytes) => {
                     // The core already enforced the receive limit on the wire bytes.
                     let limit = usize::MAX;
                     return Poll::Ready(match M::decode_message(self.codec, bytes, limit) {
@@ -67,11 +67,11 @@ impl<T: Transport> Receiver<T> {
                         }
                     });
                 }
-                ClientEvent::Finished(Ok(trailers)) => {
+                Event::Finished(Ok(trailers)) => {
                     self.trailers = Some(trailers);
                     self.outcome = Some(Ok(()));
                 }
-                ClientEvent::Finished(Err(status)) => {
+                Event::Finished(Err(status)) => {
                     self.trailers = Some(status.metadata().clone());
                     self.outcome = Some(Err(status));
                 }
@@ -87,17 +87,17 @@ impl<T: Transport> Receiver<T> {
             }
             match self.exchange.poll_event(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(ClientEvent::Headers(headers)) => self.headers = Some(headers),
-                Poll::Ready(ClientEvent::Finished(Ok(trailers))) => {
+                Poll::Ready(Event::Headers(headers)) => self.headers = Some(headers),
+                Poll::Ready(Event::Finished(Ok(trailers))) => {
                     self.trailers = Some(trailers);
                     self.outcome = Some(Ok(()));
                 }
-                Poll::Ready(ClientEvent::Finished(Err(status))) => {
+                Poll::Ready(Event::Finished(Err(status))) => {
                     self.trailers = Some(status.metadata().clone());
                     self.outcome = Some(Err(status));
                 }
                 // Messages never precede headers.
-                Poll::Ready(ClientEvent::Message(_)) => {}
+                Poll::Ready(Event::Message(_)) => {}
             }
         }
         if let (None, Some(Err(status))) = (&self.headers, &self.outcome) {

@@ -316,9 +316,9 @@ impl<T: Transport> Exchange<T> {
     }
 
     /// The next event of the call, driving the transport, the response body and the deadline.
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<ClientEvent> {
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         loop {
-            if let Some(event) = self.shared.lock().call.poll_event() {
+            if let Some(event) = next_event(&mut self.shared.lock().call) {
                 return Poll::Ready(event);
             }
             if self.poll_deadline(cx) {
@@ -357,7 +357,7 @@ impl<T: Transport> Exchange<T> {
                 },
                 Response::Done => {
                     let mut state = self.shared.lock();
-                    if let Some(event) = state.call.poll_event() {
+                    if let Some(event) = next_event(&mut state.call) {
                         return Poll::Ready(event);
                     }
                     // No response is coming and the call has no outcome yet: this cannot
@@ -365,10 +365,10 @@ impl<T: Transport> Exchange<T> {
                     state
                         .call
                         .handle_transport_error("the response ended unexpectedly");
-                    if let Some(event) = state.call.poll_event() {
+                    if let Some(event) = next_event(&mut state.call) {
                         return Poll::Ready(event);
                     }
-                    return Poll::Ready(ClientEvent::Finished(Err(Status::new(
+                    return Poll::Ready(Event::Finished(Err(Status::new(
                         Code::Internal,
                         "the call has no outcome",
                     ))));
@@ -436,6 +436,35 @@ impl<T: Transport> Exchange<T> {
         drop(state);
         self.response = Response::Done;
     }
+}
+
+/// The call's next event. Compressed messages only come with pass-through, which this crate
+/// never asks for; they are decompressed all the same should that change (a payload that
+/// does not decompress cancels the call with the core's status for it).
+fn next_event(call: &mut ClientCall) -> Option<Event> {
+    Some(match call.poll_event()? {
+        ClientEvent::Headers(headers) => Event::Headers(headers),
+        ClientEvent::Message(message) => Event::Message(message),
+        ClientEvent::CompressedMessage(payload) => match call.decompress_message(payload) {
+            Ok(message) => Event::Message(message),
+            Err(error) => {
+                call.cancel();
+                Event::Finished(Err(error.to_status()))
+            }
+        },
+        ClientEvent::Finished(outcome) => Event::Finished(outcome),
+    })
+}
+
+/// What a call object reads from its exchange: the core's events, messages decompressed.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The response headers (application metadata).
+    Headers(http::HeaderMap),
+    /// A response message.
+    Message(Bytes),
+    /// The outcome: trailers, or the failure.
+    Finished(Result<http::HeaderMap, Status>),
 }
 
 impl<T: Transport> Drop for Exchange<T> {

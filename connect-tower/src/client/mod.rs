@@ -161,26 +161,31 @@ impl<T: Transport> Client<T> {
         &self.transport
     }
 
-    async fn exchange(
+    /// Starts a streaming-request call now; the returned future hands it to the transport.
+    fn exchange(
         &self,
-        method: &'static MethodSpec,
+        method: &MethodSpec,
         options: CallOptions,
-    ) -> Result<Exchange<T>, Status> {
+    ) -> impl Future<Output = Result<Exchange<T>, Status>> + Send + use<T> {
         let now = self.timer.now();
         let options = inherit_deadline(options);
-        let call = ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
-        Exchange::start(
-            self.transport.clone(),
-            call,
-            self.timer.clone(),
-            self.max_queued,
-        )
-        .await
+        let started = ClientCall::start(&self.config, now, method, options).map_err(Status::from);
+        self.start_exchange(started)
+    }
+
+    /// Hands a started call to the transport.
+    fn start_exchange(
+        &self,
+        call: Result<ClientCall, Status>,
+    ) -> impl Future<Output = Result<Exchange<T>, Status>> + Send + use<T> {
+        let (transport, timer, max_queued) =
+            (self.transport.clone(), self.timer.clone(), self.max_queued);
+        async move { Exchange::start(transport, call?, timer, max_queued).await }
     }
 
     fn start_unary_call(
         &self,
-        method: &'static MethodSpec,
+        method: &MethodSpec,
         request: EncodedMessage,
         options: CallOptions,
     ) -> Result<ClientCall, Status> {
@@ -204,28 +209,29 @@ impl<T: Transport> Client<T> {
     ///
     /// `Resp` is an owned message, or [`View<M>`](crate::codec::View) to read the response as a
     /// zero-copy view over the received bytes; the same holds for every call kind below.
-    pub async fn unary<Req, Resp>(
+    ///
+    /// The call starts (its timeout runs, the request is encoded) when this is called; the
+    /// returned future does not borrow `method` or `request`.
+    pub fn unary<Req, Resp>(
         &self,
-        method: &'static MethodSpec,
+        method: &MethodSpec,
         request: Req,
         options: CallOptions,
-    ) -> Result<Response<Resp>, Status>
+    ) -> impl Future<Output = Result<Response<Resp>, Status>> + Send + use<T, Req, Resp>
     where
         Req: EncodeMessage,
         Resp: DecodeMessage,
     {
-        // The receiver is read right here: no boxed stream, no boxed future.
-        let bytes = request.encode_message(self.config.configured_codec())?;
-        let call = self.start_unary_call(method, bytes, options)?;
-        let exchange = Exchange::start(
-            self.transport.clone(),
-            call,
-            self.timer.clone(),
-            self.max_queued,
-        )
-        .await?;
-        let codec = exchange.codec();
-        calls::Receiver::new(exchange, codec).into_unary().await
+        let call = request
+            .encode_message(self.config.configured_codec())
+            .and_then(|bytes| self.start_unary_call(method, bytes, options));
+        let exchange = self.start_exchange(call);
+        async move {
+            // The receiver is read right here: no boxed stream, no boxed future.
+            let exchange = exchange.await?;
+            let codec = exchange.codec();
+            calls::Receiver::new(exchange, codec).into_unary().await
+        }
     }
 
     /// Calls a server-streaming method; the returned stream yields the responses.
@@ -234,66 +240,60 @@ impl<T: Transport> Client<T> {
     /// servers write it as soon as the handler first waits) — or the call ended: an event the
     /// server publishes after this returns reaches the stream. A failure is reported by the
     /// stream (`message()`), with the response headers and trailers it came with.
-    pub async fn server_streaming<Req, Resp>(
+    pub fn server_streaming<Req, Resp>(
         &self,
-        method: &'static MethodSpec,
+        method: &MethodSpec,
         request: Req,
         options: CallOptions,
-    ) -> Result<ResponseStream<Resp>, Status>
+    ) -> impl Future<Output = Result<ResponseStream<Resp>, Status>> + Send + use<T, Req, Resp>
     where
         Req: EncodeMessage,
         Resp: DecodeMessage,
     {
-        let bytes = request.encode_message(self.config.configured_codec())?;
-        let call = self.start_unary_call(method, bytes, options)?;
-        let exchange = Exchange::start(
-            self.transport.clone(),
-            call,
-            self.timer.clone(),
-            self.max_queued,
-        )
-        .await?;
-        let mut stream = ResponseStream::new(exchange);
+        let call = request
+            .encode_message(self.config.configured_codec())
+            .and_then(|bytes| self.start_unary_call(method, bytes, options));
+        let exchange = self.start_exchange(call);
         // (A unary method read as a stream, for example to cancel it, returns at once.)
-        if method.kind == crate::MethodKind::ServerStreaming {
-            stream.started().await;
+        let wait_for_start = method.kind == crate::MethodKind::ServerStreaming;
+        async move {
+            let mut stream = ResponseStream::new(exchange.await?);
+            if wait_for_start {
+                stream.started().await;
+            }
+            Ok(stream)
         }
-        Ok(stream)
     }
 
     /// Starts a client-streaming call: send messages, then [`finish`](ClientStreamingCall::finish)
     /// for the response.
-    pub async fn client_streaming<Req, Resp>(
+    pub fn client_streaming<Req, Resp>(
         &self,
-        method: &'static MethodSpec,
+        method: &MethodSpec,
         options: CallOptions,
-    ) -> Result<ClientStreamingCall<Req, Resp>, Status>
+    ) -> impl Future<Output = Result<ClientStreamingCall<Req, Resp>, Status>> + Send + use<T, Req, Resp>
     where
         Req: EncodeMessage,
         Resp: DecodeMessage,
     {
-        let exchange = self.exchange(method, options).await?;
-        Ok(ClientStreamingCall::new(
-            exchange,
-            self.config.configured_codec(),
-        ))
+        let exchange = self.exchange(method, options);
+        let codec = self.config.configured_codec();
+        async move { Ok(ClientStreamingCall::new(exchange.await?, codec)) }
     }
 
     /// Starts a bidi-streaming call: full duplex over HTTP/2, half duplex over HTTP/1.1 (send
     /// everything and [`close_send`](BidiStreamingCall::close_send) before reading).
-    pub async fn bidi_streaming<Req, Resp>(
+    pub fn bidi_streaming<Req, Resp>(
         &self,
-        method: &'static MethodSpec,
+        method: &MethodSpec,
         options: CallOptions,
-    ) -> Result<BidiStreamingCall<Req, Resp>, Status>
+    ) -> impl Future<Output = Result<BidiStreamingCall<Req, Resp>, Status>> + Send + use<T, Req, Resp>
     where
         Req: EncodeMessage,
         Resp: DecodeMessage,
     {
-        let exchange = self.exchange(method, options).await?;
-        Ok(BidiStreamingCall::new(
-            exchange,
-            self.config.configured_codec(),
-        ))
+        let exchange = self.exchange(method, options);
+        let codec = self.config.configured_codec();
+        async move { Ok(BidiStreamingCall::new(exchange.await?, codec)) }
     }
 }

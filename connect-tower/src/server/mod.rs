@@ -249,7 +249,7 @@ where
         .get::<ConnectionInfo>()
         .map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
     let mut context = RequestContext {
-        method: *call.method(),
+        method: call.method().clone(),
         protocol: call.protocol(),
         codec: call.codec(),
         deadline: call.deadline(),

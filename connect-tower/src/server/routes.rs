@@ -1,6 +1,7 @@
 //! [`Routes`]: several services behind one [`Dispatch`], routed by path through a table built
 //! once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use super::{Dispatch, IncomingCall};
 #[derive(Clone, Default)]
 pub struct Routes {
     services: Vec<Arc<dyn Dispatch>>,
-    routes: HashMap<&'static str, (usize, MethodSpec)>,
+    routes: HashMap<Cow<'static, str>, (usize, MethodSpec)>,
     methods: Vec<MethodSpec>,
 }
 
@@ -30,11 +31,11 @@ impl Routes {
     pub fn service(mut self, service: impl Dispatch) -> Self {
         let index = self.services.len();
         for spec in service.methods() {
-            self.routes.insert(spec.path, (index, *spec));
+            self.routes.insert(spec.path.clone(), (index, spec.clone()));
         }
         self.services.push(Arc::new(service));
-        self.methods = self.routes.values().map(|(_, spec)| *spec).collect();
-        self.methods.sort_by_key(|spec| spec.path);
+        self.methods = self.routes.values().map(|(_, spec)| spec.clone()).collect();
+        self.methods.sort_by(|a, b| a.path.cmp(&b.path));
         self
     }
 }
@@ -45,11 +46,11 @@ impl Dispatch for Routes {
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {
-        self.routes.get(path).map(|(_, spec)| *spec)
+        self.routes.get(path).map(|(_, spec)| spec.clone())
     }
 
     fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        match self.routes.get(call.method().path) {
+        match self.routes.get(call.method().path()) {
             Some((index, _)) => self.services[*index].dispatch(call),
             None => Box::pin(super::unimplemented(call)),
         }

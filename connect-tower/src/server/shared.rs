@@ -107,6 +107,18 @@ impl State {
             if let Some(event) = self.call.poll_event() {
                 let received = match event {
                     ServerEvent::Message(bytes) => Received::Message(bytes),
+                    // Only with pass-through, which this crate never asks for; decompressed
+                    // all the same should that change.
+                    ServerEvent::CompressedMessage(payload) => {
+                        match self.call.decompress_message(payload) {
+                            Ok(bytes) => Received::Message(bytes),
+                            Err(error) => {
+                                let status = error.to_status();
+                                self.fail(status.clone());
+                                Received::Failed(status)
+                            }
+                        }
+                    }
                     ServerEvent::RequestEnd => {
                         self.request_done = true;
                         Received::End

@@ -53,7 +53,7 @@ pub const FORGET: MethodSpec =
 pub const MISSING: MethodSpec =
     MethodSpec::new(MISSING_PATH, MethodKind::Unary, Idempotency::Unknown);
 
-const ECHO_METHODS: [MethodSpec; 8] = [
+static ECHO_METHODS: [MethodSpec; 8] = [
     UNARY,
     LOOKUP,
     CLIENT_STREAM,
@@ -194,14 +194,14 @@ impl Dispatch for Echo {
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {
-        ECHO_METHODS.iter().find(|spec| spec.path == path).copied()
+        ECHO_METHODS.iter().find(|spec| spec.path == path).cloned()
     }
 
     fn dispatch(&self, call: IncomingCall) -> BoxFuture<()> {
         use connect_tower::server;
         self.dispatched.incr();
         let decode = decode_owned::<StringValue>;
-        match call.method().path {
+        match call.method().path() {
             UNARY_PATH | LOOKUP_PATH => {
                 let handler = self.unary.clone();
                 Box::pin(server::unary(call, decode, move |request| handler(request)))
@@ -247,7 +247,8 @@ pub const GREET: MethodSpec = MethodSpec::new(
 
 impl Dispatch for Greeter {
     fn methods(&self) -> &[MethodSpec] {
-        &[GREET]
+        static METHODS: [MethodSpec; 1] = [GREET];
+        &METHODS
     }
 
     fn method(&self, path: &str) -> Option<MethodSpec> {

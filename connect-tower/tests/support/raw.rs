@@ -127,6 +127,7 @@ impl RawCall {
                 ClientEvent::Message(bytes) => {
                     messages.push(codec.decode(&bytes, usize::MAX).expect("decode"))
                 }
+                ClientEvent::CompressedMessage(_) => panic!("pass-through is never enabled here"),
                 ClientEvent::Finished(outcome) => result = Some(outcome),
             }
         }

@@ -211,6 +211,8 @@ async fn say_hello_by_hand(
             ClientEvent::Message(bytes) => {
                 reply = Some(codec.decode::<HelloReply>(&bytes, 1 << 20).expect("decode"));
             }
+            // Only with `set_pass_through`, which this call does not use.
+            ClientEvent::CompressedMessage(_) => unreachable!("no pass-through"),
             ClientEvent::Finished(result) => {
                 result?;
             }

@@ -126,8 +126,8 @@ impl HeadSpec {
         };
         let (path, spec) = match &self.path {
             PathChoice::Known(i) => {
-                let spec = METHODS[usize::from(*i) % METHODS.len()];
-                (spec.path.to_owned(), Some(spec))
+                let spec = METHODS[usize::from(*i) % METHODS.len()].clone();
+                (spec.path().to_owned(), Some(spec))
             }
             PathChoice::Unknown => ("/fuzz.v1.Svc/Nope".to_owned(), None),
             PathChoice::Raw(raw) => (raw.clone(), lookup(raw)),
@@ -283,7 +283,7 @@ pub fn accept_head(data: &[u8]) {
         Ok(call) => {
             assert!(call.deadline().is_none_or(|d| d >= now));
             assert_eq!(
-                Some(call.method().path),
+                Some(call.method().path.clone()),
                 lookup(head.uri.path()).map(|m| m.path)
             );
             if head.method == Method::GET {

@@ -55,7 +55,7 @@ pub fn pair_ops(data: &[u8]) {
     };
     crate::spec::debug(&scenario);
     let client_config = scenario.client.config();
-    let method = METHODS[usize::from(scenario.method) % METHODS.len()];
+    let method = METHODS[usize::from(scenario.method) % METHODS.len()].clone();
     let ct = scenario.client.content_type(method.kind);
     let mut now = Instant::now();
     let Ok(client) = ClientCall::start(&client_config, now, &method, scenario.options.options())

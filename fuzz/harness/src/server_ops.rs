@@ -237,6 +237,10 @@ impl ServerCheck {
         while let Some(event) = call.poll_event() {
             assert!(!self.failed, "event after Failed: {event:?}");
             match event {
+                ServerEvent::CompressedMessage(payload) => {
+                    // Only with pass-through, which these scenarios do not enable.
+                    panic!("a compressed message without pass-through: {payload:?}");
+                }
                 ServerEvent::Message(message) => {
                     assert!(!self.request_end, "message after the request end");
                     self.received.push(message);

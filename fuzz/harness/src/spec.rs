@@ -48,7 +48,7 @@ pub(crate) const METHODS: [MethodSpec; 5] = [
 
 /// Looks a request path up among [`METHODS`].
 pub(crate) fn lookup(path: &str) -> Option<MethodSpec> {
-    METHODS.iter().find(|m| m.path == path).copied()
+    METHODS.iter().find(|m| m.path == path).cloned()
 }
 
 /// Most operations one scenario runs (keeps every input fast).
