@@ -70,7 +70,13 @@ pub(crate) fn companion(file: &FileServices, plan: Plan) -> Result<Companion, Er
 
 /// One service's module with every planned artifact.
 fn service_module(service: &ServiceModel, file_name: &str, plan: Plan) -> TokenStream {
-    let mut items = method_specs(service);
+    // Specs alone (no server, no client) need only the core, which defines them.
+    let specs_crate = if plan.server || plan.client {
+        runtime()
+    } else {
+        quote! { ::connect_proto_core }
+    };
+    let mut items = method_specs(service, &specs_crate);
     if plan.server {
         items.extend(service_trait(service));
         items.extend(server_dispatcher(service));
@@ -93,9 +99,8 @@ fn service_module(service: &ServiceModel, file_name: &str, plan: Plan) -> TokenS
     }
 }
 
-/// The `MethodSpec::new(..)` expression of a method.
-fn spec_expr(method: &MethodModel) -> TokenStream {
-    let rt = runtime();
+/// The `MethodSpec::new(..)` expression of a method, with the types of crate `rt`.
+fn spec_expr(method: &MethodModel, rt: &TokenStream) -> TokenStream {
     let path = &method.path;
     let kind = ident(match method.kind {
         StreamKind::Unary => "Unary",
@@ -110,18 +115,17 @@ fn spec_expr(method: &MethodModel) -> TokenStream {
 }
 
 /// `SERVICE_NAME` and one `MethodSpec` static per method.
-fn method_specs(service: &ServiceModel) -> TokenStream {
+fn method_specs(service: &ServiceModel, rt: &TokenStream) -> TokenStream {
     let service_doc = format!(
         " The fully-qualified name of the service: `{}`.",
         service.full_name
     );
     let service_name = &service.full_name;
-    let rt = runtime();
     let methods = service.methods.iter().map(|method| {
         let docs = doc_attrs(method.comment.as_deref(), &method_summary(method));
         let deprecated = deprecated_attr(method.deprecated);
         let name = ident(&method.const_name);
-        let spec = spec_expr(method);
+        let spec = spec_expr(method, rt);
         // A static, so `&NAME` is a `&'static MethodSpec` wherever it is written.
         quote! {
             #docs
@@ -236,7 +240,7 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
         .collect();
     let paths: Vec<&str> = service.methods.iter().map(|m| m.path.as_str()).collect();
     let count = service.methods.len();
-    let specs: Vec<TokenStream> = service.methods.iter().map(spec_expr).collect();
+    let specs: Vec<TokenStream> = service.methods.iter().map(|m| spec_expr(m, &rt)).collect();
     let (method_body, dispatch_body) = if service.methods.is_empty() {
         (
             quote! { let _ = path; ::core::option::Option::None },

@@ -88,6 +88,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                 }
             }
             ClientOutput::Cancel => println!("→ (cancel)"),
+            other => println!("→ {other:?}"),
         }
     }
     let Some(mut server) = server else { return };
@@ -133,6 +134,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
             ServerEvent::Failed(status) => println!("server call failed: {status}"),
             // Only with `set_pass_through` (proxies forwarding compressed payloads).
             ServerEvent::CompressedMessage(_) => unreachable!("no pass-through in this tour"),
+            other => println!("server: {other:?}"),
         }
     }
 
@@ -158,6 +160,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                 println!("← (end of response)");
                 client.handle_end();
             }
+            other => println!("← {other:?}"),
         }
     }
 
@@ -178,6 +181,7 @@ fn play(client_config: &ClientConfig, server_config: &ServerConfig, method: Meth
                     status.details().len()
                 );
             }
+            other => println!("client: {other:?}"),
         }
     }
 }

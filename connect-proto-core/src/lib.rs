@@ -38,13 +38,14 @@
 //!     match out {
 //!         ClientOutput::Head(h) => head = Some(h),
 //!         ClientOutput::Data(d) => body.push(d),
-//!         ClientOutput::End | ClientOutput::Cancel => {}
+//!         // `End`; `Cancel` (never here); outputs a later version may add.
+//!         _ => {}
 //!     }
 //! }
 //!
 //! // Server: admit the head, feed the body, answer.
 //! let mut server = ServerCall::accept(&server_config, now, &head.unwrap(), |path| {
-//!     (path == SAY.path).then_some(SAY)
+//!     (path == SAY.path).then(|| SAY.clone())
 //! })
 //! .unwrap();
 //! for chunk in body {
@@ -66,6 +67,8 @@
 //!         ServerOutput::Data(d) => client.handle_data(d),
 //!         ServerOutput::Trailers(t) => client.handle_trailers(t),
 //!         ServerOutput::End => client.handle_end(),
+//!         // Outputs a later version may add.
+//!         _ => {}
 //!     }
 //! }
 //! let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();

@@ -232,6 +232,7 @@ fn serve(r: &Req, chunking: Chunking) -> Served {
             ServerOutput::Data(d) => body.extend_from_slice(&d),
             ServerOutput::Trailers(t) => trailers = Some(t),
             ServerOutput::End => {}
+            other => panic!("unexpected: {other:?}"),
         }
     }
     let head = head.expect("a response head");

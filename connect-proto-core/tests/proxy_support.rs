@@ -38,6 +38,7 @@ fn take_request(client: &mut ClientCall) -> Request {
             ClientOutput::Head(h) => head = Some(h),
             ClientOutput::Data(d) => body.push(d),
             ClientOutput::End | ClientOutput::Cancel => {}
+            other => panic!("unexpected: {other:?}"),
         }
     }
     Request {
@@ -87,6 +88,7 @@ fn respond(server: &mut ServerCall, client: &mut ClientCall) -> Vec<Bytes> {
             }
             ServerOutput::Trailers(trailers) => client.handle_trailers(trailers),
             ServerOutput::End => client.handle_end(),
+            other => panic!("unexpected: {other:?}"),
         }
     }
     body

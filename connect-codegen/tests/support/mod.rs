@@ -72,6 +72,7 @@ where
             ClientOutput::Data(chunk) => body.extend_from_slice(&chunk),
             ClientOutput::End => {}
             ClientOutput::Cancel => panic!("the client cancelled"),
+            other => panic!("unexpected: {other:?}"),
         }
     }
     let head = head.expect("request head");
@@ -114,6 +115,7 @@ where
             // Only with `set_pass_through`, which this driver does not use.
             ClientEvent::CompressedMessage(_) => unreachable!("no pass-through"),
             ClientEvent::Finished(finished) => result = Some(finished),
+            other => panic!("unexpected: {other:?}"),
         }
     }
     Outcome {

@@ -54,6 +54,7 @@ use crate::status::Status;
 /// Something the application receives.
 #[derive(Debug, PartialEq)]
 #[must_use]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// The response headers (application metadata only). Comes once, before any message.
     Headers(HeaderMap),
@@ -75,6 +76,7 @@ pub enum ClientEvent {
 /// Something the adapter must do with the HTTP request.
 #[derive(Debug)]
 #[must_use]
+#[non_exhaustive]
 pub enum ClientOutput {
     /// Send the request head. Always first.
     Head(request::Parts),

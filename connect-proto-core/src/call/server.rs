@@ -49,6 +49,7 @@ use crate::status::Status;
 /// Something the application must act on.
 #[derive(Debug, PartialEq)]
 #[must_use]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// A request message (decompressed, still encoded with the call's codec).
     Message(Bytes),
@@ -71,6 +72,7 @@ pub enum ServerEvent {
 /// Something the adapter must write to the HTTP response.
 #[derive(Debug)]
 #[must_use]
+#[non_exhaustive]
 pub enum ServerOutput {
     /// The response head. Always first.
     Head(response::Parts),

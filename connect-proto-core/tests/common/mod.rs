@@ -482,6 +482,7 @@ impl Pair {
                         self.response_ended = true;
                         core(|| self.client.handle_end());
                     }
+                    other => panic!("unexpected: {other:?}"),
                 }
                 // Deliver client reactions (e.g. Cancel) before the next server output.
                 while let Some(out) = core(|| self.client.poll_output()) {
@@ -557,6 +558,7 @@ impl Pair {
                     core(|| server.handle_reset());
                 }
             }
+            other => panic!("unexpected: {other:?}"),
         }
     }
 

@@ -122,10 +122,9 @@ impl Body for RequestBody {
                             "the call was abandoned",
                         )))))
                     }
-                    // The head was taken when the call started; a second one cannot occur.
-                    Some(ClientOutput::Head(_)) => {
-                        Poll::Ready(Some(Err("unexpected request head".into())))
-                    }
+                    // The head was taken when the call started; a second one cannot occur, nor
+                    // can an output this version does not know.
+                    Some(_) => Poll::Ready(Some(Err("unexpected request output".into()))),
                     None if state.call.is_finished() => {
                         // The outcome is known (the server answered early): stop sending.
                         state.body_done = true;
@@ -453,6 +452,11 @@ fn next_event(call: &mut ClientCall) -> Option<Event> {
             }
         },
         ClientEvent::Finished(outcome) => Event::Finished(outcome),
+        // An event a newer core might add: fail the call rather than drop it silently.
+        _ => {
+            call.cancel();
+            Event::Finished(Err(Status::internal("the call produced an unknown event")))
+        }
     })
 }
 

@@ -267,7 +267,9 @@ impl Body for ResponseBody {
                     }
                     // A head after the first one cannot happen; skip defensively.
                     Poll::Ready(Some(ServerOutput::Head(_))) => continue,
-                    Poll::Ready(Some(ServerOutput::End)) | Poll::Ready(None) => {
+                    // `End`, or an output a newer core might add: the body ends (a response
+                    // cut short is an error the client sees, never a silent success).
+                    Poll::Ready(Some(_)) | Poll::Ready(None) => {
                         this.kind = Kind::Ended;
                         break None;
                     }
@@ -388,7 +390,7 @@ fn output_frame(kind: &mut Kind, output: Option<ServerOutput>) -> Option<Frame<B
             *kind = Kind::Ended;
             Some(Frame::trailers(trailers))
         }
-        Some(ServerOutput::Head(_)) | Some(ServerOutput::End) | None => {
+        Some(_) | None => {
             *kind = Kind::Ended;
             None
         }

@@ -128,6 +128,12 @@ impl State {
                         self.wake_driver();
                         Received::Failed(status)
                     }
+                    // An event a newer core might add: fail the call rather than drop it.
+                    _ => {
+                        let status = Status::internal("the call produced an unknown event");
+                        self.fail(status.clone());
+                        Received::Failed(status)
+                    }
                 };
                 return Poll::Ready(received);
             }

@@ -64,6 +64,7 @@ impl RawCall {
                 ClientOutput::Head(head) => self.head = Some(head),
                 ClientOutput::Data(data) => body.extend_from_slice(&data),
                 ClientOutput::End | ClientOutput::Cancel => {}
+                other => panic!("unexpected: {other:?}"),
             }
         }
         (self.head.take(), body.freeze())
@@ -129,6 +130,7 @@ impl RawCall {
                 }
                 ClientEvent::CompressedMessage(_) => panic!("pass-through is never enabled here"),
                 ClientEvent::Finished(outcome) => result = Some(outcome),
+                other => panic!("unexpected: {other:?}"),
             }
         }
         RawOutcome {

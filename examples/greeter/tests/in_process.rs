@@ -187,6 +187,7 @@ async fn say_hello_by_hand(
             ClientOutput::Head(parts) => head = Some(parts),
             ClientOutput::Data(chunk) => body.extend_from_slice(&chunk),
             ClientOutput::End | ClientOutput::Cancel => {}
+            other => panic!("unexpected: {other:?}"),
         }
     }
     let request = http::Request::from_parts(head.expect("a head"), Full::new(body.freeze()));
@@ -216,6 +217,7 @@ async fn say_hello_by_hand(
             ClientEvent::Finished(result) => {
                 result?;
             }
+            other => panic!("unexpected: {other:?}"),
         }
     }
     Ok(reply.expect("a reply"))

@@ -465,6 +465,7 @@ impl ClientCheck {
                     self.end = true;
                 }
                 ClientOutput::Cancel => self.cancel = true,
+                other => panic!("an output the harness does not know: {other:?}"),
             }
             outputs.push(output);
         }
@@ -497,6 +498,7 @@ impl ClientCheck {
                     }
                     self.outcome = Some(outcome);
                 }
+                other => panic!("an event the harness does not know: {other:?}"),
             }
         }
         assert_eq!(call.buffered_output_bytes(), 0);

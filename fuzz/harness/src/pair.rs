@@ -220,6 +220,7 @@ impl Pair {
                     server.handle_reset();
                 }
             }
+            other => panic!("an output the harness does not know: {other:?}"),
         }
     }
 
@@ -252,6 +253,7 @@ impl Pair {
                 self.client.handle_end();
                 self.server_done = true;
             }
+            other => panic!("an output the harness does not know: {other:?}"),
         }
     }
 

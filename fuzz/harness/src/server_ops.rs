@@ -264,6 +264,7 @@ impl ServerCheck {
                     crate::spec::assert_only_metadata(status.metadata(), "failure metadata");
                     self.failure = Some(status);
                 }
+                other => panic!("an event the harness does not know: {other:?}"),
             }
         }
         while let Some(output) = call.poll_output() {
@@ -287,6 +288,7 @@ impl ServerCheck {
                     assert!(self.head, "end before the head");
                     self.terminal = true;
                 }
+                other => panic!("an output the harness does not know: {other:?}"),
             }
             outputs.push(output);
         }
