@@ -155,7 +155,10 @@ pub fn server_ops(data: &[u8]) {
             ServerOp::SetResponseCompression(alg) => {
                 call.set_response_compression(alg.map(Alg::get));
             }
-            ServerOp::SetPassThrough(on) => call.set_pass_through(*on),
+            ServerOp::SetPassThrough(on) => {
+                call.set_pass_through(*on);
+                check.pass_through |= *on;
+            }
         }
         let _ = check.drain(&mut call);
     }
@@ -201,6 +204,9 @@ pub(crate) struct ServerCheck {
     sent: usize,
     /// The request messages received.
     pub(crate) received: Vec<Bytes>,
+    /// Whether pass-through was ever turned on (messages read before it is turned off again
+    /// may still arrive compressed).
+    pub(crate) pass_through: bool,
     /// The status of a `Failed` event.
     pub(crate) failure: Option<connect_proto_core::Status>,
 }
@@ -219,6 +225,7 @@ impl ServerCheck {
             messages: 0,
             sent: 0,
             received: Vec::new(),
+            pass_through: false,
             failure: None,
         }
     }
@@ -238,8 +245,21 @@ impl ServerCheck {
             assert!(!self.failed, "event after Failed: {event:?}");
             match event {
                 ServerEvent::CompressedMessage(payload) => {
-                    // Only with pass-through, which these scenarios do not enable.
-                    panic!("a compressed message without pass-through: {payload:?}");
+                    assert!(
+                        self.pass_through,
+                        "a compressed message without pass-through: {payload:?}"
+                    );
+                    assert!(!self.request_end, "message after the request end");
+                    assert!(!payload.is_empty(), "an empty payload passed through");
+                    // Bounded by the receive limit, like any message: decompressing may fail
+                    // (a corrupt payload), but it must not panic.
+                    if let Ok(message) = call.decompress_message(payload) {
+                        self.received.push(message);
+                    }
+                    self.messages += 1;
+                    if !self.kind.streams_requests() {
+                        assert_eq!(self.messages, 1, "a second unary request message");
+                    }
                 }
                 ServerEvent::Message(message) => {
                     assert!(!self.request_end, "message after the request end");
