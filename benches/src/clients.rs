@@ -209,10 +209,10 @@ pub mod ours {
                     config,
                 )))
             };
-            let stream = if kind == Kind::Stream1000 {
-                &messages.stream1000
-            } else {
-                &messages.stream10
+            let stream = match kind {
+                Kind::Stream1000 => &messages.stream1000,
+                Kind::Stream100 => &messages.stream100,
+                _ => &messages.stream10,
             };
             Ok(Caller {
                 client,
@@ -268,7 +268,7 @@ pub mod ours {
                     let sum = response.message().checksum();
                     check(sum == self.expected.checksum, || format!("checksum {sum}"))
                 }
-                Kind::Stream10 | Kind::Stream1000 => {
+                Kind::Stream10 | Kind::Stream100 | Kind::Stream1000 => {
                     let mut stream = client
                         .server_streaming::<_, View<EchoResponse>>(
                             &bench_service::DOWNLOAD,
@@ -375,11 +375,11 @@ pub mod tonic_client {
                     let sum = response.get_ref().checksum;
                     check(sum == self.expected.checksum, || format!("checksum {sum}"))
                 }
-                Kind::Stream10 | Kind::Stream1000 => {
-                    let request = if self.kind == Kind::Stream10 {
-                        m.stream10.clone()
-                    } else {
-                        m.stream1000.clone()
+                Kind::Stream10 | Kind::Stream100 | Kind::Stream1000 => {
+                    let request = match self.kind {
+                        Kind::Stream10 => m.stream10.clone(),
+                        Kind::Stream100 => m.stream100.clone(),
+                        _ => m.stream1000.clone(),
                     };
                     let mut stream = self.client.download(request).await.map_err(e)?.into_inner();
                     let mut count = 0;
@@ -473,10 +473,10 @@ pub mod peer {
                 HttpClient::plaintext()
             };
             let config = ClientConfig::new(uri).with_protocol(protocol);
-            let stream = if kind == Kind::Stream1000 {
-                &messages.stream1000
-            } else {
-                &messages.stream10
+            let stream = match kind {
+                Kind::Stream1000 => &messages.stream1000,
+                Kind::Stream100 => &messages.stream100,
+                _ => &messages.stream10,
             };
             Caller {
                 client: Rc::new(BenchServiceClient::new(transport, config)),
@@ -506,7 +506,7 @@ pub mod peer {
                     let sum = response.view().checksum;
                     check(sum == self.expected.checksum, || format!("checksum {sum}"))
                 }
-                Kind::Stream10 | Kind::Stream1000 => {
+                Kind::Stream10 | Kind::Stream100 | Kind::Stream1000 => {
                     let mut stream = self
                         .client
                         .download(inputs.stream.clone())

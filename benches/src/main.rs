@@ -2,8 +2,9 @@
 //! a bare hyper server, over loopback.
 //!
 //! ```text
-//! connect-bench run [--quick|--full] [--only WORKLOAD[,WORKLOAD]] [--no-clients] [--no-servers] [--out PATH]
-//! connect-bench serve ours|tonic|connectrpc|bare [--cpu N]
+//! connect-bench run [--quick|--full] [--only WORKLOAD[,WORKLOAD]] [--no-clients] [--no-servers]
+//!                   [--no-proxy] [--out PATH]
+//! connect-bench serve ours|tonic|connectrpc|bare|proxy [--cpu N]
 //! connect-bench load --addr HOST:PORT --only WORKLOAD --wire grpc|connect-h2c|connect-h1
 //!                    [--client ours|tonic|connectrpc|bare] [--seconds S] [--calls N]
 //!                    [--concurrency C]
@@ -19,7 +20,10 @@
 //!   ([`loadgen`]: 8 h2 connections, or one HTTP/1.1 connection per worker),
 //! - server latency at concurrency 1 (p50, p99),
 //! - server heap allocations and bytes per call (the server process's counting allocator),
-//! - the same three for each client implementation against the bare server.
+//! - the same three for each client implementation against the bare server,
+//! - the proxy's cost: unary echo and a 100-message server stream through examples/proxy
+//!   (gRPC to ours, both in one process on CPU 1) against ours directly — the throughput
+//!   ratio and the server CPU a proxied call adds.
 //!
 //! It prints a table of ratios (ours / peer) and writes `target/bench/report.json`.
 
@@ -80,6 +84,7 @@ struct Settings {
     kinds: Vec<Kind>,
     servers: bool,
     clients: bool,
+    proxy: bool,
     out: PathBuf,
 }
 
@@ -97,6 +102,7 @@ impl Settings {
             kinds: Kind::ALL.to_vec(),
             servers: true,
             clients: true,
+            proxy: true,
             out: PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../target/bench/report.json"
@@ -319,6 +325,7 @@ fn run_main(args: &[String]) {
     }
     settings.clients &= !args.iter().any(|a| a == "--no-clients");
     settings.servers &= !args.iter().any(|a| a == "--no-servers");
+    settings.proxy &= !args.iter().any(|a| a == "--no-proxy");
 
     if procstat::can_pin() {
         procstat::pin_to(0);
@@ -333,6 +340,16 @@ fn run_main(args: &[String]) {
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
     let rows = local.block_on(&runtime, run(&settings, &mut servers));
+    let proxy_rows = if settings.proxy {
+        let proxy = ServerProc::start(Impl::Proxy);
+        let ours = servers
+            .iter()
+            .find(|s| s.which == Impl::Ours)
+            .expect("ours");
+        local.block_on(&runtime, proxy_overhead(&settings, ours, &proxy))
+    } else {
+        Vec::new()
+    };
     drop(servers);
 
     println!();
@@ -343,6 +360,37 @@ fn run_main(args: &[String]) {
     print!("{}", report::table(&rows));
     println!();
     print!("{}", report::targets(&rows, &targets(&settings)));
+    if !proxy_rows.is_empty() {
+        println!();
+        println!("Proxy overhead: examples/proxy (gRPC to the backend) in front of ours, both in");
+        println!("one process on CPU 1, against ours alone; server CPU is per call.");
+        println!();
+        println!(
+            "{:<34} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}",
+            "workload", "direct rps", "proxied rps", "ratio", "cpu us", "cpu us px", "added us"
+        );
+        for row in &proxy_rows {
+            println!(
+                "{:<34} {:>12.0} {:>12.0} {:>7.2} {:>10.1} {:>10.1} {:>10.1}",
+                row.workload,
+                row.direct_rps,
+                row.proxied_rps,
+                row.proxied_rps / row.direct_rps,
+                row.direct_cpu_us,
+                row.proxied_cpu_us,
+                row.proxied_cpu_us - row.direct_cpu_us
+            );
+        }
+        let json: Vec<String> = proxy_rows.iter().map(ProxyRow::json).collect();
+        let path = settings.out.with_file_name("proxy.json");
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::write(&path, format!("[\n  {}\n]\n", json.join(",\n  "))) {
+            Ok(()) => println!("\nwrote {}", path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
+    }
     match report::write_json(&rows, &settings.out) {
         Ok(()) => println!("\nwrote {}", settings.out.display()),
         Err(e) => eprintln!("could not write {}: {e}", settings.out.display()),
@@ -599,6 +647,37 @@ fn note_errors(what: &str, result: &loadgen::PhaseResult) {
     }
 }
 
+/// One measured phase (after a warm-up) of `concurrency` raw callers against `server`: calls
+/// per second and the server's CPU microseconds per call; `None` when it cannot be reached.
+async fn measure_server(
+    settings: &Settings,
+    server: &ServerProc,
+    messages: &Messages,
+    kind: Kind,
+    wire: Wire,
+    concurrency: usize,
+    what: &str,
+) -> Option<(f64, f64)> {
+    let plan = Plan::new(messages, kind, wire, server.addr);
+    let callers =
+        match loadgen::raw_callers(&plan, server.addr, concurrency, settings.connections).await {
+            Ok(callers) => callers,
+            Err(e) => {
+                eprintln!("  {what}: connect: {e}");
+                return None;
+            }
+        };
+    run_phase(&callers, settings.warmup, None, false).await;
+    let cpu0 = procstat::cpu_ns(server.pid());
+    let result = run_phase(&callers, settings.measure, None, false).await;
+    let cpu = procstat::cpu_ns(server.pid()) - cpu0;
+    note_errors(what, &result);
+    Some((
+        result.rate(),
+        cpu as f64 / 1000.0 / result.calls.max(1) as f64,
+    ))
+}
+
 async fn server_side(
     settings: &Settings,
     servers: &mut [ServerProc],
@@ -617,31 +696,15 @@ async fn server_side(
                 if !speaks(server.which, wire) {
                     continue;
                 }
-                let plan = Plan::new(messages, kind, wire, server.addr);
-                let callers = match loadgen::raw_callers(
-                    &plan,
-                    server.addr,
-                    concurrency,
-                    settings.connections,
-                )
-                .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("  {name} {}: connect: {e}", server.which.name());
-                        continue;
-                    }
+                let what = format!("{name} {} c{concurrency}", server.which.name());
+                let Some((rate, cpu_us)) =
+                    measure_server(settings, server, messages, kind, wire, concurrency, &what)
+                        .await
+                else {
+                    continue;
                 };
-                run_phase(&callers, settings.warmup, None, false).await;
-                let cpu0 = procstat::cpu_ns(server.pid());
-                let result = run_phase(&callers, settings.measure, None, false).await;
-                let cpu = procstat::cpu_ns(server.pid()) - cpu0;
-                note_errors(
-                    &format!("{name} {} c{concurrency}", server.which.name()),
-                    &result,
-                );
-                rates[i].push(result.rate());
-                cpus[i].push(cpu as f64 / 1000.0 / result.calls.max(1) as f64);
+                rates[i].push(rate);
+                cpus[i].push(cpu_us);
             }
         }
         for (i, server) in servers.iter().enumerate() {
@@ -833,4 +896,75 @@ async fn client_side(
             (bytes1 - bytes0) as f64 / calls,
         );
     }
+}
+
+/// One workload through the proxy and directly.
+struct ProxyRow {
+    workload: String,
+    direct_rps: f64,
+    proxied_rps: f64,
+    direct_cpu_us: f64,
+    proxied_cpu_us: f64,
+}
+
+impl ProxyRow {
+    fn json(&self) -> String {
+        format!(
+            "{{\"workload\": \"{}\", \"direct_rps\": {:.1}, \"proxied_rps\": {:.1}, \
+             \"direct_cpu_us\": {:.2}, \"proxied_cpu_us\": {:.2}}}",
+            self.workload,
+            self.direct_rps,
+            self.proxied_rps,
+            self.direct_cpu_us,
+            self.proxied_cpu_us
+        )
+    }
+}
+
+/// Throughput and server CPU per call of unary echo and a 100-message server stream, through
+/// the proxy and directly, alternating rounds so both see the same machine state.
+async fn proxy_overhead(
+    settings: &Settings,
+    ours: &ServerProc,
+    proxy: &ServerProc,
+) -> Vec<ProxyRow> {
+    let messages = Messages::new();
+    let concurrency = if settings.concurrency.contains(&64) {
+        64
+    } else {
+        settings.concurrency[0]
+    };
+    let mut rows = Vec::new();
+    for kind in [Kind::Echo, Kind::Stream100] {
+        for &wire in &[Wire::Grpc, Wire::ConnectH2, Wire::ConnectH1] {
+            let name = format!("{}@c{concurrency}", label(kind, wire));
+            let mut figures = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+            for _ in 0..settings.rounds {
+                for (i, server) in [ours, proxy].into_iter().enumerate() {
+                    let what = format!("{name} {}", server.which.name());
+                    let Some((rate, cpu_us)) =
+                        measure_server(settings, server, &messages, kind, wire, concurrency, &what)
+                            .await
+                    else {
+                        continue;
+                    };
+                    figures[i].0.push(rate);
+                    figures[i].1.push(cpu_us);
+                }
+            }
+            let [(direct_rps, direct_cpu), (proxied_rps, proxied_cpu)] = figures;
+            if direct_rps.is_empty() || proxied_rps.is_empty() {
+                continue;
+            }
+            eprintln!("{name:<34} proxy comparison done");
+            rows.push(ProxyRow {
+                workload: name,
+                direct_rps: median(direct_rps),
+                proxied_rps: median(proxied_rps),
+                direct_cpu_us: median(direct_cpu),
+                proxied_cpu_us: median(proxied_cpu),
+            });
+        }
+    }
+    rows
 }

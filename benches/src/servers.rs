@@ -28,6 +28,8 @@ pub enum Impl {
     Tonic,
     Connectrpc,
     Bare,
+    /// examples/proxy (gRPC to the backend) in front of ours, both in this process.
+    Proxy,
 }
 
 impl Impl {
@@ -41,12 +43,16 @@ impl Impl {
             Impl::Tonic => "tonic",
             Impl::Connectrpc => "connectrpc",
             Impl::Bare => "bare",
+            Impl::Proxy => "proxy",
         }
     }
 
     /// Parses a name.
     pub fn from_name(name: &str) -> Option<Impl> {
-        Impl::ALL.into_iter().find(|i| i.name() == name)
+        Impl::ALL
+            .into_iter()
+            .chain([Impl::Proxy])
+            .find(|i| i.name() == name)
     }
 
     /// Whether the server speaks Connect (tonic speaks gRPC only).
@@ -65,6 +71,26 @@ pub async fn serve(which: Impl, listener: TcpListener) {
         Impl::Tonic => tonic_server::serve(listener).await,
         Impl::Connectrpc => peer::serve(listener).await,
         Impl::Bare => bare::serve(listener).await,
+        Impl::Proxy => proxy::serve(listener).await,
+    }
+}
+
+mod proxy {
+    use connect_proxy_example::Proxy;
+
+    /// Ours on a private port, the proxy on `listener` in front of it (gRPC over h2c between
+    /// them): one process, so its CPU time is the whole server side of a proxied call.
+    pub async fn serve(listener: std::net::TcpListener) {
+        let backend = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        backend.set_nonblocking(true).expect("non-blocking backend");
+        let backend_addr = backend.local_addr().expect("backend addr");
+        tokio::spawn(super::ours::serve(backend));
+        let proxy = Proxy::builder(format!("http://{backend_addr}").parse().expect("uri")).build();
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        proxy
+            .serve(listener, None, std::future::pending())
+            .await
+            .expect("proxy");
     }
 }
 

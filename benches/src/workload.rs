@@ -28,6 +28,8 @@ pub enum Kind {
     Stream10,
     /// Server streaming, 1,000 responses.
     Stream1000,
+    /// Server streaming, 100 responses (the proxy comparison only).
+    Stream100,
     /// Client streaming, 10 requests.
     Upload10,
     /// Bidi streaming, 10 request/response rounds.
@@ -88,6 +90,7 @@ impl Kind {
             Kind::Ingest => "log_ingest",
             Kind::Stream10 => "server_stream_10",
             Kind::Stream1000 => "server_stream_1000",
+            Kind::Stream100 => "server_stream_100",
             Kind::Upload10 => "client_stream_10",
             Kind::PingPong => "bidi_pingpong_10",
         }
@@ -98,7 +101,7 @@ impl Kind {
         match self {
             Kind::Echo => "Echo",
             Kind::Ingest => "Ingest",
-            Kind::Stream10 | Kind::Stream1000 => "Download",
+            Kind::Stream10 | Kind::Stream100 | Kind::Stream1000 => "Download",
             Kind::Upload10 => "Upload",
             Kind::PingPong => "PingPong",
         }
@@ -108,7 +111,7 @@ impl Kind {
     pub fn shape(self) -> Shape {
         match self {
             Kind::Echo | Kind::Ingest => Shape::Unary,
-            Kind::Stream10 | Kind::Stream1000 => Shape::ServerStream,
+            Kind::Stream10 | Kind::Stream100 | Kind::Stream1000 => Shape::ServerStream,
             Kind::Upload10 => Shape::ClientStream,
             Kind::PingPong => Shape::Bidi,
         }
@@ -126,6 +129,7 @@ impl Kind {
     pub fn responses(self) -> usize {
         match self {
             Kind::Stream10 => 10,
+            Kind::Stream100 => 100,
             Kind::Stream1000 => 1000,
             Kind::PingPong => PING_PONG_ROUNDS,
             _ => 1,
@@ -134,7 +138,10 @@ impl Kind {
 
     /// Parses a name.
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::ALL
+            .into_iter()
+            .chain([Kind::Stream100])
+            .find(|k| k.name() == name)
     }
 }
 
@@ -145,6 +152,7 @@ pub struct Messages {
     pub batch: pb::LogBatch,
     pub stream10: pb::StreamRequest,
     pub stream1000: pb::StreamRequest,
+    pub stream100: pb::StreamRequest,
     pub upload: pb::EchoRequest,
     pub ping: pb::EchoRequest,
     /// The checksum the ingest handler must answer.
@@ -174,6 +182,10 @@ impl Messages {
                 count: 1000,
                 message: STREAM_TEXT.into(),
             },
+            stream100: pb::StreamRequest {
+                count: 100,
+                message: STREAM_TEXT.into(),
+            },
             upload: pb::EchoRequest {
                 message: "one of many uploaded messages".into(),
             },
@@ -192,6 +204,7 @@ impl Messages {
             Kind::Ingest => vec![one(&|| self.batch.encode_to_vec())],
             Kind::Stream10 => vec![one(&|| self.stream10.encode_to_vec())],
             Kind::Stream1000 => vec![one(&|| self.stream1000.encode_to_vec())],
+            Kind::Stream100 => vec![one(&|| self.stream100.encode_to_vec())],
             Kind::Upload10 => vec![one(&|| self.upload.encode_to_vec()); UPLOAD_MESSAGES],
             Kind::PingPong => vec![one(&|| self.ping.encode_to_vec()); PING_PONG_ROUNDS],
         }

@@ -17,8 +17,12 @@ pub mod generated {
 pub use generated::connectrpc::conformance::v1 as proto;
 
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
+use buffa::Message as _;
 use bytes::Bytes;
+use connect_tokio_hyper::tls::{ClientAuth, Identity, root_store_from_pem, server_config};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -58,6 +62,57 @@ pub async fn write_delimited(
     framed.extend_from_slice(message);
     output.write_all(&framed).await?;
     output.flush().await
+}
+
+/// The error type of the programs' setup steps.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A server's TLS configuration.
+pub type TlsConfig = Arc<connect_tokio_hyper::tls::rustls::ServerConfig>;
+
+/// The TLS a `ServerCompatRequest` asks for (with client certificates required when it gives
+/// a client CA), and the certificate to report; `None` without `use_tls`.
+pub fn server_tls(
+    request: &proto::ServerCompatRequest,
+) -> Result<Option<(TlsConfig, Vec<u8>)>, BoxError> {
+    if !request.use_tls {
+        return Ok(None);
+    }
+    let creds = request
+        .server_creds
+        .as_option()
+        .ok_or("use_tls without server_creds")?;
+    let identity = Identity::from_pem(&creds.cert, &creds.key)?;
+    let client_auth = if request.client_tls_cert.is_empty() {
+        ClientAuth::None
+    } else {
+        ClientAuth::Required(Arc::new(root_store_from_pem(&request.client_tls_cert)?))
+    };
+    Ok(Some((
+        server_config(identity, client_auth)?,
+        creds.cert.clone(),
+    )))
+}
+
+/// Tells the runner where the server under test listens: a `ServerCompatResponse` on stdout.
+pub async fn announce(addr: SocketAddr, pem_cert: Vec<u8>) -> io::Result<()> {
+    let response = proto::ServerCompatResponse {
+        host: addr.ip().to_string(),
+        port: u32::from(addr.port()),
+        pem_cert,
+        ..Default::default()
+    };
+    write_delimited(&mut tokio::io::stdout(), &response.encode_to_vec()).await
+}
+
+/// Resolves when the runner asks the server to stop (SIGTERM) or on Ctrl-C.
+pub async fn stop_signal() -> io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }
 
 /// Conformance headers (`name`, values) → an HTTP header map. Invalid names or values are

@@ -38,17 +38,19 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Res
     let now = Instant::now();
     let (parts, body) = request.into_parts();
     let spec = inner.method_for(&parts);
-    let mut server =
-        match ServerCall::accept(&inner.server_config, now, &parts, |_| Some(spec.clone())) {
-            Ok(call) => call,
-            Err(rejection) => {
-                let (head, body) = rejection.into_parts();
-                return Response::from_parts(head, ChannelBody::full(body));
-            }
-        };
+    let mut server = match ServerCall::accept(&inner.server_config, now, &parts, |_| spec) {
+        Ok(call) => call,
+        Err(rejection) => {
+            linger(&parts, body);
+            let (head, body) = rejection.into_parts();
+            return Response::from_parts(head, ChannelBody::full(body));
+        }
+    };
+    let spec = server.method().clone();
     let client = match inner.backend_call(now, &server, &spec, &parts.headers) {
         Ok(client) => client,
         Err(status) => {
+            linger(&parts, body);
             let _ = server.finish(Err(status));
             return respond_now(server);
         }
@@ -60,7 +62,10 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Res
         server,
         client,
         request_body: Some(body),
+        held_request: None,
         head_tx: Some(head_tx),
+        pending_head: None,
+        http1: parts.version < http::Version::HTTP_2,
         to_client: None,
         to_client_queue: VecDeque::new(),
         to_client_end: false,
@@ -78,6 +83,15 @@ pub(crate) async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Res
             .status(http::StatusCode::INTERNAL_SERVER_ERROR)
             .body(ChannelBody::full(Bytes::new()))
             .unwrap_or_else(|_| Response::new(ChannelBody::full(Bytes::new()))),
+    }
+}
+
+/// A request answered before its body was read: over HTTP/1.1 the body is still read (and
+/// dropped, within bounds) while the answer goes out, so a client still writing it sees the
+/// answer rather than a reset connection; HTTP/2 streams simply end.
+fn linger(head: &http::request::Parts, body: Incoming) {
+    if head.version < http::Version::HTTP_2 {
+        tokio::spawn(drain(body));
     }
 }
 
@@ -111,7 +125,16 @@ struct Call {
     /// The call with the backend.
     client: ClientCall,
     request_body: Option<Incoming>,
+    /// A unary request's message, until the request ends.
+    held_request: Option<Held>,
     head_tx: Option<oneshot::Sender<Response<ChannelBody>>>,
+    /// The response head, held until the outputs that came with it are drained: a response
+    /// complete at that point goes out whole (a gRPC trailers-only response must end with
+    /// its head; a unary body gets an exact length).
+    pending_head: Option<http::response::Parts>,
+    /// HTTP/1.1: a request body still arriving after the response is read to its end, so
+    /// the client can finish writing and read the answer (no reset under its feet).
+    http1: bool,
     to_client: Option<mpsc::Sender<Item>>,
     to_client_queue: VecDeque<Item>,
     /// The client-facing response ends once its queue is written.
@@ -136,6 +159,11 @@ impl Call {
             }
             self.close_finished_bodies();
             if self.server.is_finished() && self.to_client.is_none() && self.head_tx.is_none() {
+                if self.http1 {
+                    if let Some(body) = self.request_body.take() {
+                        drain(body).await;
+                    }
+                }
                 return;
             }
             let deadline = match (self.server.poll_timeout(), self.client.poll_timeout()) {
@@ -215,30 +243,67 @@ impl Call {
                 self.on_server_output(output);
             }
             if !progressed {
+                self.release_head();
                 return;
             }
+        }
+    }
+
+    /// Hands the response head to hyper: with the whole body when the response is complete
+    /// (only data queued, and its end), otherwise with a body the loop keeps writing.
+    fn release_head(&mut self) {
+        let Some(head) = self.pending_head.take() else {
+            return;
+        };
+        let complete = self.to_client_end
+            && self
+                .to_client_queue
+                .iter()
+                .all(|item| matches!(item, Ok(frame) if frame.is_data()));
+        let (tx, body) = if complete {
+            let chunks: Vec<Bytes> = self
+                .to_client_queue
+                .drain(..)
+                .filter_map(|item| item.ok()?.into_data().ok())
+                .collect();
+            (None, ChannelBody::full(chunks.concat().into()))
+        } else {
+            let (tx, body) = ChannelBody::channel();
+            (Some(tx), body)
+        };
+        let delivered = self
+            .head_tx
+            .take()
+            .is_some_and(|head_tx| head_tx.send(Response::from_parts(head, body)).is_ok());
+        if delivered {
+            self.to_client = tx;
+        } else {
+            self.client_gone();
         }
     }
 
     /// The client's request, towards the backend.
     fn on_server_event(&mut self, event: ServerEvent) {
         let now = Instant::now();
+        let unary_request = !self.server.method().kind.streams_requests();
         let sent = match event {
-            ServerEvent::Message(message) => self.client.send_message(now, message),
-            ServerEvent::CompressedMessage(payload) => {
-                if self.client.send_compression() == self.server.request_compression() {
-                    self.client.send_compressed_message(now, payload)
-                } else {
-                    match self.server.decompress_message(payload) {
-                        Ok(message) => self.client.send_message(now, message),
-                        Err(error) => {
-                            let _ = self.server.finish(Err(error.to_status()));
-                            return;
-                        }
-                    }
-                }
+            // A unary request goes on only once the core saw it end with exactly one message:
+            // forwarded earlier, a second message could arrive after the backend answered.
+            ServerEvent::Message(message) if unary_request => {
+                self.held_request = Some(Held::Plain(message));
+                Ok(())
             }
-            ServerEvent::RequestEnd => self.client.close_send(),
+            ServerEvent::CompressedMessage(payload) if unary_request => {
+                self.held_request = Some(Held::Compressed(payload));
+                Ok(())
+            }
+            ServerEvent::Message(message) => self.client.send_message(now, message),
+            ServerEvent::CompressedMessage(payload) => self.forward_compressed(now, payload),
+            ServerEvent::RequestEnd => match self.held_request.take() {
+                Some(Held::Plain(message)) => self.client.send_message(now, message),
+                Some(Held::Compressed(payload)) => self.forward_compressed(now, payload),
+                None => self.client.close_send(),
+            },
             // The core already queued the answer to the client.
             ServerEvent::Failed(_) => {
                 self.client.cancel();
@@ -249,6 +314,21 @@ impl Call {
             )),
         };
         self.forwarding_failed(sent);
+    }
+
+    /// A request payload compressed by the client: as it is when the backend leg uses the
+    /// same compression, decompressed (and recompressed by the core) otherwise.
+    fn forward_compressed(&mut self, now: Instant, payload: Bytes) -> Result<(), UsageError> {
+        if self.client.send_compression() == self.server.request_compression() {
+            return self.client.send_compressed_message(now, payload);
+        }
+        match self.server.decompress_message(payload) {
+            Ok(message) => self.client.send_message(now, message),
+            Err(error) => {
+                let _ = self.server.finish(Err(error.to_status()));
+                Ok(())
+            }
+        }
     }
 
     /// The backend's response, towards the client.
@@ -318,18 +398,7 @@ impl Call {
 
     fn on_server_output(&mut self, output: ServerOutput) {
         match output {
-            ServerOutput::Head(parts) => {
-                let (tx, body) = ChannelBody::channel();
-                let delivered = self
-                    .head_tx
-                    .take()
-                    .is_some_and(|head| head.send(Response::from_parts(parts, body)).is_ok());
-                if delivered {
-                    self.to_client = Some(tx);
-                } else {
-                    self.client_gone();
-                }
-            }
+            ServerOutput::Head(parts) => self.pending_head = Some(parts),
             ServerOutput::Data(data) => self.to_client_queue.push_back(Ok(Frame::data(data))),
             ServerOutput::Trailers(trailers) => {
                 self.to_client_queue
@@ -430,6 +499,32 @@ impl Call {
             self.to_backend = None;
         }
     }
+}
+
+/// The most of an unread HTTP/1.1 request body read (and dropped) after the response, and for
+/// how long: enough for a client to finish writing a message over the limit and read why.
+const DRAIN_BYTES: usize = 8 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads what is left of a request body, within bounds, so an HTTP/1.1 client still writing
+/// it sees the response instead of a reset connection.
+async fn drain(mut body: Incoming) {
+    let reading = async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, Bytes::len);
+            if read > DRAIN_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, reading).await;
+}
+
+/// A unary request's one message, as it arrived.
+enum Held {
+    Plain(Bytes),
+    Compressed(Bytes),
 }
 
 /// What woke the run loop.

@@ -140,9 +140,11 @@ impl ProxyBuilder {
         self
     }
 
-    /// The methods the proxy knows (from generated code, or built with
-    /// [`MethodSpec::owned`]): their kind and idempotency apply on both legs. Other paths are
-    /// proxied as the request itself describes them ([`MethodSpec::inferred`]).
+    /// The methods the proxy serves (from generated code, or built with
+    /// [`MethodSpec::owned`]): their kind and idempotency apply on both legs, and other paths
+    /// are unknown methods (Connect: `404`, gRPC: `unimplemented`), answered by the proxy.
+    /// Without methods every path is proxied as the request itself describes it
+    /// ([`MethodSpec::inferred`]).
     #[must_use]
     pub fn methods<'a>(mut self, methods: impl IntoIterator<Item = &'a MethodSpec>) -> Self {
         for spec in methods {
@@ -157,9 +159,12 @@ impl ProxyBuilder {
         let backend_config = ClientConfig::new(self.backend_uri)
             .protocol(self.backend_protocol)
             .accept_compression(compression.clone());
+        // Nagle's algorithm would hold small frames back for a delayed ACK (~40 ms a call).
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
         let backend = Client::builder(TokioExecutor::new())
             .http2_only(self.backend_http2)
-            .build_http();
+            .build(connector);
         Proxy {
             inner: Arc::new(Inner {
                 server_config: self.server_config,
@@ -173,12 +178,14 @@ impl ProxyBuilder {
 }
 
 impl Inner {
-    /// The method a request addresses: a known one, or what the request tells.
-    pub(crate) fn method_for(&self, head: &request::Parts) -> MethodSpec {
-        match self.methods.get(head.uri.path()) {
-            Some(spec) => spec.clone(),
-            None => MethodSpec::inferred(head),
+    /// The method a request addresses: with a schema, one of its methods (other paths are
+    /// unknown: the core answers them as it answers unknown methods); without, what the
+    /// request tells.
+    pub(crate) fn method_for(&self, head: &request::Parts) -> Option<MethodSpec> {
+        if self.methods.is_empty() {
+            return Some(MethodSpec::inferred(head));
         }
+        self.methods.get(head.uri.path()).cloned()
     }
 
     /// Starts the backend call for an admitted client call: same codec, same compression

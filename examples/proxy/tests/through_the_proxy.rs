@@ -334,3 +334,49 @@ async fn a_backend_that_is_down_is_unavailable() {
         assert_eq!(error.code(), Code::Unavailable, "{setup:?}: {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_schema_unknown_paths_are_unknown_methods() {
+    use connect_proto_core::{Idempotency, MethodKind, MethodSpec};
+    let greeter = start_greeter().await;
+    let proxy = start_proxy(&greeter, Protocol::Grpc, true, true).await;
+    let nope = MethodSpec::owned(
+        "/connectrpc.greet.v1.Greeter/Nope",
+        MethodKind::Unary,
+        Idempotency::Unknown,
+    );
+    for setup in SETUPS {
+        let greeter_client = client(&proxy, setup);
+        let client = greeter_client.inner();
+        let error = client
+            .unary::<HelloRequest, greeter_example::greet::HelloReply>(
+                &nope,
+                hello("Ada"),
+                CallOptions::new(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unimplemented, "{setup:?}: {error}");
+    }
+    // Connect says 404 for an unknown method, as the backend itself would.
+    let response = reqwest_like_post(proxy.addr, "/connectrpc.greet.v1.Greeter/Nope").await;
+    assert_eq!(response, 404);
+}
+
+/// The HTTP status of a bare Connect unary POST.
+async fn reqwest_like_post(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: proxy\r\ncontent-type: application/proto\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
