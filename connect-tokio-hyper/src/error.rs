@@ -33,6 +33,14 @@ pub enum Error {
     #[cfg(feature = "tls")]
     #[error("PEM: {0}")]
     Pem(#[from] rustls_pki_types::pem::Error),
+    /// No rustls crypto provider: enable this crate's `aws-lc-rs` or `ring` feature, or
+    /// install a process-wide default (`CryptoProvider::install_default`).
+    #[cfg(feature = "tls")]
+    #[error(
+        "no rustls crypto provider: enable connect-tokio-hyper's `aws-lc-rs` or `ring` feature, \
+         or install a process-wide default provider"
+    )]
+    NoCryptoProvider,
     /// The peer did not agree to the application protocol this transport needs (ALPN).
     #[cfg(feature = "tls")]
     #[error("the server did not negotiate {0} with ALPN")]

@@ -21,7 +21,25 @@
 //!   HTTP version chosen by ALPN) for [`connect_tower::client::Client`].
 //! - [`H2Connection`] (feature `client`): one HTTP/2 connection whose `poll_ready` reports
 //!   the peer's stream limit and the connection's death, for `tower::balance`.
-//! - [`tls`] (feature `tls`): PEM loading and rustls configurations (aws-lc-rs provider).
+//! - [`tls`] (features `server-tls`, `client-tls`): PEM loading and rustls configurations,
+//!   with the crypto provider chosen by feature (`aws-lc-rs` or `ring`).
+//!
+//! # Features
+//!
+//! | feature | what it adds | what it builds |
+//! |---|---|---|
+//! | `server` (default) | [`Server`] | hyper's server, h2 |
+//! | `client` (default) | [`HttpClient`], [`H2Connection`] | hyper's client, hyper-util's pool |
+//! | `server-tls` | `ServerBuilder::tls`, [`tls`] | rustls, tokio-rustls (no provider) |
+//! | `client-tls` | `HttpClient::tls`, TLS for [`H2Connection`] | rustls, tokio-rustls (no provider) |
+//! | `aws-lc-rs` | the aws-lc-rs crypto provider | aws-lc-sys (C, cmake) |
+//! | `ring` | the ring crypto provider | ring (C and assembly, no cmake) |
+//! | `native-roots` | `HttpClient::tls_with_native_roots` | rustls-native-certs |
+//!
+//! The defaults are a plaintext server and client: no TLS stack, no C compiler. With TLS and
+//! neither provider feature, configurations use the process-wide default provider
+//! (`rustls::crypto::CryptoProvider::install_default`) and fail with
+//! [`Error::NoCryptoProvider`] when none is installed.
 //!
 //! HTTP/2 stream resets seen by the client transports are reported as
 //! [`TransportError::reset`](connect_tower::client::TransportError::reset), so the tower

@@ -1,7 +1,11 @@
-//! rustls configurations for the server and the client transports, with the aws-lc-rs
-//! crypto provider: PEM loading (certificate chains, PKCS#1, PKCS#8 and SEC1 private keys,
+//! rustls configurations for the server and the client transports: PEM loading (certificate chains, PKCS#1, PKCS#8 and SEC1 private keys,
 //! root stores), server configurations with optional or required client certificates, and
 //! client configurations with an optional client identity for mutual TLS.
+//!
+//! The crypto provider is chosen by feature: `aws-lc-rs` (preferred when both are on) or
+//! `ring`; with neither, the process-wide default
+//! ([`CryptoProvider::install_default`]) is used, and building a configuration without one
+//! fails with [`Error::NoCryptoProvider`].
 //!
 //! Configurations built here advertise both HTTP versions with ALPN ([`ALPN_H2`] first,
 //! then [`ALPN_HTTP1`]). To force one HTTP version over TLS, clone the configuration and
@@ -26,9 +30,23 @@ pub const ALPN_H2: &[u8] = b"h2";
 /// The ALPN protocol id of HTTP/1.1.
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
-/// The crypto provider every configuration of this module uses (aws-lc-rs).
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+/// The crypto provider every configuration of this module uses: aws-lc-rs with the
+/// `aws-lc-rs` feature, else ring with `ring`, else the process-wide default.
+pub fn provider() -> Result<Arc<CryptoProvider>> {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    }
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    {
+        Ok(Arc::new(rustls::crypto::ring::default_provider()))
+    }
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    {
+        CryptoProvider::get_default()
+            .cloned()
+            .ok_or(Error::NoCryptoProvider)
+    }
 }
 
 /// Parses every certificate of a PEM document (a chain, leaf first; or a set of roots).
@@ -115,7 +133,7 @@ pub enum ClientAuth {
 /// The verified client chain of each connection reaches handlers as
 /// [`PeerInfo::tls_client_certs`](connect_tower::PeerInfo::tls_client_certs).
 pub fn server_config(identity: Identity, client_auth: ClientAuth) -> Result<Arc<ServerConfig>> {
-    let provider = provider();
+    let provider = provider()?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match client_auth {
@@ -140,7 +158,7 @@ pub fn client_config(
     roots: Arc<RootCertStore>,
     identity: Option<Identity>,
 ) -> Result<Arc<ClientConfig>> {
-    let builder = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(provider()?)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let mut config = match identity {
@@ -225,6 +243,19 @@ pub(crate) fn server_name(uri: &http::Uri) -> Result<rustls_pki_types::ServerNam
 
 #[cfg(test)]
 mod tests {
+    /// Without a provider feature and with no process default, building a configuration
+    /// says what to do instead of panicking (rustls' own builders would).
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    #[test]
+    fn without_a_provider_configurations_fail_with_a_clear_error() {
+        let roots = std::sync::Arc::new(super::RootCertStore::empty());
+        let error = super::client_config(roots, None).expect_err("no provider");
+        assert!(matches!(error, crate::Error::NoCryptoProvider), "{error}");
+        assert!(
+            error.to_string().contains("`aws-lc-rs` or `ring` feature"),
+            "{error}"
+        );
+    }
     #[cfg(feature = "native-roots")]
     #[test]
     fn native_roots_are_loaded_when_the_platform_has_them() {
@@ -266,6 +297,7 @@ mod tests {
         assert!(certs_from_pem(b"").is_err());
     }
 
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
     #[test]
     fn builds_configurations_with_alpn() {
         let key = rcgen::KeyPair::generate().unwrap();

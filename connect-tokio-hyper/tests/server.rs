@@ -293,7 +293,7 @@ async fn garbage_and_panics_do_not_take_the_server_down() {
     running.await.unwrap();
 }
 
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", any(feature = "aws-lc-rs", feature = "ring")))]
 #[tokio::test]
 async fn stalled_tls_handshakes_are_dropped() {
     let pki = Pki::new();
@@ -431,7 +431,7 @@ async fn connection_failures_reach_the_error_hook() {
     );
 }
 
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", any(feature = "aws-lc-rs", feature = "ring")))]
 #[tokio::test]
 async fn tls_handshake_failures_reach_the_error_hook() {
     let pki = Pki::new();

@@ -4,13 +4,25 @@
 //! here. Received messages (handler requests, client responses) decode either into owned
 //! buffa messages or into zero-copy views (`M::ViewHandle`, backed by the received `Bytes`).
 //!
+//! # The message boundary
+//!
+//! A message type crosses into this crate through two traits and nothing else:
+//! [`EncodeMessage`] (a handler's responses, a client's requests) and [`DecodeMessage`] (a
+//! client's responses; a handler's requests through a [`DecodeFn`], which generated code
+//! and [`Routes`](crate::server::Routes) take from `DecodeMessage::decode_message`). Both
+//! speak bytes and a [`Codec`], and fail with a [`CodecError`]. buffa messages implement
+//! both (every codec, views included); another protobuf library's messages implement them
+//! through a wrapper type of their crate (`examples/prost-adapter` does it for prost, binary
+//! only, with JSON failing with a clear error).
+//!
 //! [`Rule::InvalidMessage`]: connect_proto_core::Rule::InvalidMessage
 //! [`UsageError::Encoding`]: connect_proto_core::UsageError::Encoding
 
 use buffa::view::HasMessageView;
 use bytes::{Bytes, BytesMut};
-use connect_proto_core::codec::{CodecError, CodecMessage, EncodedMessage};
-use connect_proto_core::{Codec, Status, UsageError};
+use connect_proto_core::Codec;
+use connect_proto_core::codec::CodecMessage;
+pub use connect_proto_core::codec::{CodecError, EncodedMessage};
 
 /// How a handler's request type is decoded: codec, message bytes, size limit.
 pub type DecodeFn<T> = fn(Codec, Bytes, usize) -> Result<T, CodecError>;
@@ -96,14 +108,15 @@ impl<M: CodecMessage + HasMessageView> DecodeMessage for View<M> {
 }
 
 /// A message type that can be sent: anything that can be encoded with a call's codec.
+/// A failure ends the call (or fails the send) as [`UsageError::Encoding`].
 pub trait EncodeMessage: Send + 'static {
     /// Encodes the message.
-    fn encode(&self, codec: Codec) -> Result<Bytes, Status>;
+    fn encode(&self, codec: Codec) -> Result<Bytes, CodecError>;
 
     /// Encodes the message for sending. The default wraps [`encode`](Self::encode); buffa
     /// messages encode after room reserved for the envelope prefix, so framing does not copy
     /// them (see [`EncodedMessage`]).
-    fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, Status> {
+    fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, CodecError> {
         self.encode(codec).map(EncodedMessage::from)
     }
 
@@ -113,32 +126,32 @@ pub trait EncodeMessage: Send + 'static {
         &self,
         codec: Codec,
         buf: &mut BytesMut,
-    ) -> Result<EncodedMessage, Status> {
+    ) -> Result<EncodedMessage, CodecError> {
         let _ = buf;
         self.encode_message(codec)
     }
 }
 
 impl<M: CodecMessage> EncodeMessage for M {
-    fn encode(&self, codec: Codec) -> Result<Bytes, Status> {
-        codec
-            .encode(self)
-            .map_err(|e| Status::from(UsageError::from(e)))
+    fn encode(&self, codec: Codec) -> Result<Bytes, CodecError> {
+        codec.encode(self)
     }
 
-    fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, Status> {
-        codec
-            .encode_message(self)
-            .map_err(|e| Status::from(UsageError::from(e)))
+    fn encode_message(&self, codec: Codec) -> Result<EncodedMessage, CodecError> {
+        codec.encode_message(self)
     }
 
     fn encode_message_into(
         &self,
         codec: Codec,
         buf: &mut BytesMut,
-    ) -> Result<EncodedMessage, Status> {
-        codec
-            .encode_message_into(self, buf)
-            .map_err(|e| Status::from(UsageError::from(e)))
+    ) -> Result<EncodedMessage, CodecError> {
+        codec.encode_message_into(self, buf)
     }
+}
+
+/// The status of a message that could not be encoded for sending.
+#[cfg(any(feature = "server", feature = "client"))]
+pub(crate) fn encoding_failed(error: CodecError) -> connect_proto_core::Status {
+    connect_proto_core::Status::from(connect_proto_core::UsageError::from(error))
 }

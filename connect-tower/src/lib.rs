@@ -16,10 +16,21 @@
 //!   always enforced), the current call's deadline, and shutdown signals.
 //! - [`client`]: [`client::Client`], calls of the four RPC types over any tower transport.
 //! - [`codec`]: owned and zero-copy view decoding, for handler requests and client responses
-//!   ([`codec::View`]).
+//!   ([`codec::View`]); [`codec::EncodeMessage`] and [`codec::DecodeMessage`] are the whole
+//!   boundary a message type crosses (buffa messages implement both; another protobuf
+//!   library's types can, through a wrapper).
+//! - `axum` (feature `axum`): mounting services in an `axum::Router` next to other routes.
+//!
+//! # Features
+//!
+//! `server` and `client` (default) gate the two halves; `gzip` (default), `zstd`, `deflate`,
+//! `br` and `snappy` add compression algorithms (only gzip is pure Rust and on by default;
+//! zstd builds C); `axum` adds [`axum`](mod@crate::axum) integration.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(any(feature = "server", feature = "client"))]
 mod body;
 #[cfg(feature = "client")]

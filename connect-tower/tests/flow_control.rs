@@ -319,20 +319,11 @@ fn a_zero_queue_limit_still_lets_one_message_through_at_a_time() {
         .max_queued_bytes(0)
         .build();
     let to_zero_server = client(zero_server, Wire::Grpc, Codec::Proto, &timer);
-    let streamed = block_on(async {
-        let mut stream = to_zero_server
-            .server_streaming::<StringValue, StringValue>(
-                &SERVER_STREAM,
-                sv("a,b"),
-                CallOptions::new(),
-            )
-            .await?;
-        let mut received = Vec::new();
-        while let Some(message) = stream.message().await? {
-            received.push(message);
-        }
-        Ok::<_, Status>(received)
-    });
+    let streamed = block_on(collect_server_stream(
+        &to_zero_server,
+        &SERVER_STREAM,
+        sv("a,b"),
+    ));
     assert_eq!(values(&streamed.unwrap()), ["a", "b"]);
 
     let zero_client =

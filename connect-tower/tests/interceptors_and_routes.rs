@@ -15,7 +15,7 @@ use buffa_types::google::protobuf::StringValue;
 use connect_tower::client::CallOptions;
 use connect_tower::server::{ConnectService, Dispatch, Interceptor, Routes};
 use connect_tower::{
-    Code, Codec, Idempotency, MethodKind, MethodSpec, RequestContext, Response, Status,
+    Code, Codec, Idempotency, MethodKind, MethodSpec, Request, RequestContext, Response, Status,
 };
 use http::{HeaderMap, HeaderValue};
 use support::*;
@@ -309,20 +309,7 @@ fn routes_send_each_path_to_its_service() {
             CallOptions::new(),
         ));
         assert_eq!(echoed.unwrap().message().value, "bob", "{wire:?}");
-        let streamed = block_on(async {
-            let mut stream = client
-                .server_streaming::<StringValue, StringValue>(
-                    &SERVER_STREAM,
-                    sv("p,q"),
-                    CallOptions::new(),
-                )
-                .await?;
-            let mut received = Vec::new();
-            while let Some(message) = stream.message().await? {
-                received.push(message);
-            }
-            Ok::<_, Status>(received)
-        });
+        let streamed = block_on(collect_server_stream(&client, &SERVER_STREAM, sv("p,q")));
         assert_eq!(values(&streamed.unwrap()), ["p", "q"], "{wire:?}");
         assert_eq!(dispatched.get(), 2, "{wire:?}");
     }
@@ -424,4 +411,129 @@ fn unknown_and_unimplemented_methods_use_each_protocols_http_status() {
         let status = outcome.result.unwrap_err();
         assert_eq!(status.code(), Code::Unimplemented, "{case}: {status:?}");
     }
+}
+
+/// Methods registered at run time, one per RPC kind, next to a generated-style service.
+fn closures() -> Routes {
+    let method = |name: &str, kind| {
+        MethodSpec::owned(format!("/dyn.v1.Dyn/{name}"), kind, Default::default())
+    };
+    Routes::new()
+        .service(Greeter)
+        .unary(
+            method("Upper", MethodKind::Unary),
+            |request: Request<StringValue>| async move {
+                Ok(Response::new(sv(&request.message().value.to_uppercase())))
+            },
+        )
+        .server_streaming(
+            method("Split", MethodKind::ServerStreaming),
+            |request: Request<StringValue>, mut responses| async move {
+                for part in request.message().value.split(',') {
+                    responses.send(sv(part)).await?;
+                }
+                Ok(())
+            },
+        )
+        .client_streaming(
+            method("Join", MethodKind::ClientStreaming),
+            |request: Request<connect_tower::server::Streaming<StringValue>>| async move {
+                let mut requests = request.into_message();
+                let mut parts = Vec::new();
+                while let Some(part) = requests.message().await? {
+                    parts.push(part.value);
+                }
+                Ok(Response::new(sv(&parts.join("+"))))
+            },
+        )
+        .bidi_streaming(
+            method("Shout", MethodKind::BidiStreaming),
+            |request: Request<connect_tower::server::Streaming<StringValue>>,
+             mut responses| async move {
+                let mut requests = request.into_message();
+                while let Some(part) = requests.message().await? {
+                    responses.send(sv(&format!("{}!", part.value))).await?;
+                }
+                Ok(())
+            },
+        )
+}
+
+#[test]
+fn routes_serve_methods_registered_as_closures_beside_services() {
+    let spec = |name: &str, kind| {
+        MethodSpec::owned(format!("/dyn.v1.Dyn/{name}"), kind, Default::default())
+    };
+    for wire in PROTOCOLS {
+        let timer = ManualTimer::new();
+        let routes = closures();
+        let paths: Vec<&str> = routes.methods().iter().map(|m| m.path()).collect();
+        assert!(paths.contains(&"/dyn.v1.Dyn/Upper") && paths.contains(&GREET.path()));
+        let client = client(serve(routes.clone(), &timer), wire, Codec::Proto, &timer);
+
+        let upper = block_on(client.unary::<StringValue, StringValue>(
+            &spec("Upper", MethodKind::Unary),
+            sv("abc"),
+            CallOptions::new(),
+        ));
+        assert_eq!(upper.unwrap().message().value, "ABC", "{wire:?}");
+
+        let split = block_on(collect_server_stream(
+            &client,
+            &spec("Split", MethodKind::ServerStreaming),
+            sv("a,b,c"),
+        ));
+        assert_eq!(values(&split.unwrap()), ["a", "b", "c"], "{wire:?}");
+
+        let joined = block_on(async {
+            let mut call = client
+                .client_streaming::<StringValue, StringValue>(
+                    &spec("Join", MethodKind::ClientStreaming),
+                    CallOptions::new(),
+                )
+                .await?;
+            for part in ["x", "y"] {
+                call.send(sv(part)).await?;
+            }
+            call.finish().await
+        });
+        assert_eq!(joined.unwrap().message().value, "x+y", "{wire:?}");
+
+        let shouted = block_on(async {
+            let mut call = client
+                .bidi_streaming::<StringValue, StringValue>(
+                    &spec("Shout", MethodKind::BidiStreaming),
+                    CallOptions::new(),
+                )
+                .await?;
+            call.send(sv("hey")).await?;
+            call.close_send()?;
+            let mut received = Vec::new();
+            while let Some(message) = call.message().await? {
+                received.push(message);
+            }
+            Ok::<_, Status>(received)
+        });
+        assert_eq!(values(&shouted.unwrap()), ["hey!"], "{wire:?}");
+
+        let greeting = block_on(client.unary::<StringValue, StringValue>(
+            &GREET,
+            sv("dyn"),
+            CallOptions::new(),
+        ));
+        assert_eq!(greeting.unwrap().message().value, "hello, dyn", "{wire:?}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "/dyn.v1.Dyn/Wrong is declared ServerStreaming but registered as Unary")]
+fn a_method_registered_under_another_kind_is_refused_at_startup() {
+    let _ = Routes::new().unary(
+        MethodSpec::owned(
+            "/dyn.v1.Dyn/Wrong",
+            MethodKind::ServerStreaming,
+            Default::default(),
+        ),
+        |_request: Request<StringValue>| async { Ok(Response::new(sv(""))) },
+    );
 }

@@ -62,21 +62,8 @@ fn server_streaming_round_trips_over_every_protocol_and_codec() {
     for_each_wire_and_codec(|wire, codec| {
         let timer = ManualTimer::new();
         let client = client(serve(Echo::new(), &timer), wire, codec, &timer);
-        let received = block_on(async {
-            let mut stream = client
-                .server_streaming::<StringValue, StringValue>(
-                    &SERVER_STREAM,
-                    sv("x,y,z"),
-                    CallOptions::new(),
-                )
-                .await?;
-            let mut received = Vec::new();
-            while let Some(message) = stream.message().await? {
-                received.push(message);
-            }
-            Ok::<_, Status>(received)
-        })
-        .unwrap_or_else(|status| panic!("{wire:?}/{codec:?}: {status:?}"));
+        let received = block_on(collect_server_stream(&client, &SERVER_STREAM, sv("x,y,z")))
+            .unwrap_or_else(|status| panic!("{wire:?}/{codec:?}: {status:?}"));
         assert_eq!(values(&received), ["x", "y", "z"], "{wire:?}/{codec:?}");
     });
 }

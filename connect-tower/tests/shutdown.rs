@@ -127,20 +127,8 @@ fn handlers_see_draining_and_end_their_streams_with_a_last_message() {
             responses.send(sv("goodbye")).await
         });
         let (client, trigger) = connected(echo, wire, &timer);
-        let mut call = Task::new(async {
-            let mut stream = client
-                .server_streaming::<StringValue, StringValue>(
-                    &SERVER_STREAM,
-                    sv(""),
-                    CallOptions::new(),
-                )
-                .await?;
-            let mut received = Vec::new();
-            while let Some(message) = stream.message().await? {
-                received.push(message);
-            }
-            Ok::<_, Status>(received)
-        });
+        let method = SERVER_STREAM;
+        let mut call = Task::new(collect_server_stream(&client, &method, sv("")));
         call.pending();
         call.pending();
         assert_eq!(call.wakes(), 0, "{wire:?}");

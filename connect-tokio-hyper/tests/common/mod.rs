@@ -10,9 +10,9 @@ use std::time::Duration;
 
 pub use buffa_types::google::protobuf::StringValue;
 use connect_proto_core::Idempotency;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", any(feature = "aws-lc-rs", feature = "ring")))]
 use connect_tokio_hyper::tls::rustls;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", any(feature = "aws-lc-rs", feature = "ring")))]
 use connect_tokio_hyper::tls::{ClientAuth, Identity};
 use connect_tokio_hyper::{ServerBuilder, Shutdown, TokioTimer};
 use connect_tower::codec::decode_owned;
@@ -290,7 +290,7 @@ where
     }
 }
 
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", any(feature = "aws-lc-rs", feature = "ring")))]
 /// A CA, a server certificate for `localhost` and 127.0.0.1, and a client certificate.
 pub struct Pki {
     pub ca_pem: String,
@@ -299,7 +299,7 @@ pub struct Pki {
     pub server_key_pem: String,
 }
 
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", any(feature = "aws-lc-rs", feature = "ring")))]
 impl Pki {
     pub fn new() -> Pki {
         Pki::with_key_alg(&rcgen::PKCS_ECDSA_P256_SHA256)

@@ -322,7 +322,9 @@ impl<Req: EncodeMessage, Resp: DecodeMessage> ClientStreamingCall<Req, Resp> {
     pub async fn send(&mut self, message: Req) -> Result<(), Status> {
         let sender = self.stream.receiver.sender();
         poll_fn(|cx| sender.poll_send_ready(cx)).await?;
-        let bytes = message.encode_message_into(self.codec, &mut self.buf)?;
+        let bytes = message
+            .encode_message_into(self.codec, &mut self.buf)
+            .map_err(crate::codec::encoding_failed)?;
         self.stream.receiver.sender().send(bytes)
     }
 
@@ -381,7 +383,9 @@ impl<Req: EncodeMessage, Resp: DecodeMessage> BidiStreamingCall<Req, Resp> {
     pub async fn send(&mut self, message: Req) -> Result<(), Status> {
         let sender = self.stream.receiver.sender();
         poll_fn(|cx| sender.poll_send_ready(cx)).await?;
-        let bytes = message.encode_message_into(self.codec, &mut self.buf)?;
+        let bytes = message
+            .encode_message_into(self.codec, &mut self.buf)
+            .map_err(crate::codec::encoding_failed)?;
         self.stream.receiver.sender().send(bytes)
     }
 

@@ -224,6 +224,7 @@ impl<T: Transport> Client<T> {
     {
         let call = request
             .encode_message(self.config.configured_codec())
+            .map_err(crate::codec::encoding_failed)
             .and_then(|bytes| self.start_unary_call(method, bytes, options));
         let exchange = self.start_exchange(call);
         async move {
@@ -252,6 +253,7 @@ impl<T: Transport> Client<T> {
     {
         let call = request
             .encode_message(self.config.configured_codec())
+            .map_err(crate::codec::encoding_failed)
             .and_then(|bytes| self.start_unary_call(method, bytes, options));
         let exchange = self.start_exchange(call);
         // (A unary method read as a stream, for example to cancel it, returns at once.)

@@ -22,6 +22,7 @@ pub fn current_deadline() -> Option<Instant> {
 
 /// Runs `f` with `deadline` as the current deadline (restoring the previous one after, even
 /// if `f` unwinds).
+#[cfg(feature = "server")]
 pub(crate) fn with_deadline<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Instant>);
     impl Drop for Restore {

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use deadline_scope::current_deadline;
+#[cfg(feature = "server")]
 pub(crate) use deadline_scope::with_deadline;
+#[cfg(feature = "server")]
 pub(crate) use shutdown::ShutdownWatch;
 pub use shutdown::{ShutdownSignal, ShutdownTrigger};
 pub use system_timer::SystemTimer;

@@ -162,7 +162,11 @@ impl<T: EncodeMessage> ResponseSender<T> {
     /// Sends one message, waiting for room in the output queue.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
         // Encoded first, so waiting for room and queueing take one lock.
-        let mut encoded = Some(message.encode_message_into(self.codec, &mut self.buf)?);
+        let mut encoded = Some(
+            message
+                .encode_message_into(self.codec, &mut self.buf)
+                .map_err(crate::codec::encoding_failed)?,
+        );
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             match state.poll_send_ready(cx) {
@@ -359,7 +363,9 @@ fn respond<Resp: EncodeMessage>(
 ) {
     let outcome = result.and_then(|response| {
         let (message, headers, trailers) = response.into_parts();
-        let bytes = message.encode_message(codec)?;
+        let bytes = message
+            .encode_message(codec)
+            .map_err(crate::codec::encoding_failed)?;
         Ok((bytes, headers, trailers))
     });
     let mut state = shared.lock();

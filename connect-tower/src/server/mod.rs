@@ -123,6 +123,11 @@ impl<D: Dispatch> ConnectService<D> {
         &self.inner.config
     }
 
+    /// Every method served (for routing tables, such as an axum router's).
+    pub fn methods(&self) -> &[MethodSpec] {
+        self.inner.dispatch.methods()
+    }
+
     /// Serves one request.
     pub fn serve<B>(
         &self,

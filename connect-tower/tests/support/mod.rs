@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 
 use buffa_types::google::protobuf::StringValue;
 use bytes::Bytes;
-use connect_tower::client::{Client, ClientConfig, Transport};
+use connect_tower::client::{CallOptions, Client, ClientConfig, Transport};
 use connect_tower::rt::{Sleep, Timer};
 use connect_tower::server::{ConnectService, Dispatch};
-use connect_tower::{Codec, ConnectionInfo, Protocol};
+use connect_tower::{Codec, ConnectionInfo, MethodSpec, Protocol, Status};
 use http_body::{Body, Frame};
 
 #[allow(unused_imports, reason = "each test binary uses a different part")]
@@ -406,6 +406,22 @@ pub fn sv(value: &str) -> StringValue {
 /// The values of a list of messages.
 pub fn values(messages: &[StringValue]) -> Vec<&str> {
     messages.iter().map(|m| m.value.as_str()).collect()
+}
+
+/// Calls a server-streaming method and collects every response (or the failure).
+pub async fn collect_server_stream<T: Transport>(
+    client: &Client<T>,
+    method: &MethodSpec,
+    request: StringValue,
+) -> Result<Vec<StringValue>, Status> {
+    let mut stream = client
+        .server_streaming::<StringValue, StringValue>(method, request, CallOptions::new())
+        .await?;
+    let mut received = Vec::new();
+    while let Some(message) = stream.message().await? {
+        received.push(message);
+    }
+    Ok(received)
 }
 
 /// How a client talks: a protocol, and for gRPC-Web binary or text bodies.

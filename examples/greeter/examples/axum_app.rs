@@ -1,17 +1,20 @@
-//! The greeter inside an axum application: axum serves its own routes (`/healthz`) and hands
-//! every other request to the ConnectRPC service as its fallback. The example serves it on a
-//! loopback port, calls both, and exits.
+//! The greeter inside an axum application: the greeter's methods are routes of an
+//! `axum::Router<AppState>` next to the application's own (`/healthz`, which reads axum
+//! state), and a layer on the router stamps every response, RPCs included. Served with
+//! `axum::serve` on a loopback port; the example calls both and exits.
 //!
 //! ```text
-//! cargo run -p greeter-example --example axum_fallback
+//! cargo run -p greeter-example --example axum_app
 //! ```
 
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::get;
 use connect_proto_core::Protocol;
-use connect_tokio_hyper::{HttpClient, Server, TokioTimer};
+use connect_tokio_hyper::{HttpClient, TokioTimer};
+use connect_tower::axum::ConnectRouterExt;
 use connect_tower::client::{Client, ClientConfig};
 use connect_tower::server::ConnectService;
 use greeter_example::greet::HelloRequest;
@@ -19,23 +22,44 @@ use greeter_example::greet::greeter::GreeterClient;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+#[derive(Clone)]
+struct AppState {
+    version: &'static str,
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let rpc = ConnectService::builder(greeter_example::service())
         .timer(TokioTimer::new())
         .build();
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback_service(rpc);
+        .route(
+            "/healthz",
+            get(|State(state): State<AppState>| async move { format!("ok {}", state.version) }),
+        )
+        .connect_service(rpc)
+        .layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response
+                    .headers_mut()
+                    .insert("x-served-by", http::HeaderValue::from_static("axum"));
+                response
+            },
+        ))
+        .with_state(AppState { version: "1.0" });
 
-    let server = Server::builder().bind("127.0.0.1:0").await?;
-    let addr = server.local_addr()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve_with_shutdown(app, async {
-        let _ = stopped.await;
-    }));
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
 
-    // An RPC, routed through axum's fallback to the greeter.
+    // An RPC, routed by axum to the greeter's method.
     let config = ClientConfig::new(format!("http://{addr}").parse()?)
         .protocol(Protocol::GrpcWeb)
         .default_timeout(Some(Duration::from_secs(5)));
@@ -46,7 +70,11 @@ async fn main() -> Result<(), BoxError> {
             ..Default::default()
         })
         .await?;
-    println!("RPC via axum fallback: {:?}", reply.message().message);
+    println!(
+        "RPC via axum: {:?} (x-served-by: {:?})",
+        reply.message().message,
+        reply.headers().get("x-served-by")
+    );
 
     // A plain axum route, through the same client transport.
     let transport = HttpClient::plaintext_http1();
@@ -56,7 +84,7 @@ async fn main() -> Result<(), BoxError> {
     println!("GET /healthz: {}", response.status());
 
     let _ = stop.send(());
-    serving.await?;
+    serving.await??;
     Ok(())
 }
 
