@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the official ConnectRPC conformance suite against this workspace.
 #   conformance/run.sh server [runner flags...]   the server under test
-#   conformance/run.sh client [runner flags...]   the client under test
+#   conformance/run.sh client [runner flags...]   the client under test (HttpClient; with
+#       CLIENT_TRANSPORT=h2connection, the HTTP/2 cases over H2Connection)
 #   conformance/run.sh proxy ours|reference [runner flags...]
 #       the server suite through examples/proxy (conformance-proxy), in front of our
 #       conformance server or connect-go's reference server; PROXY_BACKEND_PROTOCOL picks what
@@ -50,6 +51,11 @@ case "$mode" in
         runner_mode="$mode"
         config="$here/config/$mode.yaml"
         known="$here/known-failing-$mode.txt"
+        if [[ "$mode" == client && "${CLIENT_TRANSPORT:-pooled}" == h2connection ]]; then
+            # The HTTP/2 cases over one H2Connection per server instead of the pooled client.
+            command+=(--transport h2connection)
+            config="$here/config/client-h2.yaml"
+        fi
         ;;
     proxy)
         if [[ "$backend" == reference ]]; then
@@ -75,5 +81,5 @@ set +e
 "$runner" --mode "$runner_mode" --conf "$config" "${known_failing[@]}" "$@" -- "${command[@]}"
 status=$?
 set -e
-echo "conformance $mode${backend:+ ($backend backend)} suite: wall time $(( $(date +%s) - start ))s"
+echo "conformance $mode${backend:+ ($backend backend)}${CLIENT_TRANSPORT:+ ($CLIENT_TRANSPORT)} suite: wall time $(( $(date +%s) - start ))s"
 exit $status

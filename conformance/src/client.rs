@@ -1,8 +1,12 @@
 //! The client under test: runs one `ClientCompatRequest` through this workspace's public
 //! client API (`connect_tower::client::Client`) over its real transports
-//! (`connect_tokio_hyper::HttpClient`), and reports what happened as a `ClientResponseResult`.
+//! (`connect_tokio_hyper::HttpClient`, or for HTTP/2 cases `H2Connection` when
+//! [`use_single_connections`] was called), and reports what happened as a
+//! `ClientResponseResult`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use buffa::Message as _;
@@ -11,8 +15,9 @@ use bytes::Bytes;
 use connect_proto_core::compression::CompressionRegistry;
 use connect_proto_core::{Codec, Protocol};
 use connect_tokio_hyper::tls::{Identity, client_config, root_store_from_pem};
-use connect_tokio_hyper::{HttpClient, TokioTimer};
-use connect_tower::client::{CallOptions, Client, ClientConfig, ResponseStream};
+use connect_tokio_hyper::{H2Connection, HttpClient, ResponseBody, ResponseFuture, TokioTimer};
+use connect_tower::BoxError;
+use connect_tower::client::{CallOptions, Client, ClientConfig, RequestBody, ResponseStream};
 use connect_tower::{MethodSpec, Status};
 use http::HeaderMap;
 
@@ -28,6 +33,43 @@ use crate::{append_headers, from_header_map, proto};
 
 /// Why a test case could not be run at all (as opposed to an RPC that failed).
 pub type CaseError = String;
+
+/// Whether HTTP/2 cases go over one `H2Connection` per server instead of the pooled client.
+static SINGLE_CONNECTIONS: AtomicBool = AtomicBool::new(false);
+
+/// Runs HTTP/2 cases over `H2Connection` (one connection per server and TLS setting, shared
+/// by concurrent cases, replaced when it closes); HTTP/1.1 cases keep the pooled client.
+pub fn use_single_connections() {
+    SINGLE_CONNECTIONS.store(true, Ordering::Relaxed);
+}
+
+/// The transport a case runs over: the pooled client or one HTTP/2 connection.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per case, cloned from a cache: size does not matter
+enum CaseTransport {
+    Pooled(HttpClient),
+    Single(H2Connection),
+}
+
+impl tower_service::Service<http::Request<RequestBody>> for CaseTransport {
+    type Response = http::Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            CaseTransport::Pooled(transport) => transport.poll_ready(cx),
+            CaseTransport::Single(transport) => transport.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> ResponseFuture {
+        match self {
+            CaseTransport::Pooled(transport) => transport.call(request),
+            CaseTransport::Single(transport) => transport.call(request),
+        }
+    }
+}
 
 /// Responses that carry a payload.
 trait HasPayload: connect_proto_core::codec::CodecMessage {
@@ -70,7 +112,7 @@ pub async fn run_case(request: &ClientCompatRequest) -> Result<ClientResponseRes
     if request.raw_request.is_set() {
         return Err("raw requests are only for the reference client".into());
     }
-    let client = build_client(request)?;
+    let client = build_client(request).await?;
     let mut options = CallOptions::new();
     if let Some(ms) = request.timeout_ms {
         options = options.timeout(Duration::from_millis(u64::from(ms)));
@@ -179,7 +221,7 @@ fn all<M: connect_proto_core::codec::CodecMessage + buffa::MessageName>(
 }
 
 /// The client for the case's protocol, codec, compression, HTTP version and TLS settings.
-fn build_client(request: &ClientCompatRequest) -> Result<Client<HttpClient>, CaseError> {
+async fn build_client(request: &ClientCompatRequest) -> Result<Client<CaseTransport>, CaseError> {
     let protocol = match request.protocol.as_known() {
         Some(proto::Protocol::PROTOCOL_GRPC) => Protocol::Grpc,
         Some(proto::Protocol::PROTOCOL_GRPC_WEB) => Protocol::GrpcWeb,
@@ -205,7 +247,7 @@ fn build_client(request: &ClientCompatRequest) -> Result<Client<HttpClient>, Cas
     } else {
         &request.host
     };
-    let base = format!("{scheme}://{host}:{}", request.port)
+    let base: http::Uri = format!("{scheme}://{host}:{}", request.port)
         .parse()
         .map_err(|e| format!("bad address: {e}"))?;
 
@@ -219,7 +261,7 @@ fn build_client(request: &ClientCompatRequest) -> Result<Client<HttpClient>, Cas
         ),
         None => None,
     };
-    let mut config = ClientConfig::new(base)
+    let mut config = ClientConfig::new(base.clone())
         .protocol(protocol)
         .codec(codec)
         .send_compression(send_compression)
@@ -229,7 +271,11 @@ fn build_client(request: &ClientCompatRequest) -> Result<Client<HttpClient>, Cas
         config = config.max_receive_message_size(request.message_receive_limit as usize);
     }
 
-    let transport = transport(request, http2, tls)?;
+    let transport = if http2 && SINGLE_CONNECTIONS.load(Ordering::Relaxed) {
+        CaseTransport::Single(single_connection(request, &base, tls).await?)
+    } else {
+        CaseTransport::Pooled(transport(request, http2, tls)?)
+    };
     Ok(Client::new(transport, config).timer(TokioTimer::new()))
 }
 
@@ -255,22 +301,7 @@ fn transport(
         return Ok(existing.clone());
     }
     let transport = if tls {
-        let roots =
-            Arc::new(root_store_from_pem(&request.server_tls_cert).map_err(|e| e.to_string())?);
-        let identity = match request.client_tls_creds.as_option() {
-            Some(creds) => {
-                Some(Identity::from_pem(&creds.cert, &creds.key).map_err(|e| e.to_string())?)
-            }
-            None => None,
-        };
-        let shared = client_config(roots, identity).map_err(|e| e.to_string())?;
-        let mut tls_config = (*shared).clone();
-        tls_config.alpn_protocols = vec![if http2 {
-            b"h2".to_vec()
-        } else {
-            b"http/1.1".to_vec()
-        }];
-        HttpClient::tls(Arc::new(tls_config))
+        HttpClient::tls(tls_config(request, http2)?)
     } else if http2 {
         HttpClient::plaintext_h2c()
     } else {
@@ -278,6 +309,65 @@ fn transport(
     };
     cache.insert(key, transport.clone());
     Ok(transport)
+}
+
+/// The TLS configuration of a case: its server's CA, its client certificate if any, and ALPN
+/// for exactly the case's HTTP version.
+fn tls_config(
+    request: &ClientCompatRequest,
+    http2: bool,
+) -> Result<Arc<connect_tokio_hyper::tls::rustls::ClientConfig>, CaseError> {
+    let roots = Arc::new(root_store_from_pem(&request.server_tls_cert).map_err(|e| e.to_string())?);
+    let identity = match request.client_tls_creds.as_option() {
+        Some(creds) => {
+            Some(Identity::from_pem(&creds.cert, &creds.key).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let shared = client_config(roots, identity).map_err(|e| e.to_string())?;
+    let mut tls_config = (*shared).clone();
+    tls_config.alpn_protocols = vec![if http2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
+    Ok(Arc::new(tls_config))
+}
+
+/// The HTTP/2 connection to a case's server: one per server address and TLS material,
+/// shared by concurrent cases, replaced once closed.
+async fn single_connection(
+    request: &ClientCompatRequest,
+    base: &http::Uri,
+    tls: bool,
+) -> Result<H2Connection, CaseError> {
+    type Key = (String, Vec<u8>, Vec<u8>);
+    type Cache = std::collections::HashMap<Key, H2Connection>;
+    static CONNECTIONS: tokio::sync::Mutex<Option<Cache>> = tokio::sync::Mutex::const_new(None);
+    let client_cert = request
+        .client_tls_creds
+        .as_option()
+        .map(|c| c.cert.clone())
+        .unwrap_or_default();
+    let key: Key = (
+        base.to_string(),
+        request.server_tls_cert.clone(),
+        client_cert,
+    );
+    // Held across the connect, so concurrent cases for one server share one connection.
+    let mut guard = CONNECTIONS.lock().await;
+    let cache = guard.get_or_insert_with(Default::default);
+    if let Some(existing) = cache.get(&key).filter(|c| !c.is_closed()) {
+        return Ok(existing.clone());
+    }
+    let connection = if tls {
+        H2Connection::connect_tls(base, tls_config(request, true)?).await
+    } else {
+        H2Connection::connect(base).await
+    }
+    .map_err(|e| format!("connecting to {base}: {e}"))?;
+    cache.insert(key, connection.clone());
+    Ok(connection)
 }
 
 /// What the call observed, turned into a result.
@@ -350,7 +440,7 @@ fn to_proto_error(status: &Status) -> proto::Error {
 /// Unary and server-streaming methods: one request, a stream of responses. A unary
 /// response's message counts only if the call succeeds (as `Client::unary` reports it).
 async fn one_request<Req, Resp>(
-    client: &Client<HttpClient>,
+    client: &Client<CaseTransport>,
     method: &'static MethodSpec,
     message: Req,
     options: CallOptions,
@@ -426,7 +516,7 @@ async fn receive<M: HasPayload>(
 }
 
 async fn client_stream(
-    client: &Client<HttpClient>,
+    client: &Client<CaseTransport>,
     messages: Vec<ClientStreamRequest>,
     options: CallOptions,
     cancel: Option<Cancel>,
@@ -474,7 +564,7 @@ async fn client_stream(
 }
 
 async fn bidi_stream(
-    client: &Client<HttpClient>,
+    client: &Client<CaseTransport>,
     messages: Vec<BidiStreamRequest>,
     options: CallOptions,
     cancel: Option<Cancel>,

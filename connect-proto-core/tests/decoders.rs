@@ -657,3 +657,108 @@ fn text_requests_byte_by_byte() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// gRPC-Web calls read either gRPC-Web form of their codec.
+
+#[test]
+fn grpc_web_calls_read_the_other_form_too() {
+    let message = msg(Codec::Proto, "m");
+    let block = "grpc-status: 0\r\n";
+    let binary = [env(0, &message), env(0x80, block.as_bytes())].concat();
+    let text = encode_text_chunk(&binary).to_vec();
+    // (request form, response content type, response body)
+    let cases = [
+        (Wire::GrpcWebText, "application/grpc-web+proto", &binary),
+        (Wire::GrpcWebText, "application/grpc-web-text+proto", &text),
+        (Wire::GrpcWeb, "application/grpc-web-text", &text),
+        (Wire::GrpcWeb, "application/grpc-web", &binary),
+    ];
+    for (wire, ct, body) in cases {
+        for chunking in SPLITS {
+            let events = client_reads(
+                wire,
+                SERVER_STREAM,
+                &[("content-type", ct)],
+                body,
+                None,
+                chunking,
+            );
+            let messages: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    ClientEvent::Message(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                messages,
+                std::slice::from_ref(&message),
+                "{wire:?} {ct} {chunking:?}"
+            );
+            assert!(
+                last_status(&events).is_ok(),
+                "{wire:?} {ct} {chunking:?}: {events:?}"
+            );
+        }
+        // With trailing bytes after the trailer frame: an error, whatever the form.
+        let mut trailing = body.to_vec();
+        trailing.extend_from_slice(if ct.contains("text") { b"AAAA" } else { b"\0" });
+        let events = client_reads(
+            wire,
+            SERVER_STREAM,
+            &[("content-type", ct)],
+            &trailing,
+            None,
+            Chunking::Whole,
+        );
+        assert!(
+            last_status(&events).is_err(),
+            "{wire:?} {ct}: trailing bytes accepted"
+        );
+    }
+    // Another codec in either form is still wrong.
+    let events = client_reads(
+        Wire::GrpcWebText,
+        SERVER_STREAM,
+        &[("content-type", "application/grpc-web+json")],
+        &binary,
+        None,
+        Chunking::Whole,
+    );
+    assert_eq!(
+        last_status(&events).as_ref().unwrap_err().code(),
+        connect_proto_core::Code::Internal
+    );
+}
+
+#[test]
+fn grpc_web_text_requests_ask_for_text_responses() {
+    let now = Clock::new().now();
+    for (wire, accept) in [
+        (Wire::GrpcWebText, Some("application/grpc-web-text+proto")),
+        (Wire::GrpcWeb, None),
+    ] {
+        let mut client = ClientCall::start(
+            &wire.client_config(Codec::Proto),
+            now,
+            &UNARY,
+            CallOptions::new(),
+        )
+        .unwrap();
+        client
+            .send_message(now, Bytes::from_static(b"\x0a\x01q"))
+            .unwrap();
+        let head = std::iter::from_fn(|| client.poll_output())
+            .find_map(|output| match output {
+                connect_proto_core::ClientOutput::Head(head) => Some(head),
+                _ => None,
+            })
+            .expect("a request head");
+        assert_eq!(
+            head.headers.get("accept").map(|v| v.to_str().unwrap()),
+            accept,
+            "{wire:?}"
+        );
+    }
+}

@@ -23,6 +23,23 @@ const MAX_IN_FLIGHT: usize = 32;
 #[tokio::main]
 async fn main() -> ExitCode {
     connect_conformance::install_type_registry();
+    // `--transport h2connection`: HTTP/2 cases over one H2Connection per server.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["--transport", "pooled"] => {}
+        ["--transport", "h2connection"] => connect_conformance::client::use_single_connections(),
+        other => {
+            eprintln!(
+                "conformance-client: unexpected arguments {other:?} (--transport pooled|h2connection)"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let (results, mut outbox) = mpsc::unbounded_channel::<ClientCompatResponse>();
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();

@@ -41,8 +41,8 @@ use crate::internal::connect::split_unary_headers;
 use crate::internal::grpc::decode_status;
 use crate::internal::grpc_web::decode_trailer_block;
 use crate::internal::headers::names::{
-    CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_STATUS, GRPC_TIMEOUT, TE,
-    USER_AGENT, X_GRPC_WEB, X_USER_AGENT,
+    ACCEPT, CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_STATUS, GRPC_TIMEOUT,
+    TE, USER_AGENT, X_GRPC_WEB, X_USER_AGENT,
 };
 use crate::internal::headers::{CONNECT_PROTOCOL_VERSION_1, TE_TRAILERS};
 use crate::internal::metadata::{copy_metadata, metadata_of};
@@ -690,6 +690,11 @@ impl ClientCall {
             }
             Protocol::GrpcWeb => {
                 h.insert(X_GRPC_WEB, HeaderValue::from_static("1"));
+                if self.content_type.form == WireForm::GrpcWebText {
+                    // Asks for a text response too, as grpc-web's own client does (servers
+                    // such as tonic-web choose the response form from `accept`).
+                    h.insert(ACCEPT, self.content_type.header_value());
+                }
                 h.insert(X_USER_AGENT, self.user_agent.clone());
                 if let Some(timeout) = timeout {
                     insert_str(h, GRPC_TIMEOUT, &format_grpc_timeout(timeout));
@@ -786,8 +791,24 @@ impl ClientCall {
             return self.finish(Err(error.with_metadata(metadata_of(&head.headers))));
         }
         let content_type = content_type_of(&head);
-        let matches = matches!(ContentType::parse(content_type), ContentTypeMatch::Supported(ct)
-            if ct == self.content_type);
+        // A gRPC-Web call reads either gRPC-Web form (binary or base64 text) of its codec:
+        // servers choose the response form themselves (tonic-web from `accept`, others from
+        // the request's content type).
+        let response_form = match ContentType::parse(content_type) {
+            ContentTypeMatch::Supported(ct) if ct == self.content_type => Some(ct.form),
+            ContentTypeMatch::Supported(ct)
+                if ct.codec == self.content_type.codec
+                    && is_grpc_web(ct.form)
+                    && is_grpc_web(self.content_type.form) =>
+            {
+                Some(ct.form)
+            }
+            _ => None,
+        };
+        let matches = response_form.is_some();
+        if let Some(form) = response_form.filter(|form| *form != self.content_type.form) {
+            reader.set_grpc_web_form(form);
+        }
         if has_status && !matches {
             // Trailers-only with a body we could not read anyway: the head is the response.
             self.report_headers(HeaderMap::new());
@@ -939,6 +960,11 @@ impl ClientCall {
             self.events.push_back(ClientEvent::Headers(headers));
         }
     }
+}
+
+/// Whether `form` is one of gRPC-Web's (binary or text).
+fn is_grpc_web(form: WireForm) -> bool {
+    matches!(form, WireForm::GrpcWeb | WireForm::GrpcWebText)
 }
 
 /// The content type of a response head (`""` when absent or not text).

@@ -104,6 +104,14 @@ impl Reader {
         }
     }
 
+    /// Reads the other gRPC-Web form than the one the reader was made for (a text request
+    /// answered in binary, or the reverse). Only before any data was read.
+    pub(crate) fn set_grpc_web_form(&mut self, form: WireForm) {
+        debug_assert!(matches!(form, WireForm::GrpcWeb | WireForm::GrpcWebText));
+        self.form = form;
+        self.text = form.is_text().then(TextDecoder::new);
+    }
+
     pub(crate) fn set_compression(&mut self, compression: Option<Arc<dyn Compression>>) {
         self.compression = compression;
     }

@@ -6,6 +6,8 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const CONTENT_ENCODING: &str = "content-encoding";
 /// `accept-encoding` (Connect unary).
 pub const ACCEPT_ENCODING: &str = "accept-encoding";
+/// `accept`: a gRPC-Web text client asks for a text response with it.
+pub const ACCEPT: &str = "accept";
 /// `content-length`.
 pub const CONTENT_LENGTH: &str = "content-length";
 /// `accept-post`, listing supported content types on a 415.
@@ -62,6 +64,7 @@ pub(crate) mod names {
         CONTENT_TYPE,
         CONTENT_ENCODING,
         ACCEPT_ENCODING,
+        ACCEPT,
         TE,
         USER_AGENT,
         X_USER_AGENT,
