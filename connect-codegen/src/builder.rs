@@ -28,6 +28,24 @@ pub const PROTOC_ENV: &str = "PROTOC";
 /// protoc is the vendored one from `protoc-bin-vendored` (protoc 36.2, editions supported)
 /// unless the `PROTOC` environment variable names another. The vendored well-known-type
 /// `.proto` files are always on the include path, after the given includes.
+///
+/// [`file_descriptor_set_path`](Self::file_descriptor_set_path) also writes the compiled
+/// files' descriptors, for server reflection (`connect-reflection`) or dynamic messages:
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     connect_codegen::Builder::new()
+///         .files(&["proto/acme/v1/greeter.proto"])
+///         .includes(&["proto"])
+///         .file_descriptor_set_path("greeter.binpb") // into $OUT_DIR
+///         .compile()?;
+///     Ok(())
+/// }
+/// // lib.rs:
+/// // pub const FILE_DESCRIPTOR_SET: &[u8] =
+/// //     include_bytes!(concat!(env!("OUT_DIR"), "/greeter.binpb"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
     files: Vec<PathBuf>,
@@ -35,6 +53,7 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     options: Options,
     cargo_instructions: bool,
+    file_descriptor_set_path: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -52,6 +71,7 @@ impl Builder {
             out_dir: None,
             options: Options::default(),
             cargo_instructions: true,
+            file_descriptor_set_path: None,
         }
     }
 
@@ -72,6 +92,31 @@ impl Builder {
     /// Sets the output directory (default: `$OUT_DIR`).
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Also writes the serialized `google.protobuf.FileDescriptorSet` of the compiled files and
+    /// everything they import (transitively, well-known types included), as protoc's
+    /// `--descriptor_set_out` with `--include_imports` and `--include_source_info` writes it,
+    /// to `path` when [`compile`](Self::compile) runs. A relative `path` is taken relative to
+    /// the output directory (`$OUT_DIR` by default), so `"descriptors.binpb"` lands next to the
+    /// generated code; an absolute one is used as is.
+    ///
+    /// Files appear in dependency order (every file after its imports). The source info keeps
+    /// the `.proto` comments, which reflection clients (`grpcurl describe`) show. Register the
+    /// bytes with a reflection service, e.g. `connect-reflection`'s
+    /// `ReflectionService::builder().register_file_descriptor_set(..)`. This is prost-build's
+    /// `file_descriptor_set_path`; the protoc plugin's counterpart is the
+    /// `file_descriptor_set` option ([`Options::file_descriptor_set`]), which writes a Rust
+    /// constant instead.
+    pub fn file_descriptor_set_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file_descriptor_set_path = Some(path.into());
+        self
+    }
+
+    /// See [`Options::file_descriptor_set`].
+    pub fn file_descriptor_set(mut self, file_name: Option<&str>) -> Self {
+        self.options = self.options.file_descriptor_set(file_name);
         self
     }
 
@@ -128,7 +173,9 @@ impl Builder {
         self
     }
 
-    /// Runs protoc and generation, writes every file into the output directory.
+    /// Runs protoc and generation, writes every file into the output directory (and the
+    /// descriptor set, when [`file_descriptor_set_path`](Self::file_descriptor_set_path) is
+    /// set).
     pub fn compile(self) -> Result<(), Error> {
         let out_dir = match &self.out_dir {
             Some(dir) => dir.clone(),
@@ -139,7 +186,10 @@ impl Builder {
         if self.cargo_instructions {
             self.print_rerun_instructions();
         }
-        let generated = self.generate()?;
+        let files_to_generate = self.files_to_generate()?;
+        let bytes = self.descriptor_set_bytes()?;
+        let set = decode_descriptor_set(&bytes)?;
+        let generated = generate(&set.file, &files_to_generate, &self.options)?;
         if self.cargo_instructions {
             for warning in &generated.warnings {
                 println!("cargo:warning={}", warning.replace('\n', " "));
@@ -152,16 +202,21 @@ impl Builder {
             std::fs::write(&path, &file.content)
                 .map_err(Error::io(format!("writing {}", path.display())))?;
         }
+        if let Some(path) = &self.file_descriptor_set_path {
+            let path = out_dir.join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(Error::io(format!("creating {}", parent.display())))?;
+            }
+            std::fs::write(&path, &bytes)
+                .map_err(Error::io(format!("writing {}", path.display())))?;
+        }
         Ok(())
     }
 
     /// Runs protoc and generation without writing anything.
     pub fn generate(&self) -> Result<Generated, Error> {
-        let files_to_generate = self
-            .files
-            .iter()
-            .map(|f| proto_name(f, &self.includes))
-            .collect::<Result<Vec<_>, _>>()?;
+        let files_to_generate = self.files_to_generate()?;
         let set = self.descriptor_set()?;
         generate(&set.file, &files_to_generate, &self.options)
     }
@@ -169,6 +224,13 @@ impl Builder {
     /// Runs protoc and decodes the descriptor set of the files, imports and source info
     /// included (what [`generate`](Self::generate) generates from).
     pub fn descriptor_set(&self) -> Result<FileDescriptorSet, Error> {
+        decode_descriptor_set(&self.descriptor_set_bytes()?)
+    }
+
+    /// Runs protoc and returns the serialized descriptor set of the files, imports and source
+    /// info included: what [`file_descriptor_set_path`](Self::file_descriptor_set_path)
+    /// writes.
+    pub fn descriptor_set_bytes(&self) -> Result<Vec<u8>, Error> {
         let protoc = protoc_path()?;
         let vendored_include = protoc_bin_vendored::include_path().ok();
         let set_path = scratch_path();
@@ -196,17 +258,16 @@ impl Builder {
             }
         });
         let _ = std::fs::remove_file(&set_path);
-        let bytes = bytes?;
-        let options = buffa_codegen::tooling_decode_options().map_err(Error::Decode)?;
-        options
-            .decode_from_slice::<FileDescriptorSet>(&bytes)
-            .map_err(|e| {
-                Error::Decode(buffa_codegen::decode_failure(
-                    "FileDescriptorSet",
-                    &e,
-                    options.element_memory_limit(),
-                ))
-            })
+        bytes
+    }
+
+    /// The files' names as protoc gives them (checked before protoc runs, so a missing file
+    /// is an I/O error naming it).
+    fn files_to_generate(&self) -> Result<Vec<String>, Error> {
+        self.files
+            .iter()
+            .map(|f| proto_name(f, &self.includes))
+            .collect()
     }
 
     fn print_rerun_instructions(&self) {
@@ -215,6 +276,20 @@ impl Builder {
             println!("cargo:rerun-if-changed={}", path.display());
         }
     }
+}
+
+/// Decodes protoc's descriptor set output (trusted input: tooling limits).
+fn decode_descriptor_set(bytes: &[u8]) -> Result<FileDescriptorSet, Error> {
+    let options = buffa_codegen::tooling_decode_options().map_err(Error::Decode)?;
+    options
+        .decode_from_slice::<FileDescriptorSet>(bytes)
+        .map_err(|e| {
+            Error::Decode(buffa_codegen::decode_failure(
+                "FileDescriptorSet",
+                &e,
+                options.element_memory_limit(),
+            ))
+        })
 }
 
 /// `PROTOC`, else the vendored binary.

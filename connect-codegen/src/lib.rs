@@ -74,7 +74,11 @@
 //! | `views` | `true` / `false` | `true` | buffa view types |
 //! | `json` | `true` / `false` | `true` | buffa proto3 JSON (serde) support; service code needs it (`connect-tower` serves every message as JSON too), so turn it off only with `server=false,client=false` |
 //! | `include_file` | file name, or empty | `_include.rs` | name of the module-tree file; empty writes none |
+//! | `file_descriptor_set` | file name, or empty | none | also write a Rust file with `pub const FILE_DESCRIPTOR_SET: &[u8]`, the serialized descriptor set of the input and its imports (for server reflection); see [`Options::file_descriptor_set`] |
 //! | `element_memory_limit` | bytes or `unlimited` | buffa's | decode bound for the request (buffa's option) |
+//!
+//! [`Builder::file_descriptor_set_path`] writes the descriptor set as raw bytes instead (protoc's
+//! `--descriptor_set_out`) from a build script.
 //!
 //! Well-known types (`google.protobuf.*`) map to `::buffa_types::google::protobuf` unless an
 //! `extern_path` for `.google.protobuf` says otherwise.
@@ -124,6 +128,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod descriptor_set;
 mod docs;
 mod emit;
 mod error;
@@ -168,6 +173,7 @@ pub fn generate(
 ) -> Result<Generated, Error> {
     let config = buffa_config(options)?;
     let include_file = options.checked_include_file()?;
+    let descriptor_set = options.checked_file_descriptor_set()?;
     let (mut buffa_files, warnings) =
         buffa_codegen::generate_with_diagnostics(files, files_to_generate, &config)?;
 
@@ -205,6 +211,10 @@ pub fn generate(
             ),
         }
     });
+    let descriptor_set = descriptor_set.map(|name| OutputFile {
+        name: name.to_string(),
+        content: descriptor_set::rust_constant(files),
+    });
     let files = buffa_files
         .into_iter()
         .map(|f| OutputFile {
@@ -212,6 +222,7 @@ pub fn generate(
             content: f.content,
         })
         .chain(module_tree)
+        .chain(descriptor_set)
         .collect();
     Ok(Generated {
         files,

@@ -22,6 +22,9 @@ pub struct Options {
     pub json: bool,
     /// Name of the module-tree file, or `None` for no module tree.
     pub include_file: Option<String>,
+    /// Name of a Rust file holding the serialized descriptor set of the input, or `None` for
+    /// none. See [`Options::file_descriptor_set`].
+    pub file_descriptor_set: Option<String>,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             views: true,
             json: true,
             include_file: Some(DEFAULT_INCLUDE_FILE.to_string()),
+            file_descriptor_set: None,
         }
     }
 }
@@ -89,6 +93,23 @@ impl Options {
         self
     }
 
+    /// Also writes a Rust file of this name (a bare name ending in `.rs`) holding
+    /// `pub const FILE_DESCRIPTOR_SET: &[u8]`: the serialized `google.protobuf.FileDescriptorSet`
+    /// of every descriptor generation received — the files to generate and all their imports,
+    /// in dependency order — for server reflection (`connect-reflection`). Include it where the
+    /// constant should live: `include!(concat!(env!("OUT_DIR"), "/descriptors.rs"));`.
+    /// Default `None`.
+    ///
+    /// Through the protoc plugin the set holds what protoc sends plugins (source info, hence
+    /// comments, only for the files to generate); through [`Builder`](crate::Builder) it holds
+    /// protoc's `--include_source_info` output (comments for every file). The build-script
+    /// alternative writing raw bytes is
+    /// [`Builder::file_descriptor_set_path`](crate::Builder::file_descriptor_set_path).
+    pub fn file_descriptor_set(mut self, file_name: Option<&str>) -> Self {
+        self.file_descriptor_set = file_name.map(str::to_string);
+        self
+    }
+
     /// Parses a protoc plugin parameter: comma-separated `key=value` entries (see the crate docs
     /// for the keys). Empty entries are ignored; an unknown key is an error.
     pub fn from_parameter(parameter: &str) -> Result<Options, Error> {
@@ -119,6 +140,10 @@ impl Options {
                 "include_file" => {
                     let name = value.trim();
                     options.include_file = (!name.is_empty()).then(|| name.to_string());
+                }
+                "file_descriptor_set" => {
+                    let name = value.trim();
+                    options.file_descriptor_set = (!name.is_empty()).then(|| name.to_string());
                 }
                 // Read by buffa_codegen::decode_request before the request is decoded.
                 buffa_codegen::ELEMENT_MEMORY_LIMIT_OPT => {}
@@ -152,14 +177,24 @@ impl Options {
 
     /// The include file name, checked to be a bare file name.
     pub(crate) fn checked_include_file(&self) -> Result<Option<&str>, Error> {
-        match self.include_file.as_deref() {
-            Some(name) if name.contains(['/', '\\', '"', '\n']) || !name.ends_with(".rs") => {
-                Err(Error::InvalidOption(format!(
-                    "include_file '{name}' must be a bare file name ending in .rs"
-                )))
-            }
-            other => Ok(other),
+        checked_file_name("include_file", self.include_file.as_deref())
+    }
+
+    /// The descriptor-set file name, checked to be a bare file name.
+    pub(crate) fn checked_file_descriptor_set(&self) -> Result<Option<&str>, Error> {
+        checked_file_name("file_descriptor_set", self.file_descriptor_set.as_deref())
+    }
+}
+
+/// `name`, if it is a bare file name ending in `.rs`.
+fn checked_file_name<'a>(key: &str, name: Option<&'a str>) -> Result<Option<&'a str>, Error> {
+    match name {
+        Some(name) if name.contains(['/', '\\', '"', '\n']) || !name.ends_with(".rs") => {
+            Err(Error::InvalidOption(format!(
+                "{key} '{name}' must be a bare file name ending in .rs"
+            )))
         }
+        other => Ok(other),
     }
 }
 
@@ -180,9 +215,10 @@ mod tests {
     #[test]
     fn parses_every_key() {
         let o = Options::from_parameter(
-            "extern_path=.acme.common=::acme_common, client=false,server=true,views=false,json=false,include_file=mod.rs",
+            "extern_path=.acme.common=::acme_common, client=false,server=true,views=false,json=false,include_file=mod.rs,file_descriptor_set=fds.rs",
         )
         .unwrap();
+        assert_eq!(o.file_descriptor_set.as_deref(), Some("fds.rs"));
         assert_eq!(
             o.extern_paths,
             vec![(".acme.common".to_string(), "::acme_common".to_string())]
@@ -270,5 +306,12 @@ mod tests {
             Options::new().checked_include_file().unwrap(),
             Some("_include.rs")
         );
+        assert!(
+            Options::new()
+                .file_descriptor_set(Some("../x.rs"))
+                .checked_file_descriptor_set()
+                .is_err()
+        );
+        assert_eq!(Options::new().checked_file_descriptor_set().unwrap(), None);
     }
 }

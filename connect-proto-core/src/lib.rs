@@ -95,6 +95,7 @@ pub mod call;
 pub mod code;
 pub mod codec;
 pub mod compression;
+pub mod cors;
 pub mod error;
 pub mod internal;
 pub mod limits;

@@ -108,7 +108,8 @@ impl<M: CodecMessage + HasMessageView> DecodeMessage for View<M> {
 }
 
 /// A message type that can be sent: anything that can be encoded with a call's codec.
-/// A failure ends the call (or fails the send) as [`UsageError::Encoding`].
+/// A failure ends the call (or fails the send) as
+/// [`UsageError::Encoding`](connect_proto_core::UsageError::Encoding).
 pub trait EncodeMessage: Send + 'static {
     /// Encodes the message.
     fn encode(&self, codec: Codec) -> Result<Bytes, CodecError>;

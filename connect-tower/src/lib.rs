@@ -19,13 +19,18 @@
 //!   ([`codec::View`]); [`codec::EncodeMessage`] and [`codec::DecodeMessage`] are the whole
 //!   boundary a message type crosses (buffa messages implement both; another protobuf
 //!   library's types can, through a wrapper).
+//! - [`observe`]: the [`observe::CallObserver`] metrics hook (start and end of every call,
+//!   with outcome, duration, wire bytes and message counts) and, with the `tracing` feature,
+//!   a span per call with OpenTelemetry's RPC attributes.
 //! - `axum` (feature `axum`): mounting services in an `axum::Router` next to other routes.
+//! - `cors` (feature `cors`): a tower-http `CorsLayer` for browser clients.
 //!
 //! # Features
 //!
 //! `server` and `client` (default) gate the two halves; `gzip` (default), `zstd`, `deflate`,
 //! `br` and `snappy` add compression algorithms (only gzip is pure Rust and on by default;
-//! zstd builds C); `axum` adds [`axum`](mod@crate::axum) integration.
+//! zstd builds C); `axum` adds [`axum`](mod@crate::axum) integration; `cors` a CORS layer for
+//! browsers; `tracing` a `tracing` span per call (see [`observe`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -36,7 +41,10 @@ mod body;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod codec;
+#[cfg(feature = "cors")]
+pub mod cors;
 pub mod message;
+pub mod observe;
 pub mod rt;
 #[cfg(feature = "server")]
 pub mod server;

@@ -24,7 +24,7 @@ pub fn encode_trailer_block(trailers: &HeaderMap) -> Bytes {
 /// Parses a trailer block. Names compare case-insensitively (they are lowercased), repeated
 /// names keep every value, lines may end in `\r\n` or `\n`, and blank lines are ignored.
 /// A block whose entries exceed `limit` bytes (see
-/// [`entry_size`](crate::internal::metadata::entry_size)) fails with [`Rule::MetadataTooLarge`].
+/// `entry_size`) fails with [`Rule::MetadataTooLarge`].
 pub fn decode_trailer_block(block: &[u8], limit: usize) -> Result<HeaderMap, Rule> {
     let mut trailers = HeaderMap::new();
     let mut budget = MetadataBudget::new(limit);

@@ -61,7 +61,7 @@ impl<T: Transport> Receiver<T> {
                         Ok(message) => Ok(Some(message)),
                         Err(e) => {
                             let status = Status::from(ProtocolError::in_response(e.into()));
-                            self.exchange.cancel();
+                            self.exchange.abandon(status.code());
                             self.outcome = Some(Err(status.clone()));
                             Err(status)
                         }

@@ -1,6 +1,9 @@
 //! One client call in flight: the core's [`ClientCall`] shared with the request body (which the
 //! transport polls, possibly on another task), the transport's response future, the response
 //! body, and the deadline.
+//!
+//! It is also where an observed call's traffic is counted and its end is known: the outcome
+//! reaching the application (`Finished`), or the exchange dropped before that.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +21,7 @@ use crate::TransportError;
 /// The HTTP/2 error code a cancelled call's request body reports (RFC 9113 section 7).
 const CANCEL: u32 = 0x8;
 use crate::client::Transport;
+use crate::observe::recorder::Recorder;
 use crate::rt::{SharedTimer, Sleep};
 
 /// Default most request bytes queued ahead of the transport before `send` waits.
@@ -33,6 +37,8 @@ pub(crate) struct State {
     sender_waker: Option<Waker>,
     /// The request body is complete or abandoned.
     body_done: bool,
+    /// The call's observation, while anyone observes it.
+    observe: Option<Box<Recorder>>,
 }
 
 impl Shared {
@@ -47,6 +53,21 @@ impl State {
     fn wake_body(&mut self) {
         if let Some(waker) = self.body_waker.take() {
             waker.wake();
+        }
+    }
+
+    /// Counts traffic, when the call is observed.
+    fn count(&mut self, update: impl FnOnce(&mut crate::observe::Traffic)) {
+        if let Some(observe) = self.observe.as_deref_mut() {
+            update(&mut observe.traffic);
+        }
+    }
+
+    /// Notes the outcome the application sees and ends the observation.
+    fn end_observation(&mut self, outcome: Result<(), Code>) {
+        if let Some(mut observe) = self.observe.take() {
+            observe.note(outcome);
+            observe.end(self.call.response_compression());
         }
     }
 }
@@ -104,6 +125,8 @@ impl Body for RequestBody {
                 }
                 match state.call.poll_output() {
                     Some(ClientOutput::Data(data)) => {
+                        let len = data.len() as u64;
+                        state.count(|traffic| traffic.request_bytes += len);
                         if let Some(waker) = state.sender_waker.take() {
                             waker.wake();
                         }
@@ -175,6 +198,7 @@ impl<T: Transport> Exchange<T> {
     pub(crate) async fn start(
         mut transport: T,
         call: ClientCall,
+        observe: Option<Box<Recorder>>,
         timer: SharedTimer,
         max_queued: usize,
     ) -> Result<Self, Status> {
@@ -183,8 +207,8 @@ impl<T: Transport> Exchange<T> {
                 call,
                 body_waker: None,
                 sender_waker: None,
-
                 body_done: false,
+                observe,
             }),
         });
         let (head, body, deadline) = {
@@ -204,10 +228,9 @@ impl<T: Transport> Exchange<T> {
                     });
                 }
                 _ => {
-                    return Err(Status::new(
-                        Code::Internal,
-                        "the call produced no request head",
-                    ));
+                    let status = Status::new(Code::Internal, "the call produced no request head");
+                    state.end_observation(Err(status.code()));
+                    return Err(status);
                 }
             };
             let body = if state.call.is_send_closed() {
@@ -223,6 +246,8 @@ impl<T: Transport> Exchange<T> {
                     }
                 }
                 state.body_done = true;
+                let len = body.as_ref().map_or(0, |body| body.len() as u64);
+                state.count(|traffic| traffic.request_bytes += len);
                 body.map_or_else(RequestBody::empty, RequestBody::full)
             } else {
                 RequestBody {
@@ -317,7 +342,7 @@ impl<T: Transport> Exchange<T> {
     /// The next event of the call, driving the transport, the response body and the deadline.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         loop {
-            if let Some(event) = next_event(&mut self.shared.lock().call) {
+            if let Some(event) = next_event(&mut self.shared.lock()) {
                 return Poll::Ready(event);
             }
             if self.poll_deadline(cx) {
@@ -335,7 +360,11 @@ impl<T: Transport> Exchange<T> {
                         let mut state = self.shared.lock();
                         match frame {
                             Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => state.call.handle_data(data),
+                                Ok(data) => {
+                                    let len = data.len() as u64;
+                                    state.count(|traffic| traffic.response_bytes += len);
+                                    state.call.handle_data(data);
+                                }
                                 Err(frame) => {
                                     if let Ok(trailers) = frame.into_trailers() {
                                         state.call.handle_trailers(trailers);
@@ -356,7 +385,7 @@ impl<T: Transport> Exchange<T> {
                 },
                 Response::Done => {
                     let mut state = self.shared.lock();
-                    if let Some(event) = next_event(&mut state.call) {
+                    if let Some(event) = next_event(&mut state) {
                         return Poll::Ready(event);
                     }
                     // No response is coming and the call has no outcome yet: this cannot
@@ -364,13 +393,12 @@ impl<T: Transport> Exchange<T> {
                     state
                         .call
                         .handle_transport_error("the response ended unexpectedly");
-                    if let Some(event) = next_event(&mut state.call) {
+                    if let Some(event) = next_event(&mut state) {
                         return Poll::Ready(event);
                     }
-                    return Poll::Ready(Event::Finished(Err(Status::new(
-                        Code::Internal,
-                        "the call has no outcome",
-                    ))));
+                    let status = Status::new(Code::Internal, "the call has no outcome");
+                    state.end_observation(Err(status.code()));
+                    return Poll::Ready(Event::Finished(Err(status)));
                 }
             }
             let mut state = self.shared.lock();
@@ -415,6 +443,7 @@ impl<T: Transport> Exchange<T> {
         let now = self.timer.now();
         let mut state = self.shared.lock();
         state.call.send_message(now, message)?;
+        state.count(|traffic| traffic.request_messages += 1);
         state.wake_body();
         Ok(())
     }
@@ -425,6 +454,15 @@ impl<T: Transport> Exchange<T> {
         state.call.close_send().map_err(Status::from)?;
         state.wake_body();
         Ok(())
+    }
+
+    /// Cancels the call because the application cannot go on with it (a response message it
+    /// cannot decode): the call's outcome is `code`, as the application sees it.
+    pub(crate) fn abandon(&mut self, code: Code) {
+        if let Some(observe) = self.shared.lock().observe.as_deref_mut() {
+            observe.note(Err(code));
+        }
+        self.cancel();
     }
 
     /// Cancels the call.
@@ -440,8 +478,9 @@ impl<T: Transport> Exchange<T> {
 /// The call's next event. Compressed messages only come with pass-through, which this crate
 /// never asks for; they are decompressed all the same should that change (a payload that
 /// does not decompress cancels the call with the core's status for it).
-fn next_event(call: &mut ClientCall) -> Option<Event> {
-    Some(match call.poll_event()? {
+fn next_event(state: &mut State) -> Option<Event> {
+    let call = &mut state.call;
+    let event = match call.poll_event()? {
         ClientEvent::Headers(headers) => Event::Headers(headers),
         ClientEvent::Message(message) => Event::Message(message),
         ClientEvent::CompressedMessage(payload) => match call.decompress_message(payload) {
@@ -457,7 +496,18 @@ fn next_event(call: &mut ClientCall) -> Option<Event> {
             call.cancel();
             Event::Finished(Err(Status::internal("the call produced an unknown event")))
         }
-    })
+    };
+    if state.observe.is_some() {
+        match &event {
+            Event::Message(_) => state.count(|traffic| traffic.response_messages += 1),
+            Event::Finished(outcome) => {
+                let outcome = outcome.as_ref().map(drop).map_err(Status::code);
+                state.end_observation(outcome);
+            }
+            Event::Headers(_) => {}
+        }
+    }
+    Some(event)
 }
 
 /// What a call object reads from its exchange: the core's events, messages decompressed.
@@ -479,5 +529,16 @@ impl<T: Transport> Drop for Exchange<T> {
             state.call.cancel();
         }
         state.wake_body();
+        if state.observe.is_some() {
+            // The outcome the application never read (nobody reads events after this), else
+            // the cancellation.
+            let mut outcome = Err(Code::Canceled);
+            while let Some(event) = state.call.poll_event() {
+                if let ClientEvent::Finished(finished) = event {
+                    outcome = finished.map(drop).map_err(|status| status.code());
+                }
+            }
+            state.end_observation(outcome);
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ClientCall, MethodSpec, Status};
@@ -26,6 +27,8 @@ pub use exchange::{DEFAULT_MAX_QUEUED_BYTES, RequestBody};
 use crate::BoxError;
 use crate::codec::{DecodeMessage, EncodeMessage};
 use crate::message::Response;
+use crate::observe::recorder::{Call, CallSpan, Recorder};
+use crate::observe::{CallObserver, SharedObserver, Side};
 use crate::rt::{SharedTimer, Timer};
 use exchange::Exchange;
 
@@ -99,6 +102,7 @@ pub struct Client<T> {
     config: Arc<ClientConfig>,
     timer: SharedTimer,
     max_queued: usize,
+    observer: Option<SharedObserver>,
 }
 
 impl<T: Clone> Clone for Client<T> {
@@ -108,6 +112,7 @@ impl<T: Clone> Clone for Client<T> {
             config: self.config.clone(),
             timer: self.timer.clone(),
             max_queued: self.max_queued,
+            observer: self.observer.clone(),
         }
     }
 }
@@ -117,6 +122,7 @@ impl<T> fmt::Debug for Client<T> {
         f.debug_struct("Client")
             .field("config", &self.config)
             .field("timer", &self.timer)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +137,7 @@ impl<T: Transport> Client<T> {
             config: Arc::new(config),
             timer: SharedTimer::default(),
             max_queued: exchange::DEFAULT_MAX_QUEUED_BYTES,
+            observer: None,
         }
     }
 
@@ -148,6 +155,15 @@ impl<T: Transport> Client<T> {
     #[must_use]
     pub fn timer(mut self, timer: impl Timer) -> Self {
         self.timer = SharedTimer::new(timer);
+        self
+    }
+
+    /// Observes every call made (see [`observe`](crate::observe)): `on_call_start` when the
+    /// call is made, `on_call_end` once its outcome reached the application, or when the
+    /// application dropped the call. Replaces an observer set before; none by default.
+    #[must_use]
+    pub fn observer(mut self, observer: impl CallObserver) -> Self {
+        self.observer = Some(SharedObserver(Arc::new(observer)));
         self
     }
 
@@ -169,18 +185,26 @@ impl<T: Transport> Client<T> {
     ) -> impl Future<Output = Result<Exchange<T>, Status>> + Send + use<T> {
         let now = self.timer.now();
         let options = inherit_deadline(options);
-        let started = ClientCall::start(&self.config, now, method, options).map_err(Status::from);
+        let started = ClientCall::start(&self.config, now, method, options)
+            .map_err(Status::from)
+            .map(|call| {
+                let observe = self.observe(&call, now);
+                (call, observe)
+            });
         self.start_exchange(started)
     }
 
     /// Hands a started call to the transport.
     fn start_exchange(
         &self,
-        call: Result<ClientCall, Status>,
+        call: Result<(ClientCall, Option<Box<Recorder>>), Status>,
     ) -> impl Future<Output = Result<Exchange<T>, Status>> + Send + use<T> {
         let (transport, timer, max_queued) =
             (self.transport.clone(), self.timer.clone(), self.max_queued);
-        async move { Exchange::start(transport, call?, timer, max_queued).await }
+        async move {
+            let (call, observe) = call?;
+            Exchange::start(transport, call, observe, timer, max_queued).await
+        }
     }
 
     fn start_unary_call(
@@ -188,20 +212,51 @@ impl<T: Transport> Client<T> {
         method: &MethodSpec,
         request: EncodedMessage,
         options: CallOptions,
-    ) -> Result<ClientCall, Status> {
+    ) -> Result<(ClientCall, Option<Box<Recorder>>), Status> {
         let now = self.timer.now();
         let options = inherit_deadline(options);
         let mut call =
             ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
+        let mut observe = self.observe(&call, now);
         if !call.is_finished() {
             // A call whose deadline passed before its head was written fails inside the core,
             // which keeps the outcome for the exchange to report.
             match call.send_message(now, request) {
-                Ok(()) | Err(connect_proto_core::UsageError::AlreadyFinished) => {}
-                Err(other) => return Err(Status::from(other)),
+                Ok(()) => {
+                    if let Some(observe) = observe.as_deref_mut() {
+                        observe.traffic.request_messages = 1;
+                    }
+                }
+                Err(connect_proto_core::UsageError::AlreadyFinished) => {}
+                Err(other) => {
+                    let status = Status::from(other);
+                    if let Some(mut observe) = observe {
+                        observe.note(Err(status.code()));
+                        observe.end(None);
+                    }
+                    return Err(status);
+                }
             }
         }
-        Ok(call)
+        Ok((call, observe))
+    }
+
+    /// Starts observing a call started at `now`, if anyone observes it.
+    fn observe(&self, call: &ClientCall, now: Instant) -> Option<Box<Recorder>> {
+        let span = CallSpan::client(
+            call.method(),
+            call.protocol(),
+            call.codec(),
+            self.config.base_uri(),
+        );
+        let started = || Call {
+            side: Side::Client,
+            method: call.method(),
+            protocol: call.protocol(),
+            codec: call.codec(),
+            request_compression: call.send_compression(),
+        };
+        Recorder::start(started, self.observer.as_ref(), &self.timer, now, span)
     }
 
     /// Calls a unary method. On failure the status's metadata holds the response headers and

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use connect_proto_core::{Code, ServerOutput, Status};
 use http_body::{Body, Frame, SizeHint};
 
+use crate::observe::recorder::CallSpan;
 use crate::rt::{ShutdownWatch, Sleep, with_deadline};
 use crate::server::shared::Shared;
 
@@ -30,6 +31,8 @@ pub(crate) struct Driver {
     shutdown: Option<ShutdownWatch>,
     /// HTTP/1.x: a complete body reports its exact length (a `content-length`).
     http1: bool,
+    /// The call's span (feature `tracing`), entered while the handler is polled.
+    span: CallSpan,
 }
 
 impl Driver {
@@ -38,6 +41,7 @@ impl Driver {
         handler: HandlerFuture,
         http1: bool,
         shutdown: Option<ShutdownWatch>,
+        span: CallSpan,
     ) -> Self {
         let deadline = shared.lock().call.deadline();
         Driver {
@@ -47,6 +51,7 @@ impl Driver {
             sleep: None,
             shutdown,
             http1,
+            span,
         }
     }
 
@@ -83,7 +88,7 @@ impl Driver {
                 if let DeadlineState::Expired = self.poll_deadline(deadline, cx) {
                     let mut state = self.shared.lock();
                     let now = state.timer.now().max(deadline);
-                    state.call.handle_timeout(now);
+                    state.handle_timeout(now);
                     let finished = state.call.is_finished();
                     drop(state);
                     if finished {
@@ -118,8 +123,10 @@ impl Driver {
             }
             handler_polled = true;
             let parked = self.shared.lock().park_driver_waker();
-            let polled = with_deadline(self.deadline, || {
-                catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)))
+            let polled = self.span.in_scope(|| {
+                with_deadline(self.deadline, || {
+                    catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)))
+                })
             });
             self.shared.lock().unpark_driver_waker(parked);
             match polled {
@@ -219,6 +226,13 @@ impl ResponseBody {
             kind: Kind::Ended,
             exact_length: false,
         }
+    }
+}
+
+/// An empty body (what CORS preflight answers and other middleware-made responses carry).
+impl Default for ResponseBody {
+    fn default() -> Self {
+        ResponseBody::empty()
     }
 }
 

@@ -37,6 +37,8 @@ pub use shared::DEFAULT_MAX_QUEUED_BYTES;
 
 use crate::BoxError;
 use crate::message::{ConnectionInfo, RequestContext};
+use crate::observe::recorder::{Call, CallSpan, Recorder};
+use crate::observe::{CallObserver, SharedObserver, Side};
 use crate::rt::{SharedTimer, ShutdownWatch, Timer};
 use driver::{Driver, HandlerFuture};
 use interceptor::Interceptors;
@@ -80,6 +82,7 @@ struct Inner<D> {
     timer: SharedTimer,
     interceptors: Interceptors,
     max_queued: usize,
+    observer: Option<SharedObserver>,
 }
 
 impl<D> Clone for ConnectService<D> {
@@ -96,6 +99,7 @@ impl<D> std::fmt::Debug for ConnectService<D> {
             .field("config", &self.inner.config)
             .field("timer", &self.inner.timer)
             .field("interceptors", &self.inner.interceptors)
+            .field("observer", &self.inner.observer)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +119,7 @@ impl<D: Dispatch> ConnectService<D> {
             timer: SharedTimer::default(),
             interceptors: Interceptors::default(),
             max_queued: shared::DEFAULT_MAX_QUEUED_BYTES,
+            observer: None,
         }
     }
 
@@ -155,6 +160,7 @@ pub struct ConnectServiceBuilder<D> {
     timer: SharedTimer,
     interceptors: Interceptors,
     max_queued: usize,
+    observer: Option<SharedObserver>,
 }
 
 impl<D: Dispatch> ConnectServiceBuilder<D> {
@@ -191,6 +197,16 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
         self
     }
 
+    /// Observes every call served (see [`observe`](crate::observe)): `on_call_start` once its
+    /// request head is admitted, `on_call_end` once its response is complete or it ended
+    /// otherwise (cancelled, timed out, the client gone). Replaces an observer set before;
+    /// none by default.
+    #[must_use]
+    pub fn observer(mut self, observer: impl CallObserver) -> Self {
+        self.observer = Some(SharedObserver(Arc::new(observer)));
+        self
+    }
+
     /// The service.
     pub fn build(self) -> ConnectService<D> {
         ConnectService {
@@ -200,6 +216,7 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
                 timer: self.timer,
                 interceptors: self.interceptors,
                 max_queued: self.max_queued,
+                observer: self.observer,
             }),
         }
     }
@@ -249,6 +266,25 @@ where
             return ResponseFuture::ready(response);
         }
     };
+    let span = CallSpan::server(
+        call.method(),
+        call.protocol(),
+        call.codec(),
+        &parts.extensions,
+    );
+    let mut observe = Recorder::start(
+        || Call {
+            side: Side::Server,
+            method: call.method(),
+            protocol: call.protocol(),
+            codec: call.codec(),
+            request_compression: call.request_compression(),
+        },
+        inner.observer.as_ref(),
+        &inner.timer,
+        now,
+        span.clone(),
+    );
     let shutdown = parts
         .extensions
         .get::<ConnectionInfo>()
@@ -270,6 +306,9 @@ where
         inner.interceptors.on_request(&mut context).err()
     };
     if let Some(status) = rejected {
+        if let Some(observe) = observe.as_deref_mut() {
+            observe.note(Err(status.code()));
+        }
         let _ = call.finish(Err(status));
     }
     let limit = inner.config.receive_limit();
@@ -280,6 +319,7 @@ where
         now,
         inner.interceptors.clone(),
         inner.max_queued,
+        observe,
     );
     let finished = shared.lock().call.is_finished();
     let handler: HandlerFuture = if finished {
@@ -300,5 +340,5 @@ where
             }
         }
     };
-    ResponseFuture::driving(Driver::new(shared, handler, http1, shutdown))
+    ResponseFuture::driving(Driver::new(shared, handler, http1, shutdown, span))
 }

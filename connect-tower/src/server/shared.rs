@@ -3,17 +3,23 @@
 //!
 //! Everything protocol-related happens in the core's [`ServerCall`]; this module only moves
 //! bytes between it, the request body and the handler, and wakes whoever waits.
+//!
+//! It is also where an observed call's traffic is counted and its end is known: the response
+//! is complete when its last output (trailers, or the end) is taken; a call the client
+//! abandons ends when the response body is dropped; the state's drop is the backstop.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
 use connect_proto_core::codec::EncodedMessage;
-use connect_proto_core::{ServerCall, ServerEvent, ServerOutput, Status, UsageError};
+use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status, UsageError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::TransportError;
+use crate::observe::recorder::Recorder;
 use crate::rt::SharedTimer;
 use crate::server::interceptor::Interceptors;
 
@@ -51,6 +57,11 @@ pub(crate) struct State {
     headers_finalized: bool,
     /// Most response bytes queued before `send` waits.
     max_queued: usize,
+    /// The call's observation, while anyone observes it.
+    observe: Option<Box<Recorder>>,
+    /// Events taken out of the call to learn the status the core ended it with (observed
+    /// calls only), still to be read by the handler.
+    stashed: VecDeque<ServerEvent>,
 }
 
 impl Shared {
@@ -61,22 +72,28 @@ impl Shared {
         started: Instant,
         interceptors: Interceptors,
         max_queued: usize,
+        observe: Option<Box<Recorder>>,
     ) -> Arc<Self> {
+        let mut state = State {
+            call,
+            timer,
+            started,
+            body: Some(body),
+            request_done: false,
+            driver_waker: None,
+            writer_waker: None,
+            reader_waker: None,
+            trailers: HeaderMap::new(),
+            interceptors,
+            headers_finalized: false,
+            max_queued,
+            observe,
+            stashed: VecDeque::new(),
+        };
+        // Admission may have ended the call already (a Connect GET whose query is invalid).
+        state.after_input(false);
         Arc::new(Shared {
-            state: Mutex::new(State {
-                call,
-                timer,
-                started,
-                body: Some(body),
-                request_done: false,
-                driver_waker: None,
-                writer_waker: None,
-                reader_waker: None,
-                trailers: HeaderMap::new(),
-                interceptors,
-                headers_finalized: false,
-                max_queued,
-            }),
+            state: Mutex::new(state),
         })
     }
 
@@ -104,14 +121,20 @@ impl State {
     /// Reads the next request item, pulling body frames as needed.
     pub(crate) fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
         loop {
-            if let Some(event) = self.call.poll_event() {
+            if let Some(event) = self.next_event() {
                 let received = match event {
-                    ServerEvent::Message(bytes) => Received::Message(bytes),
+                    ServerEvent::Message(bytes) => {
+                        self.count(|traffic| traffic.request_messages += 1);
+                        Received::Message(bytes)
+                    }
                     // Only with pass-through, which this crate never asks for; decompressed
                     // all the same should that change.
                     ServerEvent::CompressedMessage(payload) => {
                         match self.call.decompress_message(payload) {
-                            Ok(bytes) => Received::Message(bytes),
+                            Ok(bytes) => {
+                                self.count(|traffic| traffic.request_messages += 1);
+                                Received::Message(bytes)
+                            }
                             Err(error) => {
                                 let status = error.to_status();
                                 self.fail(status.clone());
@@ -149,8 +172,10 @@ impl State {
                 self.request_done = true;
                 return Poll::Ready(Received::End);
             }
+            // The call is not finished here: any input that finishes it is the core's doing.
             let Some(body) = self.body.as_mut() else {
                 self.call.handle_end(None);
+                self.after_input(false);
                 continue;
             };
             match body.as_mut().poll_frame(cx) {
@@ -164,6 +189,8 @@ impl State {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let now = self.now();
+                        let len = data.len() as u64;
+                        self.count(|traffic| traffic.request_bytes += len);
                         self.call.handle_data(now, data);
                     }
                     Err(frame) => {
@@ -189,6 +216,7 @@ impl State {
                     self.call.handle_end(None);
                 }
             }
+            self.after_input(false);
             // Feeding may have queued a response (a request error): let the driver write it.
             self.wake_driver();
         }
@@ -225,6 +253,7 @@ impl State {
             return Err(status);
         }
         self.call.send_message(message)?;
+        self.count(|traffic| traffic.response_messages += 1);
         self.wake_driver();
         Ok(())
     }
@@ -272,21 +301,35 @@ impl State {
                 Err(status)
             }
         };
+        let noted = match &outcome {
+            Ok(_) => Ok(()),
+            Err(status) => Err(status.code()),
+        };
         // A usage error here (a unary handler without a message) still ends the call: the
         // core then answers `internal` itself.
-        let _ = self.call.finish(outcome);
+        let finished = self.call.finish(outcome);
+        if let Some(observe) = self.observe.as_deref_mut() {
+            observe.note(finished.map_err(|_| Code::Internal).and(noted));
+        }
         self.wake_driver();
     }
 
     /// Takes the next response output for the HTTP writer.
     pub(crate) fn take_output(&mut self) -> Option<ServerOutput> {
         let output = self.call.poll_output()?;
-        if matches!(output, ServerOutput::Data(_))
-            && self.call.buffered_output_bytes() < self.max_queued
-        {
-            if let Some(waker) = self.writer_waker.take() {
-                waker.wake();
+        match &output {
+            ServerOutput::Data(data) => {
+                let len = data.len() as u64;
+                self.count(|traffic| traffic.response_bytes += len);
+                if self.call.buffered_output_bytes() < self.max_queued {
+                    if let Some(waker) = self.writer_waker.take() {
+                        waker.wake();
+                    }
+                }
             }
+            // The response is complete.
+            ServerOutput::Trailers(_) | ServerOutput::End => self.end_observation(),
+            _ => {}
         }
         Some(output)
     }
@@ -324,6 +367,8 @@ impl State {
     pub(crate) fn client_gone(&mut self) {
         if !self.call.is_finished() {
             self.call.handle_reset();
+            self.after_input(false);
+            self.end_observation();
         }
         self.body = None;
         for waker in [self.writer_waker.take(), self.reader_waker.take()]
@@ -340,5 +385,63 @@ impl State {
         if let Some(waker) = self.writer_waker.take() {
             waker.wake();
         }
+    }
+
+    /// Times the call out at `now` (its deadline, or a unary body's pause limit).
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let was_finished = self.call.is_finished();
+        self.call.handle_timeout(now);
+        self.after_input(was_finished);
+    }
+
+    /// The next event for the handler: stashed ones first.
+    fn next_event(&mut self) -> Option<ServerEvent> {
+        match self.stashed.pop_front() {
+            Some(event) => Some(event),
+            None => self.call.poll_event(),
+        }
+    }
+
+    /// Counts traffic, when the call is observed.
+    fn count(&mut self, update: impl FnOnce(&mut crate::observe::Traffic)) {
+        if let Some(observe) = self.observe.as_deref_mut() {
+            update(&mut observe.traffic);
+        }
+    }
+
+    /// After an input that may have made the core end the call (a protocol error, the
+    /// deadline, a reset): an observed call that ended there notes the status the core ended
+    /// it with — the last `Failed` event, found by moving the call's events to the stash the
+    /// handler reads first.
+    fn after_input(&mut self, was_finished: bool) {
+        let Some(observe) = self.observe.as_deref_mut() else {
+            return;
+        };
+        if was_finished || !self.call.is_finished() || observe.has_outcome() {
+            return;
+        }
+        let mut code = Code::Unknown;
+        while let Some(event) = self.call.poll_event() {
+            if let ServerEvent::Failed(status) = &event {
+                code = status.code();
+            }
+            self.stashed.push_back(event);
+        }
+        observe.note(Err(code));
+    }
+
+    /// Ends the call's observation (once).
+    fn end_observation(&mut self) {
+        if let Some(mut observe) = self.observe.take() {
+            observe.end(self.call.response_compression());
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // A response never completed nor abandoned through the driver (its body dropped
+        // while replaying the outputs of a finished call).
+        self.end_observation();
     }
 }

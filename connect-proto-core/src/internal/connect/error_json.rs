@@ -157,7 +157,7 @@ pub struct EndStream {
 
 /// Decodes an `EndStreamResponse`. A malformed message fails with
 /// [`Rule::InvalidErrorBody`]; metadata larger than `metadata_limit` bytes (see
-/// [`entry_size`](crate::internal::metadata::entry_size)) with [`Rule::MetadataTooLarge`].
+/// `entry_size`) with [`Rule::MetadataTooLarge`].
 pub fn decode_end_stream(body: &[u8], metadata_limit: usize) -> Result<EndStream, Rule> {
     parse_end_stream(body, metadata_limit).map_err(|error| match error {
         EndStreamError::Invalid(why) => Rule::InvalidErrorBody(why),

@@ -25,7 +25,9 @@ async fn main() -> Result<(), BoxError> {
         .bind(addr.as_str())
         .await?;
     println!("greeter listening on http://{}", server.local_addr()?);
-    let shutdown = server.serve_with_shutdown(service, stop_signal()).await;
+    let shutdown = server
+        .serve_with_shutdown(service, greeter_example::stop_signal())
+        .await;
     println!(
         "greeter stopped ({})",
         if shutdown.drained() {
@@ -38,26 +40,4 @@ async fn main() -> Result<(), BoxError> {
         }
     );
     Ok(())
-}
-
-/// Completes on SIGTERM (Unix) or Ctrl-C.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }
