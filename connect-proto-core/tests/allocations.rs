@@ -5,7 +5,8 @@
 //!
 //! If a change moves a figure on purpose, update the constant and say why in the commit.
 
-// These tests exercise gzip and zstd; they need the default compression features.
+// These tests exercise gzip and zstd (not a default feature): `cargo test -p connect-proto-core
+// --features zstd`, or `cargo test --workspace`, where other members turn it on.
 #![cfg(all(feature = "gzip", feature = "zstd"))]
 
 mod common;

@@ -3,7 +3,8 @@
 //! end-stream messages, Connect unary bodies, GET queries, `grpc-status-details-bin`, and
 //! gRPC-Web text bodies.
 
-// These tests exercise gzip and zstd; they need the default compression features.
+// These tests exercise gzip and zstd (not a default feature): `cargo test -p connect-proto-core
+// --features zstd`, or `cargo test --workspace`, where other members turn it on.
 #![cfg(all(feature = "gzip", feature = "zstd"))]
 
 mod common;

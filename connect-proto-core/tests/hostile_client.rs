@@ -1,7 +1,8 @@
 //! Hostile responses, one table: each row is a response head, body and trailers for a client
 //! call and the exact outcome the client must report, whatever the chunking.
 
-// These tests exercise gzip and zstd; they need the default compression features.
+// These tests exercise gzip and zstd (not a default feature): `cargo test -p connect-proto-core
+// --features zstd`, or `cargo test --workspace`, where other members turn it on.
 #![cfg(all(feature = "gzip", feature = "zstd"))]
 
 mod common;

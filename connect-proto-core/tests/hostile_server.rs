@@ -3,7 +3,8 @@
 //! with), whatever the chunking. Every response is also read back by a client of the same
 //! protocol, which must see the same code.
 
-// These tests exercise gzip and zstd; they need the default compression features.
+// These tests exercise gzip and zstd (not a default feature): `cargo test -p connect-proto-core
+// --features zstd`, or `cargo test --workspace`, where other members turn it on.
 #![cfg(all(feature = "gzip", feature = "zstd"))]
 
 mod common;

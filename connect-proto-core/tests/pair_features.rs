@@ -2,7 +2,8 @@
 //! compression thresholds, large messages, deadlines on both sides, cancellation, resets,
 //! trailers-only responses, limits, pass-through and API usage errors.
 
-// These tests exercise gzip and zstd; they need the default compression features.
+// These tests exercise gzip and zstd (not a default feature): `cargo test -p connect-proto-core
+// --features zstd`, or `cargo test --workspace`, where other members turn it on.
 #![cfg(all(feature = "gzip", feature = "zstd"))]
 
 mod common;

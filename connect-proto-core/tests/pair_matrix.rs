@@ -2,7 +2,8 @@
 //! chunking, with headers, trailers, empty and compressible messages, and error outcomes with
 //! details and metadata. Exact events are asserted on both sides, plus the wire shape.
 
-// These tests exercise gzip and zstd; they need the default compression features.
+// These tests exercise gzip and zstd (not a default feature): `cargo test -p connect-proto-core
+// --features zstd`, or `cargo test --workspace`, where other members turn it on.
 #![cfg(all(feature = "gzip", feature = "zstd"))]
 
 mod common;
