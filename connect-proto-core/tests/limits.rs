@@ -360,3 +360,47 @@ fn metadata_in_response_bodies_is_bounded() {
         Err(Code::ResourceExhausted)
     );
 }
+
+#[test]
+fn the_outcome_is_how_the_call_ended_whoever_ended_it() {
+    let clock = Clock::new();
+    let config = ServerConfig::new();
+    let start = |extra: &[(&str, &str)]| {
+        ServerCall::accept(
+            &config,
+            clock.now(),
+            &grpc_head(&SERVER_STREAM, extra),
+            lookup,
+        )
+        .unwrap()
+    };
+    // Running: no outcome yet.
+    let mut call = start(&[]);
+    assert_eq!(call.outcome(), None);
+    // The application's success, then nothing changes it.
+    call.finish(Ok(http::HeaderMap::new())).unwrap();
+    assert_eq!(call.outcome(), Some(Ok(())));
+    call.handle_reset();
+    assert_eq!(call.outcome(), Some(Ok(())));
+    // The application's error.
+    let mut call = start(&[]);
+    call.finish(Err(connect_proto_core::Status::not_found("no")))
+        .unwrap();
+    assert_eq!(call.outcome(), Some(Err(Code::NotFound)));
+    // The client went away.
+    let mut call = start(&[]);
+    call.handle_reset();
+    assert_eq!(call.outcome(), Some(Err(Code::Canceled)));
+    // The deadline.
+    let mut call = start(&[("grpc-timeout", "1S")]);
+    call.handle_timeout(clock.now() + Duration::from_secs(2));
+    assert_eq!(call.outcome(), Some(Err(Code::DeadlineExceeded)));
+    // A protocol error in the request (a broken body).
+    let mut call = start(&[]);
+    call.handle_body_error("broken");
+    assert!(
+        matches!(call.outcome(), Some(Err(_))),
+        "{:?}",
+        call.outcome()
+    );
+}

@@ -139,6 +139,8 @@ pub struct ServerCall {
     events: SmallQueue<ServerEvent>,
     outputs: OutputQueue<ServerOutput>,
     scratch: SmallQueue<Inbound>,
+    /// How the call ended, once it has.
+    outcome: Option<Result<(), crate::code::Code>>,
 }
 
 impl ServerCall {
@@ -202,6 +204,7 @@ impl ServerCall {
             events: SmallQueue::new(),
             outputs: OutputQueue::new(),
             scratch: SmallQueue::new(),
+            outcome: None,
         };
         if let Some(message) = get_message {
             // A GET carries its whole request in the query: feed it as a bare body, and end
@@ -281,6 +284,14 @@ impl ServerCall {
         matches!(self.response, ResponseSide::Finished)
     }
 
+    /// How the call ended, once it has: `Ok` when the application finished it successfully,
+    /// else the code it ended with — the application's error, a protocol error, the deadline,
+    /// or the client going away (`canceled`). For drivers that report calls (metrics, logs)
+    /// without reading the events meant for the handler.
+    pub fn outcome(&self) -> Option<Result<(), crate::code::Code>> {
+        self.outcome
+    }
+
     /// Whether the request side is done (ended or failed).
     pub fn is_request_done(&self) -> bool {
         !matches!(self.request, RequestSide::Open { .. })
@@ -345,6 +356,7 @@ impl ServerCall {
         self.response = ResponseSide::Finished;
         self.outputs.clear();
         let status = ProtocolError::in_request(Rule::Reset { code: None }).to_status();
+        self.outcome.get_or_insert(Err(status.code()));
         self.events.push_back(ServerEvent::Failed(status));
     }
 
@@ -609,6 +621,7 @@ impl ServerCall {
     }
 
     fn finish_ok(&mut self, trailers: HeaderMap) {
+        self.outcome.get_or_insert(Ok(()));
         match self.content_type.form {
             WireForm::ConnectUnary => {
                 if let ResponseSide::Held {
@@ -645,6 +658,7 @@ impl ServerCall {
     }
 
     fn finish_err(&mut self, status: Status) {
+        self.outcome.get_or_insert(Err(status.code()));
         if matches!(self.response, ResponseSide::Held { .. }) {
             // A held unary message is never sent once the call fails.
             let headers = self.take_headers();

@@ -80,12 +80,6 @@ impl Recorder {
         }
     }
 
-    /// Whether the outcome is settled.
-    #[cfg(feature = "server")]
-    pub(crate) fn has_outcome(&self) -> bool {
-        self.outcome.is_some()
-    }
-
     /// The call ended: reports it (an outcome never noted is `unknown`). Only the first end
     /// counts.
     pub(crate) fn end(&mut self, response_compression: Option<&'static str>) {

@@ -272,7 +272,7 @@ where
         call.codec(),
         &parts.extensions,
     );
-    let mut observe = Recorder::start(
+    let observe = Recorder::start(
         || Call {
             side: Side::Server,
             method: call.method(),
@@ -306,9 +306,6 @@ where
         inner.interceptors.on_request(&mut context).err()
     };
     if let Some(status) = rejected {
-        if let Some(observe) = observe.as_deref_mut() {
-            observe.note(Err(status.code()));
-        }
         let _ = call.finish(Err(status));
     }
     let limit = inner.config.receive_limit();

@@ -8,14 +8,13 @@
 //! is complete when its last output (trailers, or the end) is taken; a call the client
 //! abandons ends when the response body is dropped; the state's drop is the backstop.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
 use connect_proto_core::codec::EncodedMessage;
-use connect_proto_core::{Code, ServerCall, ServerEvent, ServerOutput, Status, UsageError};
+use connect_proto_core::{ServerCall, ServerEvent, ServerOutput, Status, UsageError};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::TransportError;
@@ -59,9 +58,6 @@ pub(crate) struct State {
     max_queued: usize,
     /// The call's observation, while anyone observes it.
     observe: Option<Box<Recorder>>,
-    /// Events taken out of the call to learn the status the core ended it with (observed
-    /// calls only), still to be read by the handler.
-    stashed: VecDeque<ServerEvent>,
 }
 
 impl Shared {
@@ -74,7 +70,7 @@ impl Shared {
         max_queued: usize,
         observe: Option<Box<Recorder>>,
     ) -> Arc<Self> {
-        let mut state = State {
+        let state = State {
             call,
             timer,
             started,
@@ -88,10 +84,7 @@ impl Shared {
             headers_finalized: false,
             max_queued,
             observe,
-            stashed: VecDeque::new(),
         };
-        // Admission may have ended the call already (a Connect GET whose query is invalid).
-        state.after_input(false);
         Arc::new(Shared {
             state: Mutex::new(state),
         })
@@ -121,7 +114,7 @@ impl State {
     /// Reads the next request item, pulling body frames as needed.
     pub(crate) fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
         loop {
-            if let Some(event) = self.next_event() {
+            if let Some(event) = self.call.poll_event() {
                 let received = match event {
                     ServerEvent::Message(bytes) => {
                         self.count(|traffic| traffic.request_messages += 1);
@@ -175,7 +168,6 @@ impl State {
             // The call is not finished here: any input that finishes it is the core's doing.
             let Some(body) = self.body.as_mut() else {
                 self.call.handle_end(None);
-                self.after_input(false);
                 continue;
             };
             match body.as_mut().poll_frame(cx) {
@@ -216,7 +208,6 @@ impl State {
                     self.call.handle_end(None);
                 }
             }
-            self.after_input(false);
             // Feeding may have queued a response (a request error): let the driver write it.
             self.wake_driver();
         }
@@ -301,16 +292,9 @@ impl State {
                 Err(status)
             }
         };
-        let noted = match &outcome {
-            Ok(_) => Ok(()),
-            Err(status) => Err(status.code()),
-        };
         // A usage error here (a unary handler without a message) still ends the call: the
-        // core then answers `internal` itself.
-        let finished = self.call.finish(outcome);
-        if let Some(observe) = self.observe.as_deref_mut() {
-            observe.note(finished.map_err(|_| Code::Internal).and(noted));
-        }
+        // core then answers `internal` itself (and reports it as the call's outcome).
+        let _ = self.call.finish(outcome);
         self.wake_driver();
     }
 
@@ -367,7 +351,6 @@ impl State {
     pub(crate) fn client_gone(&mut self) {
         if !self.call.is_finished() {
             self.call.handle_reset();
-            self.after_input(false);
             self.end_observation();
         }
         self.body = None;
@@ -389,17 +372,7 @@ impl State {
 
     /// Times the call out at `now` (its deadline, or a unary body's pause limit).
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        let was_finished = self.call.is_finished();
         self.call.handle_timeout(now);
-        self.after_input(was_finished);
-    }
-
-    /// The next event for the handler: stashed ones first.
-    fn next_event(&mut self) -> Option<ServerEvent> {
-        match self.stashed.pop_front() {
-            Some(event) => Some(event),
-            None => self.call.poll_event(),
-        }
     }
 
     /// Counts traffic, when the call is observed.
@@ -409,30 +382,14 @@ impl State {
         }
     }
 
-    /// After an input that may have made the core end the call (a protocol error, the
-    /// deadline, a reset): an observed call that ended there notes the status the core ended
-    /// it with — the last `Failed` event, found by moving the call's events to the stash the
-    /// handler reads first.
-    fn after_input(&mut self, was_finished: bool) {
-        let Some(observe) = self.observe.as_deref_mut() else {
-            return;
-        };
-        if was_finished || !self.call.is_finished() || observe.has_outcome() {
-            return;
-        }
-        let mut code = Code::Unknown;
-        while let Some(event) = self.call.poll_event() {
-            if let ServerEvent::Failed(status) = &event {
-                code = status.code();
-            }
-            self.stashed.push_back(event);
-        }
-        observe.note(Err(code));
-    }
-
     /// Ends the call's observation (once).
     fn end_observation(&mut self) {
         if let Some(mut observe) = self.observe.take() {
+            // The core knows how the call ended, whoever ended it (the handler, a protocol
+            // error, the deadline, the client).
+            if let Some(outcome) = self.call.outcome() {
+                observe.note(outcome);
+            }
             observe.end(self.call.response_compression());
         }
     }
