@@ -15,12 +15,11 @@ use connect_proto_core::{Idempotency, ServerConfig};
 use connect_tokio_hyper::{HttpClient, Server};
 use connect_tower::client::{CallOptions, Client, ClientConfig};
 use connect_tower::codec::decode_owned;
+use connect_tower::intercept::InterceptFuture;
 use connect_tower::server::{
     ConnectService, Dispatch, IncomingCall, Interceptor, ResponseSender, server_streaming, unary,
 };
-use connect_tower::{
-    Code, MethodKind, MethodSpec, Protocol, Request, RequestContext, Response, Status,
-};
+use connect_tower::{Code, MethodKind, MethodSpec, Protocol, Request, RequestContext, Response};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -192,11 +191,14 @@ impl Dispatch for Probe {
 struct PanickyInterceptor;
 
 impl Interceptor for PanickyInterceptor {
-    fn on_request(&self, ctx: &mut RequestContext) -> Result<(), Status> {
-        if ctx.headers().contains_key("x-panic") {
-            panic!("the interceptor panicked");
-        }
-        Ok(())
+    fn on_request<'a>(&'a self, ctx: &'a mut RequestContext) -> InterceptFuture<'a> {
+        Box::pin(async move {
+            // Panics while polled, the way an async hook would.
+            if ctx.headers().contains_key("x-panic") {
+                panic!("the interceptor panicked");
+            }
+            Ok(())
+        })
     }
 }
 

@@ -14,7 +14,10 @@
 //!   [`ConnectionInfo`].
 //! - [`rt`]: timers (the runtime-independent [`rt::SystemTimer`] by default, so deadlines are
 //!   always enforced), the current call's deadline, and shutdown signals.
-//! - [`client`]: [`client::Client`], calls of the four RPC types over any tower transport.
+//! - [`client`]: [`client::Client`], calls of the four RPC types over any tower transport,
+//!   with opt-in retries ([`client::RetryPolicy`]).
+//! - [`intercept`]: [`intercept::Interceptor`], async, streaming-aware hooks around every call,
+//!   one model for clients and servers.
 //! - [`codec`]: owned and zero-copy view decoding, for handler requests and client responses
 //!   ([`codec::View`]); [`codec::EncodeMessage`] and [`codec::DecodeMessage`] are the whole
 //!   boundary a message type crosses (buffa messages implement both; another protobuf
@@ -43,6 +46,8 @@ pub mod client;
 pub mod codec;
 #[cfg(feature = "cors")]
 pub mod cors;
+#[cfg(any(feature = "server", feature = "client"))]
+pub mod intercept;
 pub mod message;
 pub mod observe;
 pub mod rt;
@@ -58,25 +63,50 @@ pub use message::{ConnectionInfo, PeerInfo, Request, RequestContext, Response};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A transport failure a runtime adapter can report precisely, placed anywhere in the source
-/// chain of a transport or body error: an HTTP/2 stream reset with its error code. Clients map
-/// the code to a status; servers treat a request body that fails with one as a client that
-/// went away (any other body error is a broken request: `invalid_argument`).
+/// chain of a transport or body error: an HTTP/2 stream reset with its error code, or a
+/// request the server never processed. Clients map the code to a status (and may retry an
+/// unprocessed request, see [`client::RetryPolicy`]); servers treat a request body that fails
+/// with a reset as a client that went away (any other body error is a broken request:
+/// `invalid_argument`).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct TransportError {
     /// The HTTP/2 error code of a stream reset, when the failure was one.
     pub reset_code: Option<u32>,
+    /// The server did not process the request: no connection could be made, or the request
+    /// was refused before any application processing (above a GOAWAY's last stream id).
+    pub unprocessed: bool,
     /// What happened.
     pub message: String,
 }
+
+/// HTTP/2's `REFUSED_STREAM` (RFC 9113 section 8.7: the stream saw no application processing).
+const REFUSED_STREAM: u32 = 0x7;
 
 impl TransportError {
     /// A stream reset with an HTTP/2 error code.
     pub fn reset(code: u32, message: impl Into<String>) -> Self {
         TransportError {
             reset_code: Some(code),
+            unprocessed: false,
             message: message.into(),
         }
+    }
+
+    /// A request the server never processed (connection refused, a GOAWAY before the stream
+    /// was processed): safe to send again, whatever the method.
+    pub fn unprocessed(message: impl Into<String>) -> Self {
+        TransportError {
+            reset_code: None,
+            unprocessed: true,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the server is known not to have processed the request: marked so, or reset
+    /// with `REFUSED_STREAM`.
+    pub fn is_unprocessed(&self) -> bool {
+        self.unprocessed || self.reset_code == Some(REFUSED_STREAM)
     }
 
     /// Looks for a [`TransportError`] in an error's source chain.

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use connect_proto_core::{Codec, MethodSpec, Protocol};
 use http::{Extensions, HeaderMap};
 
+use crate::observe::Side;
 use crate::rt::ShutdownSignal;
 
 /// Who is on the other end of the connection. Runtime adapters put it in the HTTP request's
@@ -65,9 +66,11 @@ impl ConnectionInfo {
     }
 }
 
-/// Everything about a call except its messages.
+/// Everything about a call except its messages: what a server handler receives, and what
+/// interceptors see of the request head on either side.
 #[derive(Debug)]
 pub struct RequestContext {
+    pub(crate) side: Side,
     pub(crate) method: MethodSpec,
     pub(crate) protocol: Protocol,
     pub(crate) codec: Codec,
@@ -80,6 +83,12 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// Which side of the call this is: a server's incoming request, or (in a client
+    /// interceptor) an outgoing one.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
     /// The method being called.
     pub fn method(&self) -> &MethodSpec {
         &self.method
@@ -105,7 +114,7 @@ impl RequestContext {
         &mut self.headers
     }
 
-    /// The deadline the client set, if any.
+    /// The call's deadline, if any (on a server, the one the client set).
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }

@@ -13,6 +13,7 @@ mod support;
 
 use buffa_types::google::protobuf::StringValue;
 use connect_tower::client::CallOptions;
+use connect_tower::intercept::{CallInfo, InterceptFuture};
 use connect_tower::server::{ConnectService, Dispatch, Interceptor, Routes};
 use connect_tower::{
     Code, Codec, Idempotency, MethodKind, MethodSpec, Request, RequestContext, Response, Status,
@@ -39,19 +40,20 @@ fn append(headers: &mut HeaderMap, name: &'static str, suffix: &str) {
 }
 
 impl Interceptor for Recorder {
-    fn on_request(&self, ctx: &mut RequestContext) -> Result<(), Status> {
+    fn on_request<'a>(&'a self, ctx: &'a mut RequestContext) -> InterceptFuture<'a> {
         self.log.push(format!("{} request", self.name));
         append(ctx.headers_mut(), "x-chain", self.name);
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn on_response_headers(&self, headers: &mut HeaderMap) {
+    fn on_response_headers(&self, _call: &CallInfo, headers: &mut HeaderMap) -> Result<(), Status> {
         let saw_handler = headers.contains_key("x-handler");
         self.log.push(format!(
             "{} response (handler headers: {saw_handler})",
             self.name
         ));
         append(headers, "x-chain-response", self.name);
+        Ok(())
     }
 }
 
@@ -63,8 +65,9 @@ struct UserId(String);
 struct RequireAuth;
 
 impl Interceptor for RequireAuth {
-    fn on_request(&self, ctx: &mut RequestContext) -> Result<(), Status> {
-        match ctx.headers().get("authorization") {
+    fn on_request<'a>(&'a self, ctx: &'a mut RequestContext) -> InterceptFuture<'a> {
+        // An async check would be awaited here; this one needs no waiting.
+        let outcome = match ctx.headers().get("authorization") {
             Some(token) => {
                 let user = UserId(token.to_str().unwrap().to_owned());
                 ctx.extensions_mut().insert(user);
@@ -74,9 +77,11 @@ impl Interceptor for RequireAuth {
                 let mut metadata = HeaderMap::new();
                 metadata.insert("x-auth-hint", HeaderValue::from_static("send a token"));
                 Err(Status::new(Code::Unauthenticated, "missing credentials")
-                    .with_metadata(metadata))
+                    .with_metadata(metadata)
+                    .into())
             }
-        }
+        };
+        Box::pin(std::future::ready(outcome))
     }
 }
 
@@ -84,7 +89,7 @@ impl Interceptor for RequireAuth {
 struct Volatile;
 
 impl Interceptor for Volatile {
-    fn on_request(&self, ctx: &mut RequestContext) -> Result<(), Status> {
+    fn on_request<'a>(&'a self, ctx: &'a mut RequestContext) -> InterceptFuture<'a> {
         if ctx
             .headers()
             .get("x-panic-in")
@@ -99,13 +104,14 @@ impl Interceptor for Volatile {
         {
             ctx.extensions_mut().insert(PanicInResponse);
         }
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn on_response_headers(&self, headers: &mut HeaderMap) {
+    fn on_response_headers(&self, _call: &CallInfo, headers: &mut HeaderMap) -> Result<(), Status> {
         if headers.contains_key("x-panic-please") {
             panic!("the response hook panicked");
         }
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use buffa_types::google::protobuf::StringValue;
 use connect_proto_core::ServerConfig;
 use connect_tower::client::{CallOptions, Client};
+use connect_tower::intercept::InterceptFuture;
 use connect_tower::observe::{CallEnd, CallObserver, CallStart, Side};
 use connect_tower::server::{ConnectService, Interceptor};
 use connect_tower::{Code, Codec, MethodSpec, RequestContext, Response, Status};
@@ -364,8 +365,12 @@ fn statuses_the_core_decides_are_observed() {
 struct Deny;
 
 impl Interceptor for Deny {
-    fn on_request(&self, _ctx: &mut RequestContext) -> Result<(), Status> {
-        Err(Status::new(Code::PermissionDenied, "no"))
+    fn on_request<'a>(&'a self, _ctx: &'a mut RequestContext) -> InterceptFuture<'a> {
+        Box::pin(std::future::ready(Err(Status::new(
+            Code::PermissionDenied,
+            "no",
+        )
+        .into())))
     }
 }
 

@@ -154,7 +154,7 @@ impl tower_service::Service<http::Request<RequestBody>> for H2Connection {
         if self.reserved.is_none() {
             match self.slots.poll_acquire(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(map_error(error))),
                 Poll::Ready(Ok(slot)) => self.reserved = Some(slot),
             }
         }
@@ -753,7 +753,7 @@ impl Slots {
 }
 
 fn closed() -> BoxError {
-    "the HTTP/2 connection is closed".into()
+    Box::new(super::ConnectionClosed)
 }
 
 /// One reserved stream; released on drop.

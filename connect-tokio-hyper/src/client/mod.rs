@@ -412,25 +412,70 @@ impl Body for ResponseBody {
     }
 }
 
-/// Reports an HTTP/2 stream reset found anywhere in `error`'s source chain as a
-/// [`TransportError::reset`]; passes every other error through.
+/// Reports what the tower layer can act on as a [`TransportError`]: an HTTP/2 stream reset
+/// found anywhere in `error`'s source chain (with its code), or a request the server never
+/// processed — no connection could be made, the request was never written, or the server's
+/// GOAWAY refused the stream (h2 reports a remote GOAWAY only to streams above its last
+/// stream id and to streams opened after it). Every other error passes through.
 pub(crate) fn map_error(error: BoxError) -> BoxError {
-    match reset_code(error.as_ref()) {
-        Some(code) => Box::new(TransportError::reset(code, error_chain(error.as_ref()))),
+    match classify(error.as_ref()) {
+        Some(Failure::Reset(code)) => {
+            Box::new(TransportError::reset(code, error_chain(error.as_ref())))
+        }
+        Some(Failure::Unprocessed) => {
+            Box::new(TransportError::unprocessed(error_chain(error.as_ref())))
+        }
         None => error,
     }
 }
 
-fn reset_code(error: &(dyn std::error::Error + 'static)) -> Option<u32> {
+enum Failure {
+    Reset(u32),
+    Unprocessed,
+}
+
+fn classify(error: &(dyn std::error::Error + 'static)) -> Option<Failure> {
     let mut current = Some(error);
     while let Some(error) = current {
         if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            return h2.is_reset().then(|| h2.reason()).flatten().map(u32::from);
+            if h2.is_go_away() && h2.is_remote() {
+                return Some(Failure::Unprocessed);
+            }
+            return h2
+                .is_reset()
+                .then(|| h2.reason())
+                .flatten()
+                .map(|reason| Failure::Reset(u32::from(reason)));
+        }
+        if let Some(legacy) = error.downcast_ref::<legacy::Error>() {
+            if legacy.is_connect() {
+                return Some(Failure::Unprocessed);
+            }
+        }
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            if hyper.is_canceled() {
+                return Some(Failure::Unprocessed);
+            }
+        }
+        if error.downcast_ref::<ConnectionClosed>().is_some() {
+            return Some(Failure::Unprocessed);
         }
         current = error.source();
     }
     None
 }
+
+/// An [`H2Connection`] that is closed took no request.
+#[derive(Debug)]
+pub(crate) struct ConnectionClosed;
+
+impl std::fmt::Display for ConnectionClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the HTTP/2 connection is closed")
+    }
+}
+
+impl std::error::Error for ConnectionClosed {}
 
 /// `error` and its sources, joined with `: `.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

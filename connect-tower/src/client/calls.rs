@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{Codec, ProtocolError, Rule, Status};
 use futures_core::Stream;
@@ -26,6 +26,8 @@ pub(crate) struct Receiver<T: Transport> {
     trailers: Option<HeaderMap>,
     /// Set once `Finished` arrived: `Some(Err)` on failure.
     outcome: Option<Result<(), Status>>,
+    /// A message read ahead (by [`poll_first_response`](Self::poll_first_response)).
+    first: Option<Bytes>,
 }
 
 impl<T: Transport> Receiver<T> {
@@ -36,6 +38,7 @@ impl<T: Transport> Receiver<T> {
             headers: None,
             trailers: None,
             outcome: None,
+            first: None,
         }
     }
 
@@ -44,6 +47,9 @@ impl<T: Transport> Receiver<T> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<M>, Status>> {
+        if let Some(bytes) = self.first.take() {
+            return Poll::Ready(self.decode(bytes));
+        }
         loop {
             if let Some(outcome) = &self.outcome {
                 return Poll::Ready(outcome.clone().map(|()| None));
@@ -54,29 +60,51 @@ impl<T: Transport> Receiver<T> {
             };
             match event {
                 Event::Headers(headers) => self.headers = Some(headers),
-                Event::Message(bytes) => {
-                    // The core already enforced the receive limit on the wire bytes.
-                    let limit = usize::MAX;
-                    return Poll::Ready(match M::decode_message(self.codec, bytes, limit) {
-                        Ok(message) => Ok(Some(message)),
-                        Err(e) => {
-                            let status = Status::from(ProtocolError::in_response(e.into()));
-                            self.exchange.abandon(status.code());
-                            self.outcome = Some(Err(status.clone()));
-                            Err(status)
-                        }
-                    });
-                }
-                Event::Finished(Ok(trailers)) => {
-                    self.trailers = Some(trailers);
-                    self.outcome = Some(Ok(()));
-                }
-                Event::Finished(Err(status)) => {
-                    self.trailers = Some(status.metadata().clone());
-                    self.outcome = Some(Err(status));
-                }
+                Event::Message(bytes) => return Poll::Ready(self.decode(bytes)),
+                Event::Finished(outcome) => self.finished(outcome),
             }
         }
+    }
+
+    /// Keeps the call's outcome: trailers, or the failure (whose metadata are the trailers).
+    fn finished(&mut self, outcome: Result<HeaderMap, Status>) {
+        match outcome {
+            Ok(trailers) => {
+                self.trailers = Some(trailers);
+                self.outcome = Some(Ok(()));
+            }
+            Err(status) => {
+                self.trailers = Some(status.metadata().clone());
+                self.outcome = Some(Err(status));
+            }
+        }
+    }
+
+    /// Decodes a received message; a message that does not decode ends the call.
+    fn decode<M: DecodeMessage>(&mut self, bytes: Bytes) -> Result<Option<M>, Status> {
+        // The core already enforced the receive limit on the wire bytes.
+        match M::decode_message(self.codec, bytes, usize::MAX) {
+            Ok(message) => Ok(Some(message)),
+            Err(e) => {
+                let status = Status::from(ProtocolError::in_response(e.into()));
+                self.exchange.abandon(status.code());
+                self.outcome = Some(Err(status.clone()));
+                Err(status)
+            }
+        }
+    }
+
+    /// Waits for the first response message (kept for the reader) or the outcome.
+    fn poll_first_response(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while self.first.is_none() && self.outcome.is_none() {
+            match self.exchange.poll_event(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Event::Headers(headers)) => self.headers = Some(headers),
+                Poll::Ready(Event::Message(bytes)) => self.first = Some(bytes),
+                Poll::Ready(Event::Finished(outcome)) => self.finished(outcome),
+            }
+        }
+        Poll::Ready(())
     }
 
     /// Waits for the response headers (or the outcome, if the call ends first).
@@ -88,14 +116,7 @@ impl<T: Transport> Receiver<T> {
             match self.exchange.poll_event(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Event::Headers(headers)) => self.headers = Some(headers),
-                Poll::Ready(Event::Finished(Ok(trailers))) => {
-                    self.trailers = Some(trailers);
-                    self.outcome = Some(Ok(()));
-                }
-                Poll::Ready(Event::Finished(Err(status))) => {
-                    self.trailers = Some(status.metadata().clone());
-                    self.outcome = Some(Err(status));
-                }
+                Poll::Ready(Event::Finished(outcome)) => self.finished(outcome),
                 // Messages never precede headers.
                 Poll::Ready(Event::Message(_)) => {}
             }
@@ -106,6 +127,32 @@ impl<T: Transport> Receiver<T> {
         // The core reports headers before any success, so a header-less end is a failure;
         // should that ever change, an empty map is the honest answer.
         Poll::Ready(Ok(self.headers.get_or_insert_with(HeaderMap::new)))
+    }
+
+    /// Reads a unary response as one attempt of a retried call: any failure happened before
+    /// the application saw the response.
+    pub(crate) async fn into_unary_attempt<M: DecodeMessage>(
+        self,
+    ) -> crate::client::retry::Attempt<Response<M>> {
+        let shared = self.exchange.shared.clone();
+        match self.into_unary().await {
+            Ok(response) => crate::client::retry::Attempt::Done(Ok(response)),
+            Err(status) => crate::client::retry::Attempt::Failed {
+                status,
+                unprocessed: shared.lock().unprocessed,
+            },
+        }
+    }
+
+    /// The failure of a call that ended before any response message reached the reader, and
+    /// whether the server never processed it.
+    fn start_failure(&self) -> Option<(Status, bool)> {
+        match (&self.first, &self.outcome) {
+            (None, Some(Err(status))) => {
+                Some((status.clone(), self.exchange.shared.lock().unprocessed))
+            }
+            _ => None,
+        }
     }
 
     /// Reads exactly one message then the end: a unary response.
@@ -159,6 +206,9 @@ trait ErasedReceiver<M>: Send {
     fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<HeaderMap, Status>>;
     fn headers(&self) -> Option<&HeaderMap>;
     fn trailers(&self) -> Option<&HeaderMap>;
+    fn start_failure(&self) -> Option<(Status, bool)>;
+    /// Ready once the first response message was read ahead or the call ended.
+    fn poll_first_response(&mut self, cx: &mut Context<'_>) -> Poll<()>;
     fn into_unary(
         self: Box<Self>,
     ) -> Pin<Box<dyn std::future::Future<Output = Result<Response<M>, Status>> + Send>>;
@@ -192,6 +242,14 @@ impl<T: Transport, M: DecodeMessage> ErasedReceiver<M> for Receiver<T> {
 
     fn trailers(&self) -> Option<&HeaderMap> {
         self.trailers.as_ref()
+    }
+
+    fn start_failure(&self) -> Option<(Status, bool)> {
+        Receiver::start_failure(self)
+    }
+
+    fn poll_first_response(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Receiver::poll_first_response(self, cx)
     }
 
     fn into_unary(
@@ -241,6 +299,18 @@ impl<M: DecodeMessage> ResponseStream<M> {
     /// ended; the outcome stays with the stream.
     pub(crate) async fn started(&mut self) {
         poll_fn(|cx| self.receiver.poll_started(cx)).await;
+    }
+
+    /// The failure of a call that ended before any response message was read (and whether
+    /// the server never processed it).
+    pub(crate) fn start_failure(&self) -> Option<(Status, bool)> {
+        self.receiver.start_failure()
+    }
+
+    /// Waits until the first response message arrived (it stays with the stream) or the call
+    /// ended.
+    pub(crate) async fn first_response(&mut self) {
+        poll_fn(|cx| self.receiver.poll_first_response(cx)).await;
     }
 
     /// Waits for the response headers.

@@ -5,6 +5,7 @@
 //! It is also where an observed call's traffic is counted and its end is known: the outcome
 //! reaching the application (`Finished`), or the exchange dropped before that.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +22,9 @@ use crate::TransportError;
 /// The HTTP/2 error code a cancelled call's request body reports (RFC 9113 section 7).
 const CANCEL: u32 = 0x8;
 use crate::client::Transport;
+use crate::intercept::{ActiveInterceptors, CallInfo, CannedResponse, Interceptors, ShortCircuit};
+use crate::message::RequestContext;
+use crate::observe::Side;
 use crate::observe::recorder::Recorder;
 use crate::rt::{SharedTimer, Sleep};
 
@@ -39,6 +43,14 @@ pub(crate) struct State {
     body_done: bool,
     /// The call's observation, while anyone observes it.
     observe: Option<Box<Recorder>>,
+    /// The interceptors the call went through, once its request hooks ran.
+    intercept: Option<Box<(ActiveInterceptors, CallInfo)>>,
+    /// Events decided here rather than by the core (an interceptor's answer or failure); once
+    /// set, the core's events are not read any more.
+    local: Option<VecDeque<Event>>,
+    /// The call failed with a transport error that says the server never processed the
+    /// request (connection refused, a stream refused or above a GOAWAY's last stream id).
+    pub(crate) unprocessed: bool,
 }
 
 impl Shared {
@@ -60,6 +72,24 @@ impl State {
     fn count(&mut self, update: impl FnOnce(&mut crate::observe::Traffic)) {
         if let Some(observe) = self.observe.as_deref_mut() {
             update(&mut observe.traffic);
+        }
+    }
+
+    /// Ends the call here with `events` instead of the core's (the core call is cancelled, so
+    /// nothing more is sent).
+    fn end_locally(&mut self, events: impl IntoIterator<Item = Event>) {
+        if !self.call.is_finished() {
+            self.call.cancel();
+        }
+        self.local = Some(events.into_iter().collect());
+        self.wake_body();
+    }
+
+    /// Runs the request-message interceptors on a message about to be sent.
+    fn intercept_request_message(&mut self, message: &[u8]) -> Result<(), Status> {
+        match self.intercept.as_deref() {
+            Some((active, call)) => active.on_request_message(call, message),
+            None => Ok(()),
         }
     }
 
@@ -201,6 +231,7 @@ impl<T: Transport> Exchange<T> {
         observe: Option<Box<Recorder>>,
         timer: SharedTimer,
         max_queued: usize,
+        interceptors: Interceptors,
     ) -> Result<Self, Status> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -209,6 +240,9 @@ impl<T: Transport> Exchange<T> {
                 sender_waker: None,
                 body_done: false,
                 observe,
+                intercept: None,
+                local: None,
+                unprocessed: false,
             }),
         });
         let (head, body, deadline) = {
@@ -264,6 +298,10 @@ impl<T: Transport> Exchange<T> {
             sleep,
             max_queued,
         };
+        let mut head = head;
+        if !interceptors.is_empty() && !exchange.intercept_request(&interceptors, &mut head).await {
+            return Ok(exchange);
+        }
         // Wait for the transport, under the deadline.
         let ready = std::future::poll_fn(|cx| {
             if exchange.poll_deadline(cx) {
@@ -281,6 +319,58 @@ impl<T: Transport> Exchange<T> {
             Err(None) => {}
         }
         Ok(exchange)
+    }
+
+    /// Runs the interceptors' request hooks on the request head, under the deadline. Whether
+    /// the request should be sent: not when an interceptor ended the call, nor when the
+    /// deadline passed meanwhile.
+    async fn intercept_request(
+        &mut self,
+        interceptors: &Interceptors,
+        head: &mut http::request::Parts,
+    ) -> bool {
+        let (info, deadline) = {
+            let state = self.shared.lock();
+            (call_info(&state.call), state.call.deadline())
+        };
+        let mut ctx = RequestContext {
+            side: Side::Client,
+            method: info.method.clone(),
+            protocol: info.protocol,
+            codec: info.codec,
+            headers: std::mem::take(&mut head.headers),
+            deadline,
+            extensions: std::mem::take(&mut head.extensions),
+            http_method: head.method.clone(),
+            uri: head.uri.clone(),
+            version: head.version,
+        };
+        let result = {
+            let mut hooks = std::pin::pin!(interceptors.on_request(&mut ctx));
+            std::future::poll_fn(|cx| {
+                if self.poll_deadline(cx) {
+                    return Poll::Ready(None);
+                }
+                hooks.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        head.headers = ctx.headers;
+        head.extensions = ctx.extensions;
+        let Some((entered, outcome)) = result else {
+            return false;
+        };
+        let mut state = self.shared.lock();
+        state.intercept = Some(Box::new((interceptors.entered(entered), info)));
+        let events = match outcome {
+            Ok(()) => return true,
+            Err(ShortCircuit::Fail(status)) => vec![Event::Finished(Err(status))],
+            Err(ShortCircuit::Respond(response)) => canned_events(response),
+        };
+        state.end_locally(events);
+        drop(state);
+        self.sleep = None;
+        false
     }
 
     /// Whether the deadline passed (and, if so, tells the call).
@@ -306,7 +396,9 @@ impl<T: Transport> Exchange<T> {
     fn transport_failed(&mut self, error: &BoxError) {
         let now = self.timer.now();
         let mut state = self.shared.lock();
-        match TransportError::find(error.as_ref()) {
+        let found = TransportError::find(error.as_ref());
+        state.unprocessed = found.is_some_and(TransportError::is_unprocessed);
+        match found {
             Some(TransportError {
                 reset_code: Some(code),
                 ..
@@ -442,6 +534,10 @@ impl<T: Transport> Exchange<T> {
     pub(crate) fn send(&mut self, message: EncodedMessage) -> Result<(), Status> {
         let now = self.timer.now();
         let mut state = self.shared.lock();
+        if let Err(status) = state.intercept_request_message(message.as_bytes()) {
+            state.end_locally([Event::Finished(Err(status.clone()))]);
+            return Err(status);
+        }
         state.call.send_message(now, message)?;
         state.count(|traffic| traffic.request_messages += 1);
         state.wake_body();
@@ -479,8 +575,33 @@ impl<T: Transport> Exchange<T> {
 /// never asks for; they are decompressed all the same should that change (a payload that
 /// does not decompress cancels the call with the core's status for it).
 fn next_event(state: &mut State) -> Option<Event> {
-    let call = &mut state.call;
-    let event = match call.poll_event()? {
+    let event = match state.local.as_mut() {
+        Some(local) => local.pop_front()?,
+        None => core_event(&mut state.call)?,
+    };
+    let (event, failed) = match state.intercept.as_deref() {
+        Some((active, call)) => intercept_response(active, call, event),
+        None => (event, false),
+    };
+    if failed {
+        state.end_locally([]);
+    }
+    if state.observe.is_some() {
+        match &event {
+            Event::Message(_) => state.count(|traffic| traffic.response_messages += 1),
+            Event::Finished(outcome) => {
+                let outcome = outcome.as_ref().map(drop).map_err(Status::code);
+                state.end_observation(outcome);
+            }
+            Event::Headers(_) => {}
+        }
+    }
+    Some(event)
+}
+
+/// The core's next event for the application.
+fn core_event(call: &mut ClientCall) -> Option<Event> {
+    Some(match call.poll_event()? {
         ClientEvent::Headers(headers) => Event::Headers(headers),
         ClientEvent::Message(message) => Event::Message(message),
         ClientEvent::CompressedMessage(payload) => match call.decompress_message(payload) {
@@ -496,18 +617,55 @@ fn next_event(state: &mut State) -> Option<Event> {
             call.cancel();
             Event::Finished(Err(Status::internal("the call produced an unknown event")))
         }
+    })
+}
+
+/// Passes a response event through the interceptors; whether a hook failed the call (the
+/// event is then that failure).
+fn intercept_response(active: &ActiveInterceptors, call: &CallInfo, event: Event) -> (Event, bool) {
+    let (event, failed) = match event {
+        Event::Headers(mut headers) => match active.on_response_headers(call, &mut headers) {
+            Ok(()) => (Event::Headers(headers), false),
+            Err(status) => (Event::Finished(Err(status)), true),
+        },
+        Event::Message(message) => match active.on_response_message(call, &message) {
+            Ok(()) => (Event::Message(message), false),
+            Err(status) => (Event::Finished(Err(status)), true),
+        },
+        finished => (finished, false),
     };
-    if state.observe.is_some() {
-        match &event {
-            Event::Message(_) => state.count(|traffic| traffic.response_messages += 1),
-            Event::Finished(outcome) => {
-                let outcome = outcome.as_ref().map(drop).map_err(Status::code);
-                state.end_observation(outcome);
-            }
-            Event::Headers(_) => {}
+    match event {
+        Event::Finished(mut outcome) => {
+            active.on_end(call, &mut outcome);
+            (Event::Finished(outcome), failed)
         }
+        other => (other, failed),
     }
-    Some(event)
+}
+
+/// The events of an interceptor's answer.
+fn canned_events(response: Box<CannedResponse>) -> Vec<Event> {
+    let CannedResponse {
+        headers,
+        messages,
+        trailers,
+        ..
+    } = *response;
+    let mut events = Vec::with_capacity(messages.len() + 2);
+    events.push(Event::Headers(headers));
+    events.extend(messages.into_iter().map(Event::Message));
+    events.push(Event::Finished(Ok(trailers)));
+    events
+}
+
+/// What interceptors are told about a call.
+pub(crate) fn call_info(call: &ClientCall) -> CallInfo {
+    CallInfo {
+        side: Side::Client,
+        method: call.method().clone(),
+        protocol: call.protocol(),
+        codec: call.codec(),
+    }
 }
 
 /// What a call object reads from its exchange: the core's events, messages decompressed.

@@ -8,6 +8,7 @@
 
 mod calls;
 mod exchange;
+pub(crate) mod retry;
 
 use std::fmt;
 use std::future::Future;
@@ -23,14 +24,19 @@ pub use crate::TransportError;
 pub use calls::{BidiStreamingCall, ClientStreamingCall, ResponseStream};
 pub use connect_proto_core::{CallOptions, ClientConfig};
 pub use exchange::{DEFAULT_MAX_QUEUED_BYTES, RequestBody};
+pub use retry::{RetryBudget, RetryPolicy};
+
+pub use crate::intercept::Interceptor;
 
 use crate::BoxError;
 use crate::codec::{DecodeMessage, EncodeMessage};
+use crate::intercept::Interceptors;
 use crate::message::Response;
 use crate::observe::recorder::{Call, CallSpan, Recorder};
 use crate::observe::{CallObserver, SharedObserver, Side};
 use crate::rt::{SharedTimer, Timer};
 use exchange::Exchange;
+use retry::Attempt;
 
 /// A transport: a cloneable tower service from HTTP requests with a [`RequestBody`] to HTTP
 /// responses. Implemented for every such service; runtime adapters provide real ones.
@@ -92,6 +98,55 @@ fn inherit_deadline(options: CallOptions) -> CallOptions {
     }
 }
 
+/// How a call that encodes its whole request up front is made: once, or under a retry policy.
+enum Plan<F, T: Transport> {
+    Once(F),
+    Retry(Box<Retrying<T>>),
+}
+
+/// A call under a retry policy: everything needed to start each attempt.
+struct Retrying<T: Transport> {
+    client: Client<T>,
+    method: MethodSpec,
+    request: bytes::Bytes,
+    options: CallOptions,
+    policy: RetryPolicy,
+    deadline: Option<Instant>,
+}
+
+impl<T: Transport> Retrying<T> {
+    /// Makes attempts, each read by `read`, as the policy allows.
+    async fn run<R, F, Fut>(self: Box<Self>, read: F) -> Result<R, Status>
+    where
+        F: FnOnce(Exchange<T>) -> Fut + Clone,
+        Fut: Future<Output = Attempt<R>>,
+    {
+        let Retrying {
+            client,
+            method,
+            request,
+            options,
+            policy,
+            deadline,
+        } = *self;
+        let attempt = || {
+            let call = client.start_unary_call(&method, request.clone().into(), options.clone());
+            let exchange = client.start_exchange(call);
+            let read = read.clone();
+            async move {
+                match exchange.await {
+                    Ok(exchange) => read(exchange).await,
+                    Err(status) => Attempt::Failed {
+                        status,
+                        unprocessed: false,
+                    },
+                }
+            }
+        };
+        policy.run(&method, &client.timer, deadline, attempt).await
+    }
+}
+
 /// A client for one server (base URI), protocol and codec. Cheap to clone.
 ///
 /// Calls made while a handler of this crate's server runs inherit that call's deadline when it
@@ -103,6 +158,8 @@ pub struct Client<T> {
     timer: SharedTimer,
     max_queued: usize,
     observer: Option<SharedObserver>,
+    interceptors: Interceptors,
+    retry: Option<RetryPolicy>,
 }
 
 impl<T: Clone> Clone for Client<T> {
@@ -113,6 +170,8 @@ impl<T: Clone> Clone for Client<T> {
             timer: self.timer.clone(),
             max_queued: self.max_queued,
             observer: self.observer.clone(),
+            interceptors: self.interceptors.clone(),
+            retry: self.retry.clone(),
         }
     }
 }
@@ -123,6 +182,8 @@ impl<T> fmt::Debug for Client<T> {
             .field("config", &self.config)
             .field("timer", &self.timer)
             .field("observer", &self.observer)
+            .field("interceptors", &self.interceptors)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -138,7 +199,25 @@ impl<T: Transport> Client<T> {
             timer: SharedTimer::default(),
             max_queued: exchange::DEFAULT_MAX_QUEUED_BYTES,
             observer: None,
+            interceptors: Interceptors::default(),
+            retry: None,
         }
+    }
+
+    /// Adds an interceptor (see [`intercept`](crate::intercept)): the first added is the
+    /// outermost — its request hooks run first, its response hooks last. Generated clients
+    /// built on this client run them too.
+    #[must_use]
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// Retries failed calls as `policy` says (see [`RetryPolicy`]); none by default.
+    #[must_use]
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 
     /// The most request bytes (framed, after compression) a streaming call may queue ahead of
@@ -201,9 +280,10 @@ impl<T: Transport> Client<T> {
     ) -> impl Future<Output = Result<Exchange<T>, Status>> + Send + use<T> {
         let (transport, timer, max_queued) =
             (self.transport.clone(), self.timer.clone(), self.max_queued);
+        let interceptors = self.interceptors.clone();
         async move {
             let (call, observe) = call?;
-            Exchange::start(transport, call, observe, timer, max_queued).await
+            Exchange::start(transport, call, observe, timer, max_queued, interceptors).await
         }
     }
 
@@ -219,17 +299,29 @@ impl<T: Transport> Client<T> {
             ClientCall::start(&self.config, now, method, options).map_err(Status::from)?;
         let mut observe = self.observe(&call, now);
         if !call.is_finished() {
-            // A call whose deadline passed before its head was written fails inside the core,
-            // which keeps the outcome for the exchange to report.
-            match call.send_message(now, request) {
-                Ok(()) => {
-                    if let Some(observe) = observe.as_deref_mut() {
+            let intercepted = if self.interceptors.is_empty() {
+                Ok(())
+            } else {
+                let info = exchange::call_info(&call);
+                let all = self.interceptors.entered(usize::MAX);
+                all.on_request_message(&info, request.as_bytes())
+            };
+            let sent = intercepted.and_then(|()| {
+                match call.send_message(now, request) {
+                    Ok(()) => Ok(true),
+                    // A call whose deadline passed before its head was written fails inside
+                    // the core, which keeps the outcome for the exchange to report.
+                    Err(connect_proto_core::UsageError::AlreadyFinished) => Ok(false),
+                    Err(other) => Err(Status::from(other)),
+                }
+            });
+            match sent {
+                Ok(sent) => {
+                    if let Some(observe) = observe.as_deref_mut().filter(|_| sent) {
                         observe.traffic.request_messages = 1;
                     }
                 }
-                Err(connect_proto_core::UsageError::AlreadyFinished) => {}
-                Err(other) => {
-                    let status = Status::from(other);
+                Err(status) => {
                     if let Some(mut observe) = observe {
                         observe.note(Err(status.code()));
                         observe.end(None);
@@ -239,6 +331,41 @@ impl<T: Transport> Client<T> {
             }
         }
         Ok((call, observe))
+    }
+
+    /// The retry policy for calls of `method`, if they are retried.
+    fn retry_policy_for(&self, method: &MethodSpec) -> Option<RetryPolicy> {
+        self.retry
+            .as_ref()
+            .filter(|policy| policy.covers(method))
+            .cloned()
+    }
+
+    /// Prepares a retried call: its request kept for every attempt, its deadline fixed now so
+    /// that every attempt shares it.
+    fn retrying(
+        &self,
+        method: &MethodSpec,
+        request: EncodedMessage,
+        options: CallOptions,
+        policy: RetryPolicy,
+    ) -> Box<Retrying<T>> {
+        let now = self.timer.now();
+        let mut options = inherit_deadline(options);
+        let from_timeout = options.timeout.take().and_then(|t| now.checked_add(t));
+        let deadline = match (from_timeout, options.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        options.deadline = deadline;
+        Box::new(Retrying {
+            client: self.clone(),
+            method: method.clone(),
+            request: request.into_bytes(),
+            options,
+            policy,
+            deadline,
+        })
     }
 
     /// Starts observing a call started at `now`, if anyone observes it.
@@ -277,16 +404,35 @@ impl<T: Transport> Client<T> {
         Req: EncodeMessage,
         Resp: DecodeMessage,
     {
-        let call = request
+        let encoded = request
             .encode_message(self.config.configured_codec())
-            .map_err(crate::codec::encoding_failed)
-            .and_then(|bytes| self.start_unary_call(method, bytes, options));
-        let exchange = self.start_exchange(call);
+            .map_err(crate::codec::encoding_failed);
+        let plan = match (encoded, self.retry_policy_for(method)) {
+            (Ok(bytes), Some(policy)) => Plan::Retry(self.retrying(method, bytes, options, policy)),
+            (encoded, _) => {
+                let call = encoded.and_then(|bytes| self.start_unary_call(method, bytes, options));
+                Plan::Once(self.start_exchange(call))
+            }
+        };
         async move {
-            // The receiver is read right here: no boxed stream, no boxed future.
-            let exchange = exchange.await?;
-            let codec = exchange.codec();
-            calls::Receiver::new(exchange, codec).into_unary().await
+            match plan {
+                Plan::Once(exchange) => {
+                    // The receiver is read right here: no boxed stream, no boxed future.
+                    let exchange = exchange.await?;
+                    let codec = exchange.codec();
+                    calls::Receiver::new(exchange, codec).into_unary().await
+                }
+                Plan::Retry(retrying) => {
+                    retrying
+                        .run(|exchange: Exchange<T>| async move {
+                            let codec = exchange.codec();
+                            calls::Receiver::new(exchange, codec)
+                                .into_unary_attempt()
+                                .await
+                        })
+                        .await
+                }
+            }
         }
     }
 
@@ -295,7 +441,9 @@ impl<T: Transport> Client<T> {
     /// Returns once the server started the call — its response head arrived (this crate's
     /// servers write it as soon as the handler first waits) — or the call ended: an event the
     /// server publishes after this returns reaches the stream. A failure is reported by the
-    /// stream (`message()`), with the response headers and trailers it came with.
+    /// stream (`message()`), with the response headers and trailers it came with. Under a
+    /// [`RetryPolicy`] covering the method, it returns at the first response message (or
+    /// the call's end) instead, so that a failure before any message can be retried.
     pub fn server_streaming<Req, Resp>(
         &self,
         method: &MethodSpec,
@@ -306,19 +454,46 @@ impl<T: Transport> Client<T> {
         Req: EncodeMessage,
         Resp: DecodeMessage,
     {
-        let call = request
+        let encoded = request
             .encode_message(self.config.configured_codec())
-            .map_err(crate::codec::encoding_failed)
-            .and_then(|bytes| self.start_unary_call(method, bytes, options));
-        let exchange = self.start_exchange(call);
+            .map_err(crate::codec::encoding_failed);
         // (A unary method read as a stream, for example to cancel it, returns at once.)
         let wait_for_start = method.kind == crate::MethodKind::ServerStreaming;
-        async move {
-            let mut stream = ResponseStream::new(exchange.await?);
-            if wait_for_start {
-                stream.started().await;
+        let policy = self.retry_policy_for(method).filter(|_| wait_for_start);
+        let plan = match (encoded, policy) {
+            (Ok(bytes), Some(policy)) => Plan::Retry(self.retrying(method, bytes, options, policy)),
+            (encoded, _) => {
+                let call = encoded.and_then(|bytes| self.start_unary_call(method, bytes, options));
+                Plan::Once(self.start_exchange(call))
             }
-            Ok(stream)
+        };
+        async move {
+            match plan {
+                Plan::Once(exchange) => {
+                    let mut stream = ResponseStream::new(exchange.await?);
+                    if wait_for_start {
+                        stream.started().await;
+                    }
+                    Ok(stream)
+                }
+                Plan::Retry(retrying) => {
+                    retrying
+                        .run(|exchange: Exchange<T>| async move {
+                            // The application sees nothing of an attempt until its first
+                            // message (or its end): until then it can be retried.
+                            let mut stream = ResponseStream::new(exchange);
+                            stream.first_response().await;
+                            match stream.start_failure() {
+                                Some((status, unprocessed)) => Attempt::Failed {
+                                    status,
+                                    unprocessed,
+                                },
+                                None => Attempt::Done(Ok(stream)),
+                            }
+                        })
+                        .await
+                }
+            }
         }
     }
 

@@ -12,7 +12,6 @@
 
 mod driver;
 mod handler;
-mod interceptor;
 mod routes;
 mod shared;
 
@@ -26,22 +25,22 @@ use std::task::{Context, Poll};
 use connect_proto_core::{Code, MethodSpec, ServerCall, ServerConfig, Status};
 use http_body::Body;
 
+pub use crate::intercept::Interceptor;
 pub use driver::{ResponseBody, ResponseFuture};
 pub use handler::{
     IncomingCall, ResponseSender, Streaming, bidi_streaming, client_streaming, server_streaming,
     unary, unimplemented,
 };
-pub use interceptor::Interceptor;
 pub use routes::Routes;
 pub use shared::DEFAULT_MAX_QUEUED_BYTES;
 
 use crate::BoxError;
+use crate::intercept::{CallInfo, Interceptors, ShortCircuit};
 use crate::message::{ConnectionInfo, RequestContext};
 use crate::observe::recorder::{Call, CallSpan, Recorder};
 use crate::observe::{CallObserver, SharedObserver, Side};
 use crate::rt::{SharedTimer, ShutdownWatch, Timer};
 use driver::{Driver, HandlerFuture};
-use interceptor::Interceptors;
 use shared::Shared;
 
 /// A set of methods and the code that runs them. Generated servers implement it with a
@@ -190,7 +189,8 @@ impl<D: Dispatch> ConnectServiceBuilder<D> {
         self
     }
 
-    /// Adds an interceptor; interceptors run in the order added.
+    /// Adds an interceptor (see [`intercept`](crate::intercept)): the first added is the
+    /// outermost — its request hooks run first, its response hooks last.
     #[must_use]
     pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
         self.interceptors.push(Arc::new(interceptor));
@@ -244,7 +244,7 @@ where
 
 /// Admits the request, runs the interceptors and dispatches the handler, all at once; the
 /// returned future waits for the response head.
-fn serve<D, B>(inner: &Inner<D>, request: http::Request<B>) -> ResponseFuture
+fn serve<D, B>(inner: &Arc<Inner<D>>, request: http::Request<B>) -> ResponseFuture
 where
     D: Dispatch,
     B: Body + Send + 'static,
@@ -254,7 +254,7 @@ where
     let now = inner.timer.now();
     let (parts, body) = request.into_parts();
     let http1 = parts.version < http::Version::HTTP_2;
-    let mut call = match ServerCall::accept(&inner.config, now, &parts, |path| {
+    let call = match ServerCall::accept(&inner.config, now, &parts, |path| {
         inner.dispatch.method(path)
     }) {
         Ok(call) => call,
@@ -290,6 +290,7 @@ where
         .get::<ConnectionInfo>()
         .map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
     let mut context = RequestContext {
+        side: Side::Server,
         method: call.method().clone(),
         protocol: call.protocol(),
         codec: call.codec(),
@@ -300,42 +301,62 @@ where
         uri: parts.uri,
         version: parts.version,
     };
-    let rejected = if inner.interceptors.is_empty() {
-        None
-    } else {
-        inner.interceptors.on_request(&mut context).err()
-    };
-    if let Some(status) = rejected {
-        let _ = call.finish(Err(status));
-    }
     let limit = inner.config.receive_limit();
     let shared = Shared::new(
         call,
         crate::body::erase(body),
         inner.timer.clone(),
         now,
-        inner.interceptors.clone(),
         inner.max_queued,
         observe,
     );
-    let finished = shared.lock().call.is_finished();
-    let handler: HandlerFuture = if finished {
+    let handler: HandlerFuture = if shared.lock().call.is_finished() {
         Box::pin(async {})
+    } else if inner.interceptors.is_empty() {
+        dispatch(&inner.dispatch, context, &shared, limit)
     } else {
-        let incoming = IncomingCall {
-            context,
-            shared: shared.clone(),
-            limit,
-        };
-        // Generated dispatchers only build a future, but user code may run here too.
-        match catch_unwind(AssertUnwindSafe(|| inner.dispatch.dispatch(incoming))) {
-            Ok(handler) => handler,
-            Err(_panic) => {
-                let status = Status::new(Code::Internal, "the handler panicked");
-                shared.lock().fail(status);
-                Box::pin(async {})
+        let inner = inner.clone();
+        let shared = shared.clone();
+        Box::pin(async move {
+            let (entered, outcome) = inner.interceptors.on_request(&mut context).await;
+            let call = CallInfo {
+                side: Side::Server,
+                method: context.method.clone(),
+                protocol: context.protocol,
+                codec: context.codec,
+            };
+            shared
+                .lock()
+                .intercept(inner.interceptors.entered(entered), call);
+            match outcome {
+                Ok(()) => dispatch(&inner.dispatch, context, &shared, limit).await,
+                Err(ShortCircuit::Fail(status)) => shared.lock().finish(Err(status)),
+                Err(ShortCircuit::Respond(response)) => shared.lock().respond(response),
             }
-        }
+        })
     };
     ResponseFuture::driving(Driver::new(shared, handler, http1, shutdown, span))
+}
+
+/// Hands a call to its handler (a dispatcher that panics ends the call with `internal`).
+fn dispatch<D: Dispatch>(
+    dispatch: &D,
+    context: RequestContext,
+    shared: &Arc<Shared>,
+    limit: usize,
+) -> HandlerFuture {
+    let incoming = IncomingCall {
+        context,
+        shared: shared.clone(),
+        limit,
+    };
+    // Generated dispatchers only build a future, but user code may run here too.
+    match catch_unwind(AssertUnwindSafe(|| dispatch.dispatch(incoming))) {
+        Ok(handler) => handler,
+        Err(_panic) => {
+            let status = Status::new(Code::Internal, "the handler panicked");
+            shared.lock().fail(status);
+            Box::pin(async {})
+        }
+    }
 }

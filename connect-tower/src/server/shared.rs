@@ -18,9 +18,9 @@ use connect_proto_core::{ServerCall, ServerEvent, ServerOutput, Status, UsageErr
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::TransportError;
+use crate::intercept::{ActiveInterceptors, CallInfo, CannedResponse};
 use crate::observe::recorder::Recorder;
 use crate::rt::SharedTimer;
-use crate::server::interceptor::Interceptors;
 
 /// The request body, type-erased.
 pub(crate) type RequestBody = crate::body::BoxBody;
@@ -52,7 +52,8 @@ pub(crate) struct State {
     /// A request reader waiting for the request body (possibly on another task).
     reader_waker: Option<Waker>,
     pub(crate) trailers: HeaderMap,
-    interceptors: Interceptors,
+    /// The interceptors the call went through, once its request hooks ran.
+    intercept: Option<Box<(ActiveInterceptors, CallInfo)>>,
     headers_finalized: bool,
     /// Most response bytes queued before `send` waits.
     max_queued: usize,
@@ -66,7 +67,6 @@ impl Shared {
         body: RequestBody,
         timer: SharedTimer,
         started: Instant,
-        interceptors: Interceptors,
         max_queued: usize,
         observe: Option<Box<Recorder>>,
     ) -> Arc<Self> {
@@ -80,7 +80,7 @@ impl Shared {
             writer_waker: None,
             reader_waker: None,
             trailers: HeaderMap::new(),
-            interceptors,
+            intercept: None,
             headers_finalized: false,
             max_queued,
             observe,
@@ -116,18 +116,12 @@ impl State {
         loop {
             if let Some(event) = self.call.poll_event() {
                 let received = match event {
-                    ServerEvent::Message(bytes) => {
-                        self.count(|traffic| traffic.request_messages += 1);
-                        Received::Message(bytes)
-                    }
+                    ServerEvent::Message(bytes) => self.received(bytes),
                     // Only with pass-through, which this crate never asks for; decompressed
                     // all the same should that change.
                     ServerEvent::CompressedMessage(payload) => {
                         match self.call.decompress_message(payload) {
-                            Ok(bytes) => {
-                                self.count(|traffic| traffic.request_messages += 1);
-                                Received::Message(bytes)
-                            }
+                            Ok(bytes) => self.received(bytes),
                             Err(error) => {
                                 let status = error.to_status();
                                 self.fail(status.clone());
@@ -213,16 +207,58 @@ impl State {
         }
     }
 
+    /// A request message arrived: counted, and passed through the interceptors.
+    fn received(&mut self, bytes: Bytes) -> Received {
+        self.count(|traffic| traffic.request_messages += 1);
+        let intercepted = match self.intercept.as_deref() {
+            Some((active, call)) => active.on_request_message(call, &bytes),
+            None => Ok(()),
+        };
+        if let Err(status) = intercepted {
+            self.fail(status.clone());
+            return Received::Failed(status);
+        }
+        Received::Message(bytes)
+    }
+
+    /// Sets the interceptors the call went through (once their request hooks ran).
+    pub(crate) fn intercept(&mut self, active: ActiveInterceptors, call: CallInfo) {
+        self.intercept = Some(Box::new((active, call)));
+    }
+
+    /// Answers the call with an interceptor's response instead of the handler's.
+    pub(crate) fn respond(&mut self, response: Box<CannedResponse>) {
+        let CannedResponse {
+            headers,
+            messages,
+            trailers,
+            ..
+        } = *response;
+        let mut last = None;
+        let entries = headers.into_iter().filter_map(|(name, value)| {
+            // `HeaderMap::into_iter` names only the first of a name's values.
+            last = name.or(last.clone());
+            last.clone().map(|name| (name, value))
+        });
+        self.add_headers(entries.collect::<Vec<_>>());
+        for message in messages {
+            if let Err(status) = self.send_message(message.into()) {
+                self.finish(Err(status));
+                return;
+            }
+        }
+        self.finish(Ok(trailers));
+    }
+
     /// Runs the response-header interceptors once, before the head can be written.
     fn finalize_headers(&mut self) -> Result<(), Status> {
         if self.headers_finalized {
             return Ok(());
         }
         self.headers_finalized = true;
-        let interceptors = self.interceptors.clone();
-        match self.call.response_headers_mut() {
-            Some(headers) => interceptors.on_response_headers(headers),
-            None => Ok(()),
+        match (self.intercept.as_deref(), self.call.response_headers_mut()) {
+            (Some((active, call)), Some(headers)) => active.on_response_headers(call, headers),
+            _ => Ok(()),
         }
     }
 
@@ -239,7 +275,13 @@ impl State {
     }
 
     pub(crate) fn send_message(&mut self, message: EncodedMessage) -> Result<(), Status> {
-        if let Err(status) = self.finalize_headers() {
+        let intercepted = self
+            .finalize_headers()
+            .and_then(|()| match self.intercept.as_deref() {
+                Some((active, call)) => active.on_response_message(call, message.as_bytes()),
+                None => Ok(()),
+            });
+        if let Err(status) = intercepted {
             self.fail(status.clone());
             return Err(status);
         }
@@ -280,7 +322,7 @@ impl State {
             Ok(()) => outcome,
             Err(status) => Err(status),
         };
-        let outcome = match outcome {
+        let mut outcome = match outcome {
             Ok(mut trailers) => {
                 let mut all = std::mem::take(&mut self.trailers);
                 all.extend(trailers.drain());
@@ -292,6 +334,9 @@ impl State {
                 Err(status)
             }
         };
+        if let Some((active, call)) = self.intercept.as_deref() {
+            active.on_end(call, &mut outcome);
+        }
         // A usage error here (a unary handler without a message) still ends the call: the
         // core then answers `internal` itself (and reports it as the call's outcome).
         let _ = self.call.finish(outcome);
