@@ -398,7 +398,7 @@ fn run_main(args: &[String]) {
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
 }
 
-/// The targets.
+/// The targets (performance, second pass).
 fn targets(settings: &Settings) -> Vec<report::Target> {
     let c = if settings.concurrency.contains(&64) {
         64
@@ -406,110 +406,127 @@ fn targets(settings: &Settings) -> Vec<report::Target> {
         settings.concurrency[0]
     };
     let rps = format!("server_rps@c{c}");
-    let t = |what, workload, metric: &str, peer, at_least, at_most| report::Target {
+    let client_rps = format!("client_rps@c{c}");
+    let ratio = |what, workload, metric: &str, peer, at_least, at_most| report::Target {
         what,
         workload,
         metric: metric.to_string(),
         peer,
         at_least,
         at_most,
+        at_most_plus: None,
+    };
+    let faster = |what, workload, metric: &str, peer, min| {
+        ratio(what, workload, metric, peer, Some(min), None)
     };
     vec![
-        t(
+        faster(
+            "server stream 1000 >= 1.10x tonic",
+            "server_stream_1000/grpc",
+            &rps,
+            "tonic",
+            1.10,
+        ),
+        faster(
+            "server stream 1000 >= 1.15x connectrpc",
+            "server_stream_1000/grpc",
+            &rps,
+            "connectrpc",
+            1.15,
+        ),
+        faster(
+            "server stream 10 >= 1.10x tonic",
+            "server_stream_10/grpc",
+            &rps,
+            "tonic",
+            1.10,
+        ),
+        faster(
+            "server stream 10 >= 1.15x connectrpc",
+            "server_stream_10/grpc",
+            &rps,
+            "connectrpc",
+            1.15,
+        ),
+        faster(
             "unary echo >= 1.15x tonic (gRPC)",
             "unary_echo/grpc",
             &rps,
             "tonic",
-            Some(1.15),
-            None,
+            1.15,
         ),
-        t(
+        faster(
             "unary echo >= 1.15x connectrpc (gRPC)",
             "unary_echo/grpc",
             &rps,
             "connectrpc",
-            Some(1.15),
-            None,
+            1.15,
         ),
-        t(
-            "unary echo >= 1.15x connectrpc (Connect)",
+        faster(
+            "unary echo >= 0.88x bare hyper (gRPC)",
+            "unary_echo/grpc",
+            &rps,
+            "bare",
+            0.88,
+        ),
+        faster(
+            "unary echo >= 1.15x connectrpc (Connect h2c)",
             "unary_echo/connect-h2c",
             &rps,
             "connectrpc",
-            Some(1.15),
-            None,
+            1.15,
         ),
-        t(
-            "log ingest >= 1.4x tonic (gRPC)",
-            "log_ingest/grpc",
+        faster(
+            "unary echo >= 1.15x connectrpc (Connect h1)",
+            "unary_echo/connect-h1",
+            &rps,
+            "connectrpc",
+            1.15,
+        ),
+        faster(
+            "bidi ping-pong >= 1.10x tonic",
+            "bidi_pingpong_10/grpc",
             &rps,
             "tonic",
-            Some(1.4),
-            None,
+            1.10,
         ),
-        t(
-            "log ingest >= 1.15x connectrpc (gRPC)",
-            "log_ingest/grpc",
+        faster(
+            "client stream >= 1.10x tonic",
+            "client_stream_10/grpc",
             &rps,
-            "connectrpc",
-            Some(1.15),
-            None,
+            "tonic",
+            1.10,
         ),
-        t(
-            "log ingest >= 1.15x connectrpc (Connect)",
-            "log_ingest/connect-h2c",
-            &rps,
-            "connectrpc",
-            Some(1.15),
-            None,
-        ),
-        t(
-            "unary echo >= 0.85x bare hyper (gRPC)",
-            "unary_echo/grpc",
-            &rps,
-            "bare",
-            Some(0.85),
-            None,
-        ),
-        t(
-            "unary echo >= 0.85x bare hyper (Connect)",
-            "unary_echo/connect-h2c",
-            &rps,
-            "bare",
-            Some(0.85),
-            None,
-        ),
-        t(
-            "server allocs <= 0.5x connectrpc (gRPC)",
+        ratio(
+            "server allocs/unary <= 0.5x connectrpc",
             "unary_echo/grpc",
             "server_allocs",
             "connectrpc",
             None,
             Some(0.5),
         ),
-        t(
-            "server allocs <= 0.5x connectrpc (Connect)",
-            "unary_echo/connect-h2c",
-            "server_allocs",
-            "connectrpc",
-            None,
-            Some(0.5),
-        ),
-        t(
-            "client allocs <= 0.5x connectrpc (gRPC)",
+        report::Target {
+            what: "server allocs/unary <= bare + 3",
+            workload: "unary_echo/grpc",
+            metric: "server_allocs".to_string(),
+            peer: "bare",
+            at_least: None,
+            at_most: None,
+            at_most_plus: Some(3.0),
+        },
+        faster(
+            "client throughput >= 1.10x tonic",
             "unary_echo/grpc",
-            "client_allocs",
-            "connectrpc",
-            None,
-            Some(0.5),
+            &client_rps,
+            "tonic",
+            1.10,
         ),
-        t(
-            "client allocs <= 0.5x connectrpc (Connect)",
-            "unary_echo/connect-h2c",
-            "client_allocs",
+        faster(
+            "client throughput >= 1.10x connectrpc",
+            "unary_echo/grpc",
+            &client_rps,
             "connectrpc",
-            None,
-            Some(0.5),
+            1.10,
         ),
     ]
 }

@@ -118,6 +118,8 @@ pub struct Target {
     pub peer: &'static str,
     pub at_least: Option<f64>,
     pub at_most: Option<f64>,
+    /// An absolute bound instead of a ratio: ours <= peer + this.
+    pub at_most_plus: Option<f64>,
 }
 
 /// Evaluates targets against rows; returns printable lines.
@@ -127,13 +129,30 @@ pub fn targets(rows: &[Row], targets: &[Target]) -> String {
         let row = rows
             .iter()
             .find(|r| r.workload == t.workload && r.metric == t.metric);
-        let ratio = row.and_then(|r| {
-            r.ratio(match t.peer {
-                "tonic" => r.tonic,
-                "connectrpc" => r.connectrpc,
-                _ => r.bare,
-            })
-        });
+        let peer = |r: &Row| match t.peer {
+            "tonic" => r.tonic,
+            "connectrpc" => r.connectrpc,
+            _ => r.bare,
+        };
+        if let Some(plus) = t.at_most_plus {
+            let values = row.and_then(|r| Some((r.ours?, peer(r)?)));
+            let met = values.is_some_and(|(ours, theirs)| ours <= theirs + plus);
+            let shown = values.map_or("-".to_string(), |(ours, theirs)| {
+                format!("{ours:.1} vs {theirs:.1}")
+            });
+            let _ = writeln!(
+                out,
+                "{:<5} {:<48} {:<30} {:<20} us vs {:<7} = {shown} (want <= {}{plus:+.0})",
+                if met { "MET" } else { "NOT" },
+                t.what,
+                t.workload,
+                t.metric,
+                t.peer,
+                t.peer,
+            );
+            continue;
+        }
+        let ratio = row.and_then(|r| r.ratio(peer(r)));
         let met = ratio.is_some_and(|r| {
             t.at_least.is_none_or(|min| r >= min) && t.at_most.is_none_or(|max| r <= max)
         });

@@ -73,6 +73,13 @@ impl EncodedMessage {
         }
     }
 
+    /// A message encoded after [`RESERVED`] bytes of room for the envelope prefix.
+    pub(crate) fn prefixed(buf: BytesMut) -> Self {
+        EncodedMessage {
+            repr: Repr::Prefixed(buf),
+        }
+    }
+
     /// The message framed in one envelope with `prefix` written in place when room was
     /// reserved (no copy), else `None` and the message back.
     pub(crate) fn into_framed(self, prefix: [u8; RESERVED]) -> Result<Bytes, Self> {
@@ -242,11 +249,6 @@ impl Codec {
         buf: &mut BytesMut,
         block: usize,
     ) -> Result<(), CodecError> {
-        let err = |detail: String| CodecError {
-            codec: self,
-            decoding: false,
-            detail,
-        };
         let reserve = |buf: &mut BytesMut, needed: usize| {
             if buf.capacity() - buf.len() < needed {
                 buf.reserve(needed.max(block));
@@ -255,19 +257,58 @@ impl Codec {
         match self {
             Codec::Proto => {
                 let mut cache = buffa::SizeCache::new();
-                let size = buffa::checked_encode_size(message.compute_size(&mut cache))
-                    .map_err(|e| err(e.to_string()))? as usize;
+                let size = self.proto_size(message, &mut cache)?;
                 reserve(buf, RESERVED + size);
                 buf.put_bytes(0, RESERVED);
                 message.write_to(&mut cache, buf);
+                Ok(())
             }
             Codec::Json => {
                 reserve(buf, RESERVED + 64);
                 buf.put_bytes(0, RESERVED);
-                serde_json::to_writer(buf.writer(), message).map_err(|e| err(e.to_string()))?;
+                self.write_message(message, buf)
             }
         }
-        Ok(())
+    }
+
+    /// Appends the encoded message to `buf` (binary protobuf reserves exactly its size first;
+    /// JSON grows the buffer as it writes). On failure `buf` may hold part of the message:
+    /// truncate it back.
+    pub fn write_message<M: CodecMessage>(
+        self,
+        message: &M,
+        buf: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        match self {
+            Codec::Proto => {
+                let mut cache = buffa::SizeCache::new();
+                let size = self.proto_size(message, &mut cache)?;
+                buf.reserve(size);
+                message.write_to(&mut cache, buf);
+                Ok(())
+            }
+            Codec::Json => serde_json::to_writer(buf.writer(), message)
+                .map_err(|e| self.encoding_error(e.to_string())),
+        }
+    }
+
+    /// A message's binary size, its nested sizes kept in `cache` for writing.
+    fn proto_size<M: CodecMessage>(
+        self,
+        message: &M,
+        cache: &mut buffa::SizeCache,
+    ) -> Result<usize, CodecError> {
+        buffa::checked_encode_size(message.compute_size(cache))
+            .map(|size| size as usize)
+            .map_err(|e| self.encoding_error(e.to_string()))
+    }
+
+    fn encoding_error(self, detail: String) -> CodecError {
+        CodecError {
+            codec: self,
+            decoding: false,
+            detail,
+        }
     }
 
     /// Decodes a message from `bytes`, rejecting JSON input longer than `limit` bytes before

@@ -131,6 +131,16 @@ pub trait EncodeMessage: Send + 'static {
         let _ = buf;
         self.encode_message(codec)
     }
+
+    /// Appends the encoded message, and nothing else, to `buf`: how streamed messages are
+    /// written straight into the response body (see
+    /// [`ServerCall::send_message_with`](connect_proto_core::ServerCall::send_message_with)).
+    /// The default copies what [`encode`](Self::encode) returns; buffa messages encode in
+    /// place.
+    fn write_message(&self, codec: Codec, buf: &mut BytesMut) -> Result<(), CodecError> {
+        buf.extend_from_slice(&self.encode(codec)?);
+        Ok(())
+    }
 }
 
 impl<M: CodecMessage> EncodeMessage for M {
@@ -148,6 +158,10 @@ impl<M: CodecMessage> EncodeMessage for M {
         buf: &mut BytesMut,
     ) -> Result<EncodedMessage, CodecError> {
         codec.encode_message_into(self, buf)
+    }
+
+    fn write_message(&self, codec: Codec, buf: &mut BytesMut) -> Result<(), CodecError> {
+        codec.write_message(self, buf)
     }
 }
 

@@ -129,6 +129,9 @@ impl<T> Drop for Drain<'_, T> {
 /// (fewer frames, fewer wake-ups, and h2 peers budget small frames).
 pub(crate) const JOIN_BYTES: usize = 16 * 1024;
 
+/// The room a chunk written in place starts with (it grows as messages need).
+const FIRST_CHUNK: usize = 1024;
+
 /// A FIFO of outputs with a running count of the body bytes queued. Data chunks pushed in a
 /// row while nobody takes them are joined into one chunk of up to [`JOIN_BYTES`]; a lone chunk
 /// is handed over as it is (no copy), as is any chunk of [`JOIN_BYTES`] or more.
@@ -196,6 +199,55 @@ impl<O: Output> OutputQueue<O> {
                 Tail::Empty
             }
             None => Tail::One(data),
+        };
+    }
+
+    /// Appends a data chunk written in place by `write` to the open (joined) chunk — a new
+    /// one when there is none or it is full — so small chunks written in a row share one
+    /// buffer without being copied into it. `write` only appends (or leaves the buffer as it
+    /// found it); the bytes it adds count as queued data.
+    pub(crate) fn write_data<R>(&mut self, write: impl FnOnce(&mut BytesMut) -> R) -> R {
+        if !matches!(&self.tail, Tail::Joined(buf) if buf.len() < JOIN_BYTES) {
+            self.open_chunk();
+        }
+        let Tail::Joined(buf) = &mut self.tail else {
+            // `open_chunk` always leaves a joined chunk; should that change, write into a
+            // chunk of its own rather than fail.
+            let mut buf = BytesMut::new();
+            let result = write(&mut buf);
+            self.data_bytes += buf.len();
+            self.tail = Tail::Joined(buf);
+            return result;
+        };
+        let before = buf.len();
+        let result = write(buf);
+        let after = buf.len();
+        self.data_bytes += after.saturating_sub(before);
+        if after == 0 {
+            // Nothing was written into a chunk opened for it: no empty chunk goes out.
+            self.tail = Tail::Empty;
+        }
+        result
+    }
+
+    /// Makes the tail a joined chunk with room: the open one if it has room, else a new one
+    /// (the old one queued). A chunk opened after a full one is sized for a whole
+    /// [`JOIN_BYTES`] (the stream is fast); a first one starts small.
+    #[cold]
+    fn open_chunk(&mut self) {
+        self.tail = match std::mem::replace(&mut self.tail, Tail::Empty) {
+            Tail::Joined(buf) if buf.len() < JOIN_BYTES => Tail::Joined(buf),
+            Tail::One(first) if first.len() < JOIN_BYTES => {
+                let mut buf = BytesMut::with_capacity(JOIN_BYTES);
+                buf.extend_from_slice(&first);
+                Tail::Joined(buf)
+            }
+            Tail::Empty => Tail::Joined(BytesMut::with_capacity(FIRST_CHUNK)),
+            full => {
+                self.tail = full;
+                self.flush_tail();
+                Tail::Joined(BytesMut::with_capacity(JOIN_BYTES + FIRST_CHUNK))
+            }
         };
     }
 

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, request, response};
 
 use crate::call::accept::{Admitted, Rejection, admit};
@@ -32,12 +32,12 @@ use crate::call::outbound::{Outgoing, frame_end, frame_outgoing, text_encoded_fo
 use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::call::render;
 use crate::call::server_config::ServerConfig;
-use crate::codec::{Codec, EncodedMessage};
+use crate::codec::{Codec, CodecError, EncodedMessage};
 use crate::compression::Compression;
 use crate::error::{ProtocolError, Rule, UsageError};
 use crate::internal::connect::error_json::encode_end_stream;
 use crate::internal::connect::prefix_trailers;
-use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS};
+use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS, PREFIX_LEN, encode_prefix};
 use crate::internal::grpc::encode_status;
 use crate::internal::grpc_web::encode_trailer_block;
 use crate::internal::headers::names::CONTENT_TYPE;
@@ -407,6 +407,63 @@ impl ServerCall {
         self.send(Outgoing::Encoded(message.into()))
     }
 
+    /// Whether [`send_message_with`](Self::send_message_with) writes messages straight into
+    /// the response body: an enveloped, uncompressed, binary (not base64) response. Otherwise
+    /// it encodes each message into a buffer of its own first, as [`send_message`](Self::send_message)
+    /// takes it.
+    pub fn writes_in_place(&self) -> bool {
+        let form = self.content_type.form;
+        form.is_enveloped() && !form.is_text() && self.response_compression.is_none()
+    }
+
+    /// Sends one response message that `write` encodes: it appends the message (and only
+    /// it) to the buffer it is given. Where the call [writes in place](Self::writes_in_place),
+    /// that buffer is the response body's open chunk, after room for the envelope prefix
+    /// (filled in once the length is known): a stream of small messages is encoded straight
+    /// into the chunks it leaves in, with no buffer, copy or queue entry of its own (the
+    /// first message, which writes the response head, is encoded on its own). The send
+    /// limit is checked on the encoded length; a failed or oversized message leaves nothing
+    /// behind.
+    pub fn send_message_with(
+        &mut self,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    ) -> Result<(), UsageError> {
+        // A first message goes the way `send_message` takes it too, so a failure leaves the
+        // head unwritten (the error can still be a trailers-only response).
+        if !self.writes_in_place() || !matches!(self.response, ResponseSide::Streaming { .. }) {
+            let mut buf = BytesMut::new();
+            buf.put_bytes(0, PREFIX_LEN);
+            write(&mut buf)?;
+            return self.send_message(EncodedMessage::prefixed(buf));
+        }
+        self.check_can_send()?;
+        let configured = self.send_limit.unwrap_or(u32::MAX as usize);
+        let limit = configured.min(u32::MAX as usize);
+        self.outputs.write_data(|buf| {
+            let start = buf.len();
+            buf.put_bytes(0, PREFIX_LEN);
+            let written = write(buf);
+            let len = buf.len() - start - PREFIX_LEN;
+            let outcome = match written {
+                Err(error) => Err(UsageError::from(error)),
+                Ok(()) if len > limit => Err(UsageError::MessageTooLarge { size: len, limit }),
+                // `len` fits the length field: it is at most `limit`.
+                Ok(()) => {
+                    buf[start..start + PREFIX_LEN].copy_from_slice(&encode_prefix(0, len as u32));
+                    Ok(())
+                }
+            };
+            if outcome.is_err() {
+                buf.truncate(start);
+            }
+            outcome
+        })?;
+        if let ResponseSide::Streaming { messages } = &mut self.response {
+            *messages += 1;
+        }
+        Ok(())
+    }
+
     /// Sends one response message that is already compressed with the call's
     /// [`response_compression`](Self::response_compression): a proxy forwarding a payload it
     /// received compressed with the same algorithm (see [`ServerEvent::CompressedMessage`]).
@@ -416,16 +473,21 @@ impl ServerCall {
         self.send(Outgoing::Compressed(payload))
     }
 
-    fn send(&mut self, message: Outgoing) -> Result<(), UsageError> {
+    /// Whether another response message may be sent.
+    fn check_can_send(&self) -> Result<(), UsageError> {
         let unary = !self.method.kind.streams_responses();
         match &self.response {
-            ResponseSide::Finished => return Err(UsageError::AlreadyFinished),
-            ResponseSide::Held { .. } => return Err(UsageError::SecondUnaryMessage),
+            ResponseSide::Finished => Err(UsageError::AlreadyFinished),
+            ResponseSide::Held { .. } => Err(UsageError::SecondUnaryMessage),
             ResponseSide::Streaming { messages } if unary && *messages > 0 => {
-                return Err(UsageError::SecondUnaryMessage);
+                Err(UsageError::SecondUnaryMessage)
             }
-            _ => {}
+            _ => Ok(()),
         }
+    }
+
+    fn send(&mut self, message: Outgoing) -> Result<(), UsageError> {
+        self.check_can_send()?;
         if let Some(limit) = self.send_limit {
             if message.len() > limit {
                 return Err(UsageError::MessageTooLarge {

@@ -161,20 +161,21 @@ impl<T: EncodeMessage> ResponseSender<T> {
 
     /// Sends one message, waiting for room in the output queue.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
-        // Encoded first, so waiting for room and queueing take one lock.
-        let mut encoded = Some(
-            message
-                .encode_message_into(self.codec, &mut self.buf)
-                .map_err(crate::codec::encoding_failed)?,
-        );
+        let (codec, buf) = (self.codec, &mut self.buf);
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             match state.poll_send_ready(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Err(status)) => Poll::Ready(Err(status)),
-                Poll::Ready(Ok(())) => Poll::Ready(match encoded.take() {
-                    Some(encoded) => state.send_message(encoded),
-                    None => Ok(()),
+                // Written straight into the response body where the call allows it, else
+                // encoded in the scratch buffer first (under the same lock either way).
+                Poll::Ready(Ok(())) => Poll::Ready(if state.writes_in_place() {
+                    state.send_message_with(|out| message.write_message(codec, out))
+                } else {
+                    message
+                        .encode_message_into(codec, buf)
+                        .map_err(crate::codec::encoding_failed)
+                        .and_then(|encoded| state.send_message(encoded))
                 }),
             }
         })

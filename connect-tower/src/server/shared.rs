@@ -291,6 +291,28 @@ impl State {
         Ok(())
     }
 
+    /// Whether messages can be written straight into the response body: the core allows it
+    /// and no interceptor needs to see each message first.
+    pub(crate) fn writes_in_place(&self) -> bool {
+        self.intercept.is_none() && self.call.writes_in_place()
+    }
+
+    /// Sends a message `write` encodes straight into the response body (see
+    /// [`writes_in_place`](Self::writes_in_place)).
+    pub(crate) fn send_message_with(
+        &mut self,
+        write: impl FnOnce(&mut bytes::BytesMut) -> Result<(), connect_proto_core::codec::CodecError>,
+    ) -> Result<(), Status> {
+        if let Err(status) = self.finalize_headers() {
+            self.fail(status.clone());
+            return Err(status);
+        }
+        self.call.send_message_with(write)?;
+        self.count(|traffic| traffic.response_messages += 1);
+        self.wake_driver();
+        Ok(())
+    }
+
     pub(crate) fn send_headers(&mut self) -> Result<(), Status> {
         if let Err(status) = self.finalize_headers() {
             self.fail(status.clone());
