@@ -13,8 +13,11 @@
 //!   `tower::Service<http::Request<hyper::body::Incoming>>` (a
 //!   [`ConnectService`](connect_tower::server::ConnectService), an axum `Router`, …) over
 //!   HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port, or over rustls TLS with ALPN
-//!   and optional client-certificate verification. Each request carries a
-//!   [`PeerInfo`](connect_tower::PeerInfo) in its extensions. Graceful shutdown drains
+//!   and optional client-certificate verification. The service sees the connection's
+//!   [`ConnectionInfo`](connect_tower::ConnectionInfo) (peer, shutdown) while it is called and
+//!   polled ([`with_connection`](connect_tower::rt::with_connection): once per connection, not
+//!   inserted into each request's extensions; middleware reads
+//!   [`current_connection`](connect_tower::rt::current_connection)). Graceful shutdown drains
 //!   in-flight calls up to a deadline, then closes what is left. Connection count, header
 //!   read and TLS handshake timeouts, HTTP/2 stream limits and keep-alive are configurable.
 //! - [`HttpClient`] (feature `client`): a pooled transport (HTTP/1.1, h2c, or TLS with the

@@ -246,9 +246,9 @@ async fn garbage_and_panics_do_not_take_the_server_down() {
             if request.uri().path() == "/panic" {
                 panic!("the service panicked");
             }
-            let peer = request
-                .extensions()
-                .get::<connect_tower::ConnectionInfo>()
+            // Read while the adapter polls this future (it hands the connection over per
+            // call, not in the request's extensions).
+            let peer = connect_tower::rt::current_connection()
                 .map(|connection| connection.peer.remote_addr.is_some());
             let body = request.into_body().collect().await?.to_bytes();
             let text = format!("{peer:?} {}", String::from_utf8_lossy(&body));

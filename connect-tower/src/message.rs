@@ -47,9 +47,10 @@ impl PeerInfo {
     }
 }
 
-/// What a server knows about the connection a request arrived on. Runtime adapters put it in
-/// each request's extensions (`connect-tokio-hyper`'s server does); handlers read it through
-/// [`RequestContext::peer`] and [`RequestContext::shutdown`].
+/// What a server knows about the connection a request arrived on. Runtime adapters hand it to
+/// the service once per connection ([`with_connection`](crate::rt::with_connection), as
+/// `connect-tokio-hyper`'s server does) or put it in each request's extensions; handlers read
+/// it through [`RequestContext::peer`] and [`RequestContext::shutdown`].
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
@@ -71,6 +72,8 @@ impl ConnectionInfo {
 #[derive(Debug)]
 pub struct RequestContext {
     pub(crate) side: Side,
+    /// The connection, as the adapter handed it over (see [`crate::rt::with_connection`]).
+    pub(crate) connection: Option<ConnectionInfo>,
     pub(crate) method: MethodSpec,
     pub(crate) protocol: Protocol,
     pub(crate) codec: Codec,
@@ -132,18 +135,26 @@ impl RequestContext {
 
     /// The peer, if the adapter recorded it (as a [`ConnectionInfo`] or a bare [`PeerInfo`]).
     pub fn peer(&self) -> Option<&PeerInfo> {
-        match self.extensions.get::<ConnectionInfo>() {
+        match self.connection() {
             Some(connection) => Some(&connection.peer),
             None => self.extensions.get::<PeerInfo>(),
         }
+    }
+
+    /// The connection the request arrived on, if the adapter recorded it (handed over per
+    /// connection with [`with_connection`](crate::rt::with_connection), or in the request's
+    /// extensions).
+    pub fn connection(&self) -> Option<&ConnectionInfo> {
+        self.connection
+            .as_ref()
+            .or_else(|| self.extensions.get::<ConnectionInfo>())
     }
 
     /// The serving server's shutdown: handlers of long calls can wait for
     /// [`draining`](ShutdownSignal::draining) to end them with a status of their choosing.
     /// A signal that never fires when the adapter recorded none.
     pub fn shutdown(&self) -> ShutdownSignal {
-        self.extensions
-            .get::<ConnectionInfo>()
+        self.connection()
             .map(|connection| connection.shutdown.clone())
             .unwrap_or_default()
     }

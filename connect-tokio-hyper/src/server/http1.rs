@@ -16,6 +16,7 @@ use connect_proto_core::call::request_timeout;
 use connect_proto_core::{Code, Rejection, Status};
 use connect_tower::ConnectionInfo;
 use connect_tower::rt::ShutdownTrigger;
+use connect_tower::rt::with_connection;
 use http::HeaderValue;
 use http::header::CONNECTION;
 use http_body::{Body, Frame, SizeHint};
@@ -263,9 +264,9 @@ impl Activity {
     }
 }
 
-/// The per-connection hyper service: request bodies become [`IncomingBody`]s, each request
-/// carries the [`ConnectionInfo`], the call budget is checked, and the tower service is called
-/// once ready.
+/// The per-connection hyper service: request bodies become [`IncomingBody`]s, the service
+/// sees the [`ConnectionInfo`] (`with_connection`), the call budget is checked, and the tower
+/// service is called once ready.
 struct Http1Service<S> {
     inner: S,
     info: ConnectionInfo,
@@ -283,7 +284,7 @@ where
     type Future = Http1Future<S, B>;
 
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let deadline = request_timeout(&parts.headers)
             .and_then(|timeout| Instant::now().checked_add(timeout + self.config.0.deadline_grace));
         self.activity.call_started(deadline);
@@ -302,13 +303,13 @@ where
                 response: Some(response),
             };
         };
-        parts.extensions.insert(self.info.clone());
         let body = IncomingBody::http1(body, self.activity.clone());
         let request = http::Request::from_parts(parts, body);
         Http1Future::NotReady {
             service: self.inner.clone(),
             request: Some(request),
             guard: Some((guard, permit)),
+            info: self.info.clone(),
         }
     }
 }
@@ -332,8 +333,8 @@ pin_project_lite::pin_project! {
         S: tower_service::Service<http::Request<IncomingBody>>,
     {
         Ready { response: Option<http::Response<ResponseBody<B>>> },
-        NotReady { service: S, request: Option<http::Request<IncomingBody>>, guard: Option<(CallGuard, CallPermit)> },
-        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)> },
+        NotReady { service: S, request: Option<http::Request<IncomingBody>>, guard: Option<(CallGuard, CallPermit)>, info: ConnectionInfo },
+        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)>, info: ConnectionInfo },
     }
 }
 
@@ -358,8 +359,11 @@ where
                     service,
                     request,
                     guard,
+                    info,
                 } => {
-                    match service.poll_ready(cx) {
+                    // The connection goes to the service per call (no per-request extension):
+                    // while it is called and while its future is polled.
+                    match with_connection(info, || service.poll_ready(cx)) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
                         Poll::Ready(Ok(())) => {}
@@ -367,11 +371,20 @@ where
                     let (Some(request), guard) = (request.take(), guard.take()) else {
                         return Poll::Ready(Err("the request was already sent".into()));
                     };
-                    let future = service.call(request);
-                    self.set(Http1Future::Called { future, guard });
+                    let future = with_connection(info, || service.call(request));
+                    let info = info.clone();
+                    self.set(Http1Future::Called {
+                        future,
+                        guard,
+                        info,
+                    });
                 }
-                Http1FutureProj::Called { future, guard } => {
-                    return match future.poll(cx) {
+                Http1FutureProj::Called {
+                    future,
+                    guard,
+                    info,
+                } => {
+                    return match with_connection(info, || future.poll(cx)) {
                         Poll::Pending => Poll::Pending,
                         Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
                         Poll::Ready(Ok(mut response)) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use connect_proto_core::call::request_timeout;
 use connect_tower::ConnectionInfo;
-use connect_tower::rt::ShutdownTrigger;
+use connect_tower::rt::{ShutdownTrigger, with_connection};
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
 use http::HeaderMap;
@@ -237,18 +237,22 @@ async fn serve_stream<S, B>(
     B::Error: Into<BoxError>,
 {
     let _permit = permit;
-    let (mut parts, recv) = request.into_parts();
+    let (parts, recv) = request.into_parts();
     let watchdog_at = request_timeout(&parts.headers)
         .and_then(|timeout| Instant::now().checked_add(timeout + deadline_grace));
-    parts.extensions.insert(info);
     let request = http::Request::from_parts(parts, IncomingBody::http2(recv));
     let mut watchdog = watchdog_at.map(|at| Box::pin(tokio::time::sleep_until(at)));
 
+    // The connection goes to the service per call (no per-request extension): while it is
+    // called and while its future is polled.
     let call = async {
-        poll_fn(|cx| service.poll_ready(cx))
+        poll_fn(|cx| with_connection(&info, || service.poll_ready(cx)))
             .await
             .map_err(Into::into)?;
-        service.call(request).await.map_err(Into::into)
+        let mut future = pin!(with_connection(&info, || service.call(request)));
+        poll_fn(|cx| with_connection(&info, || future.as_mut().poll(cx)))
+            .await
+            .map_err(Into::into)
     };
     let response: Result<http::Response<B>, BoxError> = tokio::select! {
         // The call first: a reset it sees through its request body ends it the usual way.

@@ -335,6 +335,7 @@ impl<T: Transport> Exchange<T> {
         };
         let mut ctx = RequestContext {
             side: Side::Client,
+            connection: None,
             method: info.method.clone(),
             protocol: info.protocol,
             codec: info.codec,

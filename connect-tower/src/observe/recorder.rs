@@ -125,18 +125,17 @@ impl Drop for Recorder {
 pub(crate) struct CallSpan(#[cfg(feature = "tracing")] tracing::Span);
 
 impl CallSpan {
-    /// The span of a call a server serves (with the peer address from the request's
-    /// extensions).
+    /// The span of a call a server serves (with the peer's address).
     #[cfg(feature = "server")]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn server(
         method: &MethodSpec,
         protocol: Protocol,
         codec: Codec,
-        extensions: &http::Extensions,
+        peer: Option<&crate::PeerInfo>,
     ) -> Self {
         #[cfg(feature = "tracing")]
-        let span = CallSpan(spans::server(method, protocol, codec, extensions));
+        let span = CallSpan(spans::server(method, protocol, codec, peer));
         #[cfg(not(feature = "tracing"))]
         let span = CallSpan();
         span
@@ -191,15 +190,9 @@ mod spans {
         method: &MethodSpec,
         protocol: Protocol,
         codec: Codec,
-        extensions: &http::Extensions,
+        peer: Option<&crate::PeerInfo>,
     ) -> tracing::Span {
-        let peer = || {
-            let peer = match extensions.get::<crate::ConnectionInfo>() {
-                Some(connection) => Some(&connection.peer),
-                None => extensions.get::<crate::PeerInfo>(),
-            };
-            peer.and_then(|peer| peer.remote_addr)
-        };
+        let peer = || peer.and_then(|peer| peer.remote_addr);
         tracing::info_span!(
             target: "connect_tower::server",
             "rpc.server",

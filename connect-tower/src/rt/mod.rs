@@ -7,7 +7,10 @@
 //! - [`current_deadline`]: the deadline of the call whose handler is running on this thread,
 //!   which calls made from a handler inherit.
 //! - [`ShutdownSignal`]: a server's graceful shutdown as handlers and calls see it.
+//! - [`with_connection`] / [`current_connection`]: how an adapter hands a service (and any
+//!   middleware in front of it) the connection a request arrived on.
 
+mod connection_scope;
 mod deadline_scope;
 mod shutdown;
 mod system_timer;
@@ -18,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use connection_scope::{current_connection, with_connection};
 pub use deadline_scope::current_deadline;
 #[cfg(feature = "server")]
 pub(crate) use deadline_scope::with_deadline;

@@ -85,7 +85,15 @@ impl Driver {
             };
 
             if let Some(deadline) = deadline {
-                if let DeadlineState::Expired = self.poll_deadline(deadline, cx) {
+                // Until the handler has been polled, only the clock is read: a call it
+                // completes at once (a unary request whose body is all there) then never
+                // arms a timer. Before this returns `Pending` the timer is armed.
+                let state = if handler_polled || self.sleep.is_some() {
+                    self.poll_deadline(deadline, cx)
+                } else {
+                    self.check_deadline(deadline)
+                };
+                if let DeadlineState::Expired = state {
                     let mut state = self.shared.lock();
                     let now = state.timer.now().max(deadline);
                     state.handle_timeout(now);
@@ -139,6 +147,16 @@ impl Driver {
                         .fail(Status::new(Code::Internal, "the handler panicked"));
                 }
             }
+        }
+    }
+
+    /// Whether `deadline` passed, by the clock alone (no timer armed).
+    fn check_deadline(&self, deadline: Instant) -> DeadlineState {
+        let now = self.shared.lock().timer.now();
+        if now >= deadline {
+            DeadlineState::Expired
+        } else {
+            DeadlineState::Pending
         }
     }
 

@@ -6,9 +6,9 @@
 //! as the response body. Deadlines are always enforced, with the configured [`Timer`] (the
 //! [`SystemTimer`](crate::rt::SystemTimer) unless another is set). User code that panics — a
 //! handler (polled or dropped), an interceptor, a generated dispatcher — ends its call with
-//! `internal` and nothing else. When the adapter records a [`ConnectionInfo`] in the request's
-//! extensions, calls still open when the server's drain deadline passes end with
-//! `unavailable`.
+//! `internal` and nothing else. When the adapter records a [`ConnectionInfo`] (per connection
+//! with [`with_connection`](crate::rt::with_connection), or in the request's extensions), calls
+//! still open when the server's drain deadline passes end with `unavailable`.
 
 mod driver;
 mod handler;
@@ -266,12 +266,14 @@ where
             return ResponseFuture::ready(response);
         }
     };
-    let span = CallSpan::server(
-        call.method(),
-        call.protocol(),
-        call.codec(),
-        &parts.extensions,
-    );
+    // The connection: handed over by the adapter for this call, else from the extensions.
+    let connection = crate::rt::current_connection()
+        .or_else(|| parts.extensions.get::<ConnectionInfo>().cloned());
+    let peer = match &connection {
+        Some(connection) => Some(&connection.peer),
+        None => parts.extensions.get::<crate::PeerInfo>(),
+    };
+    let span = CallSpan::server(call.method(), call.protocol(), call.codec(), peer);
     let observe = Recorder::start(
         || Call {
             side: Side::Server,
@@ -285,12 +287,12 @@ where
         now,
         span.clone(),
     );
-    let shutdown = parts
-        .extensions
-        .get::<ConnectionInfo>()
+    let shutdown = connection
+        .as_ref()
         .map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
     let mut context = RequestContext {
         side: Side::Server,
+        connection,
         method: call.method().clone(),
         protocol: call.protocol(),
         codec: call.codec(),
