@@ -140,13 +140,7 @@ impl<T: EncodeMessage> ResponseSender<T> {
 
     /// Adds every header of `headers` (see [`add_header`](Self::add_header)).
     pub fn add_headers(&self, headers: HeaderMap) {
-        let mut last = None;
-        let entries = headers.into_iter().filter_map(|(name, value)| {
-            // `HeaderMap::into_iter` names only the first of a name's values.
-            last = name.or(last.clone());
-            last.clone().map(|name| (name, value))
-        });
-        self.shared.lock().add_headers(entries.collect::<Vec<_>>());
+        self.shared.lock().add_header_map(headers);
     }
 
     /// Adds a trailer, sent when the handler returns.
@@ -372,12 +366,7 @@ fn respond<Resp: EncodeMessage>(
     let mut state = shared.lock();
     match outcome {
         Ok((bytes, headers, trailers)) => {
-            let mut last = None;
-            let entries = headers.into_iter().filter_map(|(name, value)| {
-                last = name.or(last.clone());
-                last.clone().map(|name| (name, value))
-            });
-            state.add_headers(entries.collect::<Vec<_>>());
+            state.add_header_map(headers);
             match state.send_message(bytes) {
                 Ok(()) => state.finish(Ok(trailers)),
                 Err(status) => state.finish(Err(status)),

@@ -234,13 +234,7 @@ impl State {
             trailers,
             ..
         } = *response;
-        let mut last = None;
-        let entries = headers.into_iter().filter_map(|(name, value)| {
-            // `HeaderMap::into_iter` names only the first of a name's values.
-            last = name.or(last.clone());
-            last.clone().map(|name| (name, value))
-        });
-        self.add_headers(entries.collect::<Vec<_>>());
+        self.add_header_map(headers);
         for message in messages {
             if let Err(status) = self.send_message(message.into()) {
                 self.finish(Err(status));
@@ -321,6 +315,17 @@ impl State {
         self.call.send_headers()?;
         self.wake_driver();
         Ok(())
+    }
+
+    /// Adds every value of `headers` (appended, as [`add_headers`](Self::add_headers) does).
+    pub(crate) fn add_header_map(&mut self, headers: HeaderMap) {
+        let mut last = None;
+        let entries = headers.into_iter().filter_map(|(name, value)| {
+            // `HeaderMap::into_iter` names only the first of a name's values.
+            last = name.or(last.clone());
+            last.clone().map(|name| (name, value))
+        });
+        self.add_headers(entries);
     }
 
     /// Adds response headers, until the head is written (later ones are not sent).
