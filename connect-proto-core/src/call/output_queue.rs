@@ -132,6 +132,10 @@ pub(crate) const JOIN_BYTES: usize = 16 * 1024;
 /// The room a chunk written in place starts with (it grows as messages need).
 const FIRST_CHUNK: usize = 1024;
 
+/// The least room left over in a taken chunk that is kept for the next chunk written in place
+/// (so messages written one at a time, each taken before the next, share one allocation).
+const MIN_SPARE: usize = 128;
+
 /// A FIFO of outputs with a running count of the body bytes queued. Data chunks pushed in a
 /// row while nobody takes them are joined into one chunk of up to [`JOIN_BYTES`]; a lone chunk
 /// is handed over as it is (no copy), as is any chunk of [`JOIN_BYTES`] or more.
@@ -140,6 +144,8 @@ pub(crate) struct OutputQueue<O> {
     items: SmallQueue<O>,
     /// Data pushed after the last item, not an item yet (it may still grow).
     tail: Tail,
+    /// Unused room of the last chunk written in place and taken: the next one starts in it.
+    spare: BytesMut,
     data_bytes: usize,
 }
 
@@ -155,6 +161,7 @@ impl<O: Output> OutputQueue<O> {
         OutputQueue {
             items: SmallQueue::new(),
             tail: Tail::Empty,
+            spare: BytesMut::new(),
             data_bytes: 0,
         }
     }
@@ -207,48 +214,53 @@ impl<O: Output> OutputQueue<O> {
     /// buffer without being copied into it. `write` only appends (or leaves the buffer as it
     /// found it); the bytes it adds count as queued data.
     pub(crate) fn write_data<R>(&mut self, write: impl FnOnce(&mut BytesMut) -> R) -> R {
-        if !matches!(&self.tail, Tail::Joined(buf) if buf.len() < JOIN_BYTES) {
-            self.open_chunk();
-        }
-        let Tail::Joined(buf) = &mut self.tail else {
-            // `open_chunk` always leaves a joined chunk; should that change, write into a
-            // chunk of its own rather than fail.
-            let mut buf = BytesMut::new();
-            let result = write(&mut buf);
-            self.data_bytes += buf.len();
-            self.tail = Tail::Joined(buf);
-            return result;
+        let mut buf = match std::mem::replace(&mut self.tail, Tail::Empty) {
+            Tail::Joined(buf) if buf.len() < JOIN_BYTES => buf,
+            other => self.open_chunk(other),
         };
         let before = buf.len();
-        let result = write(buf);
+        let result = write(&mut buf);
         let after = buf.len();
         self.data_bytes += after.saturating_sub(before);
         if after == 0 {
-            // Nothing was written into a chunk opened for it: no empty chunk goes out.
-            self.tail = Tail::Empty;
+            // Nothing was written into a chunk opened for it: no empty chunk goes out (its
+            // room is kept for the next one).
+            self.keep_spare(buf);
+        } else {
+            self.tail = Tail::Joined(buf);
         }
         result
     }
 
-    /// Makes the tail a joined chunk with room: the open one if it has room, else a new one
-    /// (the old one queued). A chunk opened after a full one is sized for a whole
-    /// [`JOIN_BYTES`] (the stream is fast); a first one starts small.
+    /// A chunk with room to write in, for a tail that has none: the tail's single chunk
+    /// copied into a chunk with room, or a new one (a full tail queued first). A chunk opened
+    /// after a full one is sized for a whole [`JOIN_BYTES`] (the stream is fast); a first one
+    /// starts in the room left by the last chunk taken, or small.
     #[cold]
-    fn open_chunk(&mut self) {
-        self.tail = match std::mem::replace(&mut self.tail, Tail::Empty) {
-            Tail::Joined(buf) if buf.len() < JOIN_BYTES => Tail::Joined(buf),
+    fn open_chunk(&mut self, tail: Tail) -> BytesMut {
+        match tail {
+            Tail::Joined(buf) if buf.len() < JOIN_BYTES => buf,
             Tail::One(first) if first.len() < JOIN_BYTES => {
                 let mut buf = BytesMut::with_capacity(JOIN_BYTES);
                 buf.extend_from_slice(&first);
-                Tail::Joined(buf)
+                buf
             }
-            Tail::Empty => Tail::Joined(BytesMut::with_capacity(FIRST_CHUNK)),
+            Tail::Empty if self.spare.capacity() >= MIN_SPARE => std::mem::take(&mut self.spare),
+            Tail::Empty => BytesMut::with_capacity(FIRST_CHUNK),
             full => {
                 self.tail = full;
                 self.flush_tail();
-                Tail::Joined(BytesMut::with_capacity(JOIN_BYTES + FIRST_CHUNK))
+                BytesMut::with_capacity(JOIN_BYTES + FIRST_CHUNK)
             }
-        };
+        }
+    }
+
+    /// Keeps the unused room of a chunk written in place for the next one, when there is
+    /// enough of it to matter.
+    fn keep_spare(&mut self, room: BytesMut) {
+        if room.capacity() >= MIN_SPARE && room.capacity() > self.spare.capacity() {
+            self.spare = room;
+        }
     }
 
     /// Makes the tail an item.
@@ -263,10 +275,20 @@ impl<O: Output> OutputQueue<O> {
     pub(crate) fn pop(&mut self) -> Option<O> {
         let output = match self.items.pop_front() {
             Some(output) => output,
-            None => {
-                self.flush_tail();
-                self.items.pop_front()?
-            }
+            None => match std::mem::replace(&mut self.tail, Tail::Empty) {
+                // The chunk being written in place is taken: its unused room stays for the
+                // next one (one allocation for messages that are taken one at a time).
+                Tail::Joined(mut buf) if buf.capacity() - buf.len() >= MIN_SPARE => {
+                    let written = buf.split();
+                    self.keep_spare(buf);
+                    O::from_data(written.freeze())
+                }
+                tail => {
+                    self.tail = tail;
+                    self.flush_tail();
+                    self.items.pop_front()?
+                }
+            },
         };
         match output.into_data() {
             Ok(data) => {
@@ -280,6 +302,7 @@ impl<O: Output> OutputQueue<O> {
     pub(crate) fn clear(&mut self) {
         self.items.clear();
         self.tail = Tail::Empty;
+        self.spare = BytesMut::new();
         self.data_bytes = 0;
     }
 
@@ -367,6 +390,53 @@ mod tests {
         queue.clear();
         assert_eq!(queue.data_bytes(), 0);
         assert!(queue.pop().is_none());
+    }
+
+    #[test]
+    fn chunks_written_in_place_and_taken_one_at_a_time_share_one_buffer() {
+        let mut queue: OutputQueue<ServerOutput> = OutputQueue::new();
+        let mut taken = Vec::new();
+        for byte in 1..=4u8 {
+            queue.write_data(|buf| buf.extend_from_slice(&[byte; 10]));
+            assert_eq!(queue.data_bytes(), 10);
+            taken.extend(drain(&mut queue).into_iter().flatten());
+            assert_eq!(queue.data_bytes(), 0);
+        }
+        assert_eq!(taken.len(), 4);
+        for (i, chunk) in taken.iter().enumerate() {
+            assert_eq!(&chunk[..], &[i as u8 + 1; 10]);
+        }
+        // Each chunk starts where the one before ended: the room left over was reused.
+        for pair in taken.windows(2) {
+            assert_eq!(pair[1].as_ptr(), pair[0].as_ptr().wrapping_add(10));
+        }
+        // A write that adds nothing sends nothing and keeps the room.
+        queue.write_data(|_| ());
+        assert!(queue.pop().is_none());
+        queue.write_data(|buf| buf.extend_from_slice(b"next"));
+        let next = drain(&mut queue);
+        assert_eq!(next, [Some(Bytes::from_static(b"next"))]);
+        assert_eq!(
+            next[0].as_ref().map(|b| b.as_ptr()),
+            Some(taken[3].as_ptr().wrapping_add(10))
+        );
+    }
+
+    #[test]
+    fn chunks_written_in_place_join_until_taken() {
+        let mut queue: OutputQueue<ServerOutput> = OutputQueue::new();
+        for byte in 1..=3u8 {
+            queue.write_data(|buf| buf.extend_from_slice(&[byte; 4]));
+        }
+        queue.push(ServerOutput::End);
+        queue.write_data(|buf| buf.extend_from_slice(&[9; 2]));
+        assert_eq!(queue.data_bytes(), 14);
+        let out = drain(&mut queue);
+        let mut first = vec![1u8; 4];
+        first.extend([2; 4]);
+        first.extend([3; 4]);
+        assert_eq!(out, [Some(Bytes::from(first)), None, Some(data(2, 9))]);
+        assert_eq!(queue.data_bytes(), 0);
     }
 
     #[test]
