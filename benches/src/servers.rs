@@ -136,16 +136,12 @@ mod ours {
             request: Request<StreamRequestOwnedView>,
             mut responses: ResponseSender<EchoResponse>,
         ) -> Result<(), Status> {
-            let text = request.message().message().to_owned();
-            for _ in 0..request.message().count() {
-                responses
-                    .send(EchoResponse {
-                        message: text.clone(),
-                        ..Default::default()
-                    })
-                    .await?;
-            }
-            Ok(())
+            let reply = EchoResponse {
+                message: request.message().message().to_owned(),
+                ..Default::default()
+            };
+            let count = request.message().count() as usize;
+            responses.send_all(std::iter::repeat_n(reply, count)).await
         }
 
         async fn upload(

@@ -8,6 +8,7 @@
 //!   wait until the server reads (or fail when the deadline passes, `finish` saying why); a
 //!   handler's request stream parks until the client sends.
 //! - A limit of 0 bytes sends one message at a time (it used to deadlock).
+//! - `send_all` sends what fits, waits holding the next message, and stops at the call's end.
 
 mod support;
 
@@ -337,4 +338,97 @@ fn a_zero_queue_limit_still_lets_one_message_through_at_a_time() {
         call.finish().await
     });
     assert_eq!(joined.unwrap().message().value, "a,b");
+}
+
+/// `send_all` sends the messages that fit, holds the one that does not while it waits, takes
+/// no message from the iterator before it can send the one before, and resumes where it
+/// stopped when the body is read: every message arrives once, in order.
+#[test]
+fn send_all_sends_what_fits_waits_and_resumes_in_order() {
+    let timer = ManualTimer::new();
+    let (senders, finish) = (Slot::new(), Arc::new(Notify::new()));
+    let framed = framed_len(Codec::Proto, &sv("message 0"));
+    let service = ConnectService::builder(sender_to_test(&senders, &finish))
+        .timer(timer.clone())
+        .max_queued_bytes(2 * framed)
+        .build();
+    let (mut raw, response) = start_stream(&service, &timer);
+    let (head, mut body) = response.into_parts();
+    raw.head(head);
+    let mut sender = senders.take();
+
+    let taken = Counter::new();
+    let counter = taken.clone();
+    let messages = (0..5).map(move |i| {
+        counter.incr();
+        sv(&format!("message {i}"))
+    });
+    let mut send_all = Task::new(sender.send_all(messages));
+    send_all.pending();
+    // Two messages fill the queue; the third is taken and waits for room.
+    assert_eq!(taken.get(), 3);
+    send_all.pending();
+    assert_eq!(taken.get(), 3, "a waiting send_all takes nothing more");
+    assert_eq!(send_all.wakes(), 0);
+
+    let frame = Task::new(body.frame()).ready().unwrap().unwrap();
+    assert_eq!(frame.data_ref().map(|d| d.len()), Some(2 * framed));
+    raw.frame(Some(frame));
+    assert_eq!(
+        send_all.wakes(),
+        1,
+        "reading the body wakes the waiting send_all"
+    );
+    // The third and fourth go out; the fifth waits.
+    send_all.pending();
+    assert_eq!(taken.get(), 5);
+    raw.frame(Some(Task::new(body.frame()).ready().unwrap().unwrap()));
+    assert!(send_all.ready().is_ok());
+    drop(send_all);
+    raw.frame(Some(Task::new(body.frame()).ready().unwrap().unwrap()));
+
+    finish.notify_one();
+    let trailers = Task::new(body.frame()).ready().unwrap().unwrap();
+    assert!(trailers.is_trailers());
+    raw.frame(Some(trailers));
+    let outcome = raw.finish(http::StatusCode::OK, body);
+    assert_eq!(
+        values(&outcome.messages),
+        [
+            "message 0",
+            "message 1",
+            "message 2",
+            "message 3",
+            "message 4"
+        ]
+    );
+    assert!(outcome.result.is_ok(), "{outcome:?}");
+}
+
+/// Once the call has ended (the client went away), `send_all` fails at once and takes no
+/// message from the iterator past the one it could not send.
+#[test]
+fn send_all_stops_at_the_end_of_the_call() {
+    let timer = ManualTimer::new();
+    let (senders, finish) = (Slot::new(), Arc::new(Notify::new()));
+    let service = serve(sender_to_test(&senders, &finish), &timer);
+    let (_raw, response) = start_stream(&service, &timer);
+    let mut sender = senders.take();
+    drop(response);
+
+    let taken = Counter::new();
+    let counter = taken.clone();
+    let messages = std::iter::repeat_with(move || {
+        counter.incr();
+        sv("never sent")
+    });
+    let result = Task::new(sender.send_all(messages)).ready();
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(taken.get(), 1);
+    // An empty run has nothing to send: it succeeds even on an ended call.
+    assert!(
+        Task::new(sender.send_all(std::iter::empty()))
+            .ready()
+            .is_ok()
+    );
 }
