@@ -225,15 +225,11 @@ pub(crate) struct Exchange<T: Transport> {
 impl<T: Transport> Exchange<T> {
     /// Starts the exchange: takes the request head the call queued (plus, for unary requests,
     /// the whole body), waits for the transport to be ready and hands it the request.
-    pub(crate) async fn start(
-        mut transport: T,
-        call: ClientCall,
-        observe: Option<Box<Recorder>>,
-        timer: SharedTimer,
-        max_queued: usize,
-        interceptors: Interceptors,
-    ) -> Result<Self, Status> {
-        let shared = Arc::new(Shared {
+    /// The state a started call will share with its request body and readers. Made before
+    /// any future is: a call's futures then hold a pointer to it, not the call itself (which is
+    /// large, and would be copied with every move of every future holding it).
+    pub(crate) fn share(call: ClientCall, observe: Option<Box<Recorder>>) -> Arc<Shared> {
+        Arc::new(Shared {
             state: Mutex::new(State {
                 call,
                 body_waker: None,
@@ -244,7 +240,17 @@ impl<T: Transport> Exchange<T> {
                 local: None,
                 unprocessed: false,
             }),
-        });
+        })
+    }
+
+    /// Hands a call's request (its state made by [`share`](Self::share)) to the transport.
+    pub(crate) async fn start(
+        mut transport: T,
+        shared: Arc<Shared>,
+        timer: SharedTimer,
+        max_queued: usize,
+        interceptors: Interceptors,
+    ) -> Result<Self, Status> {
         let (head, body, deadline) = {
             let mut state = shared.lock();
             let head = match state.call.poll_output() {

@@ -278,13 +278,12 @@ impl<T: Transport> Client<T> {
         &self,
         call: Result<(ClientCall, Option<Box<Recorder>>), Status>,
     ) -> impl Future<Output = Result<Exchange<T>, Status>> + Send + use<T> {
+        // The call moves to its shared state now: the future holds a pointer, not the call.
+        let shared = call.map(|(call, observe)| Exchange::<T>::share(call, observe));
         let (transport, timer, max_queued) =
             (self.transport.clone(), self.timer.clone(), self.max_queued);
         let interceptors = self.interceptors.clone();
-        async move {
-            let (call, observe) = call?;
-            Exchange::start(transport, call, observe, timer, max_queued, interceptors).await
-        }
+        async move { Exchange::start(transport, shared?, timer, max_queued, interceptors).await }
     }
 
     fn start_unary_call(
@@ -422,15 +421,16 @@ impl<T: Transport> Client<T> {
                     let codec = exchange.codec();
                     calls::Receiver::new(exchange, codec).into_unary().await
                 }
+                // Boxed: retry attempts hold more than a single call does, and the future
+                // of every call would otherwise be as large.
                 Plan::Retry(retrying) => {
-                    retrying
-                        .run(|exchange: Exchange<T>| async move {
-                            let codec = exchange.codec();
-                            calls::Receiver::new(exchange, codec)
-                                .into_unary_attempt()
-                                .await
-                        })
-                        .await
+                    Box::pin(retrying.run(|exchange: Exchange<T>| async move {
+                        let codec = exchange.codec();
+                        calls::Receiver::new(exchange, codec)
+                            .into_unary_attempt()
+                            .await
+                    }))
+                    .await
                 }
             }
         }
@@ -476,22 +476,22 @@ impl<T: Transport> Client<T> {
                     }
                     Ok(stream)
                 }
+                // Boxed, as for unary calls.
                 Plan::Retry(retrying) => {
-                    retrying
-                        .run(|exchange: Exchange<T>| async move {
-                            // The application sees nothing of an attempt until its first
-                            // message (or its end): until then it can be retried.
-                            let mut stream = ResponseStream::new(exchange);
-                            stream.first_response().await;
-                            match stream.start_failure() {
-                                Some((status, unprocessed)) => Attempt::Failed {
-                                    status,
-                                    unprocessed,
-                                },
-                                None => Attempt::Done(Ok(stream)),
-                            }
-                        })
-                        .await
+                    Box::pin(retrying.run(|exchange: Exchange<T>| async move {
+                        // The application sees nothing of an attempt until its first
+                        // message (or its end): until then it can be retried.
+                        let mut stream = ResponseStream::new(exchange);
+                        stream.first_response().await;
+                        match stream.start_failure() {
+                            Some((status, unprocessed)) => Attempt::Failed {
+                                status,
+                                unprocessed,
+                            },
+                            None => Attempt::Done(Ok(stream)),
+                        }
+                    }))
+                    .await
                 }
             }
         }
