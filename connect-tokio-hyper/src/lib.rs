@@ -97,6 +97,7 @@ pub mod tls;
 
 #[cfg(feature = "client")]
 pub use client::{
+    DEFAULT_H2_CLIENT_CONNECTION_WINDOW, DEFAULT_H2_CLIENT_STREAM_WINDOW,
     DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL, DEFAULT_MAX_CONNECTIONS_PER_HOST, H2Connection,
     H2ConnectionBuilder, HttpClient, HttpClientBuilder, ResponseBody, ResponseFuture,
 };

@@ -21,7 +21,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
 
 use crate::BoxError;
 use connector::{Connector, HostLimits};
-pub use h2conn::{H2Connection, H2ConnectionBuilder};
+pub use h2conn::{
+    DEFAULT_H2_CLIENT_CONNECTION_WINDOW, DEFAULT_H2_CLIENT_STREAM_WINDOW, H2Connection,
+    H2ConnectionBuilder,
+};
 
 /// A pooled HTTP client transport: connections are opened on demand, reused, and shared by
 /// every clone.
