@@ -30,7 +30,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request,
 use crate::call::client_config::{CallOptions, ClientConfig};
 use crate::call::inbound::{Direction, Inbound, Reader, decompress_with};
 use crate::call::outbound::{Outgoing, frame_outgoing};
-use crate::call::output_queue::{OutputQueue, SmallQueue};
+use crate::call::output_queue::{Event, EventQueue, OutputQueue, QueuedMessage, SmallQueue};
 use crate::code::Code;
 use crate::codec::{Codec, EncodedMessage};
 use crate::compression::{Compression, CompressionRegistry};
@@ -71,6 +71,23 @@ pub enum ClientEvent {
     /// The call ended: `Ok(trailers)` on success, `Err(status)` on failure (its metadata are
     /// the trailers). Always the last event.
     Finished(Result<HeaderMap, Status>),
+}
+
+impl Event for ClientEvent {
+    fn into_message(self) -> Result<QueuedMessage, Self> {
+        match self {
+            ClientEvent::Message(bytes) => Ok(QueuedMessage::Plain(bytes)),
+            ClientEvent::CompressedMessage(bytes) => Ok(QueuedMessage::Compressed(bytes)),
+            other => Err(other),
+        }
+    }
+
+    fn from_message(message: QueuedMessage) -> Self {
+        match message {
+            QueuedMessage::Plain(bytes) => ClientEvent::Message(bytes),
+            QueuedMessage::Compressed(bytes) => ClientEvent::CompressedMessage(bytes),
+        }
+    }
 }
 
 /// Something the adapter must do with the HTTP request.
@@ -164,7 +181,8 @@ pub struct ClientCall {
     receive: ReceiveSide,
     /// Whether `Headers` was queued (it comes once, first).
     headers_reported: bool,
-    events: SmallQueue<ClientEvent>,
+    /// Headers, messages, the end: two events other than messages at most.
+    events: EventQueue<ClientEvent, 2>,
     outputs: OutputQueue<ClientOutput>,
     scratch: SmallQueue<Inbound>,
 }
@@ -240,7 +258,7 @@ impl ClientCall {
                 ),
             },
             headers_reported: false,
-            events: SmallQueue::new(),
+            events: EventQueue::new(),
             outputs: OutputQueue::new(),
             scratch: SmallQueue::new(),
         };

@@ -44,21 +44,21 @@ impl Output for super::ClientOutput {
 /// Items a [`SmallQueue`] holds before it allocates.
 const INLINE: usize = 4;
 
-/// A FIFO whose first [`INLINE`] items live inline (a ring); more spill to a `VecDeque`, in
-/// order: items are always taken from the ring first, and pushed to the spill while it is
-/// not empty.
+/// A FIFO whose first `N` items (default [`INLINE`]) live inline (a ring); more spill to a
+/// `VecDeque`, in order: items are always taken from the ring first, and pushed to the spill
+/// while it is not empty.
 #[derive(Debug)]
-pub(crate) struct SmallQueue<T> {
-    ring: [Option<T>; INLINE],
+pub(crate) struct SmallQueue<T, const N: usize = INLINE> {
+    ring: [Option<T>; N],
     head: usize,
     len: usize,
     spill: VecDeque<T>,
 }
 
-impl<T> SmallQueue<T> {
+impl<T, const N: usize> SmallQueue<T, N> {
     pub(crate) fn new() -> Self {
         SmallQueue {
-            ring: [const { None }; INLINE],
+            ring: [const { None }; N],
             head: 0,
             len: 0,
             spill: VecDeque::new(),
@@ -66,8 +66,8 @@ impl<T> SmallQueue<T> {
     }
 
     pub(crate) fn push_back(&mut self, item: T) {
-        if self.len < INLINE && self.spill.is_empty() {
-            self.ring[(self.head + self.len) % INLINE] = Some(item);
+        if self.len < N && self.spill.is_empty() {
+            self.ring[(self.head + self.len) % N] = Some(item);
             self.len += 1;
         } else {
             self.spill.push_back(item);
@@ -79,7 +79,7 @@ impl<T> SmallQueue<T> {
             return self.spill.pop_front();
         }
         let item = self.ring[self.head].take();
-        self.head = (self.head + 1) % INLINE;
+        self.head = (self.head + 1) % N;
         self.len -= 1;
         item
     }
@@ -87,30 +87,30 @@ impl<T> SmallQueue<T> {
     pub(crate) fn clear(&mut self) {
         while self.len > 0 {
             self.ring[self.head] = None;
-            self.head = (self.head + 1) % INLINE;
+            self.head = (self.head + 1) % N;
             self.len -= 1;
         }
         self.spill.clear();
     }
 
     /// Takes every item in order; items the iterator did not reach are dropped with it.
-    pub(crate) fn drain(&mut self) -> Drain<'_, T> {
+    pub(crate) fn drain(&mut self) -> Drain<'_, T, N> {
         Drain { queue: self }
     }
 }
 
-impl<T> Default for SmallQueue<T> {
+impl<T, const N: usize> Default for SmallQueue<T, N> {
     fn default() -> Self {
         SmallQueue::new()
     }
 }
 
 /// See [`SmallQueue::drain`].
-pub(crate) struct Drain<'a, T> {
-    queue: &'a mut SmallQueue<T>,
+pub(crate) struct Drain<'a, T, const N: usize> {
+    queue: &'a mut SmallQueue<T, N>,
 }
 
-impl<T> Iterator for Drain<'_, T> {
+impl<T, const N: usize> Iterator for Drain<'_, T, N> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
@@ -118,9 +118,70 @@ impl<T> Iterator for Drain<'_, T> {
     }
 }
 
-impl<T> Drop for Drain<'_, T> {
+impl<T, const N: usize> Drop for Drain<'_, T, N> {
     fn drop(&mut self) {
         self.queue.clear();
+    }
+}
+
+/// A message as an event queue holds it.
+#[derive(Debug)]
+pub(crate) enum QueuedMessage {
+    /// Decompressed.
+    Plain(Bytes),
+    /// Still compressed (pass-through).
+    Compressed(Bytes),
+}
+
+/// An event that may be a message.
+pub(crate) trait Event: Sized {
+    /// The message, if this event is one; the event itself otherwise.
+    fn into_message(self) -> Result<QueuedMessage, Self>;
+    /// A message event.
+    fn from_message(message: QueuedMessage) -> Self;
+}
+
+/// One place in an [`EventQueue`]'s order.
+#[derive(Debug)]
+enum Slot {
+    Message(QueuedMessage),
+    /// The next of the queue's other events.
+    Other,
+}
+
+/// A call's events in order, messages held compactly: a message takes a slot the size of its
+/// payload handle, whatever the size of the call's other events (a client's headers and
+/// trailer maps make its events three times larger), so the burst of messages one body chunk
+/// carries (hundreds of small ones) fills a third of the memory.
+#[derive(Debug)]
+pub(crate) struct EventQueue<E, const OTHERS: usize> {
+    order: SmallQueue<Slot>,
+    others: SmallQueue<E, OTHERS>,
+}
+
+impl<E: Event, const OTHERS: usize> EventQueue<E, OTHERS> {
+    pub(crate) fn new() -> Self {
+        EventQueue {
+            order: SmallQueue::new(),
+            others: SmallQueue::new(),
+        }
+    }
+
+    pub(crate) fn push_back(&mut self, event: E) {
+        match event.into_message() {
+            Ok(message) => self.order.push_back(Slot::Message(message)),
+            Err(other) => {
+                self.others.push_back(other);
+                self.order.push_back(Slot::Other);
+            }
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<E> {
+        match self.order.pop_front()? {
+            Slot::Message(message) => Some(E::from_message(message)),
+            Slot::Other => self.others.pop_front(),
+        }
     }
 }
 
@@ -440,8 +501,58 @@ mod tests {
     }
 
     #[test]
+    fn event_queues_keep_the_order_of_messages_and_other_events() {
+        use super::EventQueue;
+        use crate::call::ClientEvent;
+
+        fn describe(event: &ClientEvent) -> String {
+            match event {
+                ClientEvent::Headers(_) => "headers".into(),
+                ClientEvent::Message(bytes) => format!("m{}", bytes[0]),
+                ClientEvent::CompressedMessage(bytes) => format!("c{}", bytes[0]),
+                ClientEvent::Finished(Ok(_)) => "ok".into(),
+                ClientEvent::Finished(Err(_)) => "err".into(),
+            }
+        }
+        let mut queue: EventQueue<ClientEvent, 2> = EventQueue::new();
+        let mut expected = Vec::new();
+        let mut taken = Vec::new();
+        let mut push = |queue: &mut EventQueue<ClientEvent, 2>, event: ClientEvent| {
+            expected.push(describe(&event));
+            queue.push_back(event);
+        };
+        push(&mut queue, ClientEvent::Headers(http::HeaderMap::new()));
+        for i in 0..40u8 {
+            let payload = Bytes::from(vec![i]);
+            let event = if i % 3 == 0 {
+                ClientEvent::CompressedMessage(payload)
+            } else {
+                ClientEvent::Message(payload)
+            };
+            push(&mut queue, event);
+            if i % 7 == 0 {
+                // Other events between messages (and past the inline room) keep their place.
+                push(
+                    &mut queue,
+                    ClientEvent::Finished(Ok(http::HeaderMap::new())),
+                );
+            }
+            if i % 5 == 0 {
+                taken.extend(queue.pop_front().map(|e| describe(&e)));
+            }
+        }
+        push(
+            &mut queue,
+            ClientEvent::Finished(Err(crate::Status::internal("x"))),
+        );
+        taken.extend(std::iter::from_fn(|| queue.pop_front()).map(|e| describe(&e)));
+        assert_eq!(taken, expected);
+        assert!(queue.pop_front().is_none());
+    }
+
+    #[test]
     fn small_queue_is_fifo_across_the_spill() {
-        let mut q = SmallQueue::new();
+        let mut q: SmallQueue<_> = SmallQueue::new();
         let mut expected = std::collections::VecDeque::new();
         let mut next = 0;
         // Interleave pushes and pops so the ring wraps and the spill fills and drains.
@@ -463,7 +574,7 @@ mod tests {
 
     #[test]
     fn drain_takes_in_order_and_drops_the_rest() {
-        let mut q = SmallQueue::new();
+        let mut q: SmallQueue<_> = SmallQueue::new();
         for i in 0..9 {
             q.push_back(i);
         }
