@@ -144,14 +144,22 @@ impl State {
 
 /// A registration to be woken when a [`ShutdownSignal`] reaches a phase; the slot is freed on
 /// drop, so long-lived signals do not collect the wakers of finished calls.
+///
+/// The watch keeps its own copy of the waker it registered: polled again by the same task (a
+/// call's driver is polled several times per message), it reads the phase and returns without
+/// taking the lock that every call of the server shares.
 pub(crate) struct ShutdownWatch {
     signal: ShutdownSignal,
-    slot: Option<usize>,
+    /// The registered slot and the waker stored in it.
+    registered: Option<(usize, Waker)>,
 }
 
 impl ShutdownWatch {
     pub(crate) fn new(signal: ShutdownSignal) -> Self {
-        ShutdownWatch { signal, slot: None }
+        ShutdownWatch {
+            signal,
+            registered: None,
+        }
     }
 
     /// Whether the drain deadline passed, registering `cx`'s waker if not.
@@ -166,28 +174,28 @@ impl ShutdownWatch {
         if state.phase.load(Ordering::Acquire) >= phase {
             return Poll::Ready(());
         }
-        let mut waiters = state.lock();
-        match self.slot {
-            Some(slot) => match &mut waiters.slots[slot] {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                entry => *entry = Some(cx.waker().clone()),
-            },
-            None => {
-                let waker = Some(cx.waker().clone());
-                let slot = match waiters.free.pop() {
-                    Some(slot) => {
-                        waiters.slots[slot] = waker;
-                        slot
-                    }
-                    None => {
-                        waiters.slots.push(waker);
-                        waiters.slots.len() - 1
-                    }
-                };
-                self.slot = Some(slot);
+        if let Some((_, waker)) = &self.registered {
+            if waker.will_wake(cx.waker()) {
+                // The slot holds this task's waker: `advance` wakes it after moving the phase,
+                // which was read above.
+                return Poll::Pending;
             }
         }
+        let waker = cx.waker().clone();
+        let mut waiters = state.lock();
+        let slot = match &self.registered {
+            Some((slot, _)) => *slot,
+            None => match waiters.free.pop() {
+                Some(free) => free,
+                None => {
+                    waiters.slots.push(None);
+                    waiters.slots.len() - 1
+                }
+            },
+        };
+        waiters.slots[slot] = Some(waker.clone());
         drop(waiters);
+        self.registered = Some((slot, waker));
         // The phase may have moved while registering.
         if state.phase.load(Ordering::Acquire) >= phase {
             Poll::Ready(())
@@ -199,7 +207,7 @@ impl ShutdownWatch {
 
 impl Drop for ShutdownWatch {
     fn drop(&mut self) {
-        if let (Some(state), Some(slot)) = (&self.signal.0, self.slot.take()) {
+        if let (Some(state), Some((slot, _))) = (&self.signal.0, self.registered.take()) {
             let mut waiters = state.lock();
             waiters.slots[slot] = None;
             waiters.free.push(slot);
@@ -249,6 +257,49 @@ mod tests {
         }
         assert_eq!(trigger.0.lock().slots.len(), 1);
         assert!(ShutdownSignal::never().forced().poll_once_pending());
+    }
+
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_waker_of_the_latest_poll_is_woken() {
+        let (trigger, signal) = ShutdownTrigger::new();
+        let first = Arc::new(CountingWaker(Default::default()));
+        let second = Arc::new(CountingWaker(Default::default()));
+        let mut watch = ShutdownWatch::new(signal);
+        let first_waker = Waker::from(first.clone());
+        // Polled again by the same task: one slot, the same waker.
+        for _ in 0..3 {
+            assert!(
+                watch
+                    .poll_forced(&mut Context::from_waker(&first_waker))
+                    .is_pending()
+            );
+        }
+        // Moved to another task: the new waker replaces the old one in the same slot.
+        let second_waker = Waker::from(second.clone());
+        assert!(
+            watch
+                .poll_forced(&mut Context::from_waker(&second_waker))
+                .is_pending()
+        );
+        assert_eq!(trigger.0.lock().slots.len(), 1);
+        trigger.force();
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(
+            watch
+                .poll_forced(&mut Context::from_waker(&second_waker))
+                .is_ready()
+        );
+        drop(watch);
+        assert_eq!(trigger.0.lock().free, vec![0]);
     }
 
     trait PendingOnce {

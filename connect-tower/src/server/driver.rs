@@ -7,7 +7,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -68,9 +68,15 @@ impl Driver {
         // The handler is polled at most once per call of this function; outputs it queued are
         // picked up by the next iteration.
         let mut handler_polled = false;
+        // The driver's waker, taken from the call state while the handler is polled (`Some`
+        // from the look at the call that precedes the handler's poll to the next one).
+        let mut parked: Option<Option<Waker>> = None;
         loop {
             let deadline = {
                 let mut state = self.shared.lock();
+                if let Some(waker) = parked.take() {
+                    state.unpark_driver_waker(waker);
+                }
                 state.register_driver(cx.waker());
                 if let Some(output) = state.take_output() {
                     return Poll::Ready(Some(output));
@@ -80,6 +86,12 @@ impl Driver {
                     drop(state);
                     self.drop_handler();
                     return Poll::Ready(None);
+                }
+                if !handler_polled && self.handler.is_some() {
+                    // Parked in the same lock as this look at the call: what the handler
+                    // queues while it is polled is seen by the next look, without waking this
+                    // task once per message. Every path back to the top puts it back.
+                    parked = Some(state.park_driver_waker());
                 }
                 state.call.poll_timeout()
             };
@@ -130,13 +142,11 @@ impl Driver {
                 return Poll::Pending;
             }
             handler_polled = true;
-            let parked = self.shared.lock().park_driver_waker();
             let polled = self.span.in_scope(|| {
                 with_deadline(self.deadline, || {
                     catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)))
                 })
             });
-            self.shared.lock().unpark_driver_waker(parked);
             match polled {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::Ready(())) => self.drop_handler(),
