@@ -34,7 +34,7 @@ pub(crate) fn with_deadline<R>(deadline: Option<Instant>, f: impl FnOnce() -> R)
     f()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use std::time::Duration;
 
