@@ -86,6 +86,11 @@ impl Body for IncomingBody {
                         Poll::Ready(Some(Ok(data))) => {
                             // Handed on, so the peer may send more (flow control).
                             let _ = recv.flow_control().release_capacity(data.len());
+                            if recv.is_end_stream() {
+                                // The frame ended the stream (no trailers): the next poll
+                                // answers the end without asking h2 twice more.
+                                this.kind = Kind::Done;
+                            }
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
                         Poll::Ready(Some(Err(error))) => {
