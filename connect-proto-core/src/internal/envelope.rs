@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::Rule;
 
@@ -212,7 +212,9 @@ impl EnvelopeDecoder {
                 break;
             }
             dst[filled..filled + n].copy_from_slice(&self.front[..n]);
-            let _ = self.front.split_to(n);
+            // Advanced, not split off: a split clones the chunk's shared handle (an atomic
+            // increment, and a decrement when dropped) for bytes that are already copied.
+            self.front.advance(n);
             filled += n;
         }
         self.buffered -= filled;
@@ -232,7 +234,7 @@ impl EnvelopeDecoder {
                 break;
             }
             out.extend_from_slice(&self.front[..n]);
-            let _ = self.front.split_to(n);
+            self.front.advance(n);
         }
         self.buffered -= out.len();
         out.freeze()
