@@ -1,6 +1,6 @@
 //! Hostile HTTP/2 clients over raw sockets: a partial preface, an idle connection, a client
-//! that stops reading a stream with a deadline, broken request bodies, and a server at its
-//! call limit.
+//! that stops reading a stream with a deadline, broken request bodies, request bodies ended in
+//! every way a client may end them, and a server at its call limit.
 
 mod common;
 
@@ -272,6 +272,125 @@ async fn broken_request_bodies_over_http2_are_errors() {
             || text.contains("grpc-status:3")
             || text.contains("invalid_argument");
         assert!(invalid, "{content_type}: {text}");
+    }
+    server.shutdown().await;
+}
+
+/// Sends a gRPC request as the given DATA frames (each with its END_STREAM flag) and optional
+/// request trailers; returns the response's `grpc-status` and its decoded messages.
+async fn grpc_exchange(
+    client: &mut h2::client::SendRequest<Bytes>,
+    addr: std::net::SocketAddr,
+    path: &str,
+    frames: &[(Bytes, bool)],
+    trailers: Option<http::HeaderMap>,
+) -> (Option<String>, Vec<String>) {
+    let (response, mut send) = client
+        .send_request(
+            grpc_request(addr, path, &[]),
+            frames.is_empty() && trailers.is_none(),
+        )
+        .unwrap();
+    for (data, end) in frames {
+        send.send_data(data.clone(), *end).unwrap();
+    }
+    if let Some(trailers) = trailers {
+        send.send_trailers(trailers).unwrap();
+    }
+    let response = response.await.unwrap();
+    let head_status = response.headers().get("grpc-status").cloned();
+    let mut body = response.into_body();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body.trailers().await.unwrap();
+    let status = head_status
+        .or_else(|| trailers.and_then(|t| t.get("grpc-status").cloned()))
+        .map(|v| v.to_str().unwrap().to_owned());
+    let mut messages = Vec::new();
+    let mut rest = &data[..];
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let payload = Bytes::copy_from_slice(&rest[5..5 + len]);
+        let value: StringValue = decode_owned(connect_tower::Codec::Proto, payload, usize::MAX)
+            .expect("a response message");
+        messages.push(value.value);
+        rest = &rest[5 + len..];
+    }
+    (status, messages)
+}
+
+/// However a client ends a request body — END_STREAM on its only DATA frame, on a later one,
+/// on an empty frame, or with request trailers — the call is answered in full; a request cut
+/// off half-way by a reset does not disturb the connection; every call after it still works.
+#[tokio::test]
+async fn request_bodies_ended_every_way_are_answered_and_the_connection_goes_on() {
+    let server = start(Server::builder(), Echo::default()).await;
+    let (mut client, _driver) = h2_client(server.addr, h2::client::Builder::new()).await;
+    let one = message("one");
+    let (head, tail) = (one.slice(..3), one.slice(3..));
+    let mut request_trailers = http::HeaderMap::new();
+    request_trailers.insert("x-request-trailer", "1".parse().unwrap());
+    let ok = |messages: &[&str]| {
+        (
+            Some("0".to_owned()),
+            messages.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+        )
+    };
+
+    for _round in 0..2 {
+        // Unary, the end on the only DATA frame.
+        let answer = grpc_exchange(
+            &mut client,
+            server.addr,
+            ECHO.path(),
+            &[(one.clone(), true)],
+            None,
+        )
+        .await;
+        assert_eq!(answer, ok(&["one"]));
+        // Unary, the message split over two frames, the end on the second.
+        let frames = [(head.clone(), false), (tail.clone(), true)];
+        let answer = grpc_exchange(&mut client, server.addr, ECHO.path(), &frames, None).await;
+        assert_eq!(answer, ok(&["one"]));
+        // Unary, the end on an empty frame after the message.
+        let frames = [(one.clone(), false), (Bytes::new(), true)];
+        let answer = grpc_exchange(&mut client, server.addr, ECHO.path(), &frames, None).await;
+        assert_eq!(answer, ok(&["one"]));
+        // Unary, the end with request trailers after the message.
+        let frames = [(one.clone(), false)];
+        let answer = grpc_exchange(
+            &mut client,
+            server.addr,
+            ECHO.path(),
+            &frames,
+            Some(request_trailers.clone()),
+        )
+        .await;
+        assert_eq!(answer, ok(&["one"]));
+        // A client stream of three frames, the end on the last.
+        let frames = [
+            (message("a"), false),
+            (message("b"), false),
+            (message("c"), true),
+        ];
+        let answer = grpc_exchange(&mut client, server.addr, COLLECT.path(), &frames, None).await;
+        assert_eq!(answer, ok(&["a,b,c"]));
+        // A client stream whose first frame holds every message and ends the stream.
+        let all = [message("a"), message("b")].concat();
+        let frames = [(Bytes::from(all), true)];
+        let answer = grpc_exchange(&mut client, server.addr, COLLECT.path(), &frames, None).await;
+        assert_eq!(answer, ok(&["a,b"]));
+        // Cut off half-way: half an envelope, then the client resets the stream.
+        let (response, mut send) = client
+            .send_request(grpc_request(server.addr, ECHO.path(), &[]), false)
+            .unwrap();
+        send.send_data(head.clone(), false).unwrap();
+        send.send_reset(h2::Reason::CANCEL);
+        drop(response);
     }
     server.shutdown().await;
 }

@@ -29,6 +29,9 @@ enum Kind {
     Http2 {
         recv: h2::RecvStream,
         data_done: bool,
+        /// A data frame was handed on: only the first is checked for having ended the stream
+        /// (a unary request's one frame), so streaming requests pay no extra look per frame.
+        frame_seen: bool,
     },
     Done,
 }
@@ -46,7 +49,11 @@ impl IncomingBody {
     pub(super) fn http2(recv: h2::RecvStream) -> Self {
         let data_done = recv.is_end_stream();
         IncomingBody {
-            kind: Kind::Http2 { recv, data_done },
+            kind: Kind::Http2 {
+                recv,
+                data_done,
+                frame_seen: false,
+            },
         }
     }
 }
@@ -79,16 +86,20 @@ impl Body for IncomingBody {
                 }
                 polled.map(|frame| frame.map(|frame| frame.map_err(Into::into)))
             }
-            Kind::Http2 { recv, data_done } => {
+            Kind::Http2 {
+                recv,
+                data_done,
+                frame_seen,
+            } => {
                 if !*data_done {
                     match recv.poll_data(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Some(Ok(data))) => {
                             // Handed on, so the peer may send more (flow control).
                             let _ = recv.flow_control().release_capacity(data.len());
-                            if recv.is_end_stream() {
-                                // The frame ended the stream (no trailers): the next poll
-                                // answers the end without asking h2 twice more.
+                            if !std::mem::replace(frame_seen, true) && recv.is_end_stream() {
+                                // The first frame ended the stream (no trailers): the next
+                                // poll answers the end without asking h2 twice more.
                                 this.kind = Kind::Done;
                             }
                             return Poll::Ready(Some(Ok(Frame::data(data))));
