@@ -241,6 +241,8 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
     let paths: Vec<&str> = service.methods.iter().map(|m| m.path.as_str()).collect();
     let count = service.methods.len();
     let specs: Vec<TokenStream> = service.methods.iter().map(|m| spec_expr(m, &rt)).collect();
+    // The unary fast path (`dispatch_unary`), when the service has unary methods.
+    let mut unary_body = None;
     let (method_body, dispatch_body) = if service.methods.is_empty() {
         (
             quote! { let _ = path; ::core::option::Option::None },
@@ -274,6 +276,38 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
                 #path => ::std::boxed::Box::pin(#rt::server::#adapter(call, #decode, #handler)),
             }
         });
+        let unary_arms = service
+            .methods
+            .iter()
+            .filter(|method| method.kind == StreamKind::Unary)
+            .map(|method| {
+                let path = &method.path;
+                let fn_name = ident(&method.fn_name);
+                let decode = decode_fn(&method.request);
+                // `unary_call`'s steps, written out: the handler's future is awaited here
+                // rather than through a closure's future (each layer moves the request).
+                quote! {
+                    #path => ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call.into_request(#decode)?;
+                        let response =
+                            <S as self::#trait_name>::#fn_name(&service, request).await?;
+                        #rt::server::UnaryReply::encode(codec, response)
+                    }),
+                }
+            })
+            .collect::<Vec<_>>();
+        unary_body = if unary_arms.is_empty() {
+            None
+        } else {
+            Some(quote! {
+                let service = ::std::sync::Arc::clone(&self.inner);
+                match call.method().path() {
+                    #(#unary_arms)*
+                    _ => ::std::boxed::Box::pin(#rt::server::unimplemented_unary(call)),
+                }
+            })
+        };
         (
             quote! {
                 match path {
@@ -290,6 +324,20 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
             },
         )
     };
+    let unary_methods = unary_body.map(|body| {
+        quote! {
+            fn dispatches_unary(&self) -> bool {
+                true
+            }
+
+            fn dispatch_unary(
+                &self,
+                call: #rt::server::UnaryCall,
+            ) -> #rt::server::UnaryFuture {
+                #body
+            }
+        }
+    });
     let server_name = &service.server_name;
     quote! {
         #(#[doc = #docs])*
@@ -340,6 +388,8 @@ fn server_dispatcher(service: &ServiceModel) -> TokenStream {
             >> {
                 #dispatch_body
             }
+
+            #unary_methods
         }
     }
 }

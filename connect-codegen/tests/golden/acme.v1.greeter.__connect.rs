@@ -475,6 +475,81 @@ pub mod greeter {
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
             }
         }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.Greeter/SayHello" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            )?;
+                        let response = <S as self::Greeter>::say_hello(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Greeter/UpdateGreeting" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            )?;
+                        let response = <S as self::Greeter>::update_greeting(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Greeter/LegacyHello" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::HelloRequest>,
+                            )?;
+                        let response = <S as self::Greeter>::legacy_hello(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Greeter/Undocumented" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<
+                                    super::inner::InnerRequest,
+                                >,
+                            )?;
+                        let response = <S as self::Greeter>::undocumented(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
+            }
+        }
     }
     /// A client for `acme.v1.Greeter`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
     ///
@@ -877,6 +952,50 @@ pub mod admin {
                     )
                 }
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.Admin/Ping" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<
+                                    ::buffa_types::google::protobuf::Empty,
+                                >,
+                            )?;
+                        let response = <S as self::Admin>::ping(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Admin/Inspect" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<
+                                    ::buffa_types::google::protobuf::Any,
+                                >,
+                            )?;
+                        let response = <S as self::Admin>::inspect(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
             }
         }
     }

@@ -479,6 +479,117 @@ pub mod type_ {
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
             }
         }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.Type/Match" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::r#match(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/Async" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::r#async(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/Self" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::self_(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/Self_" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::self__(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/Type" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::r#type(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/ServiceName" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::service_name(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/Gen" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Type>::r#gen(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Type/Pay" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::r#type::Money>,
+                            )?;
+                        let response = <S as self::Type>::pay(&service, request).await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
+            }
+        }
     }
     /// A client for `acme.v1.Type`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
     ///
@@ -842,6 +953,33 @@ pub mod inner_ {
                     )
                 }
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.Inner/Get" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Inner>::get(&service, request).await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
             }
         }
     }
@@ -1209,6 +1347,85 @@ pub mod clashes {
                     )
                 }
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.Clashes/New" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Clashes>::new_(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Clashes/Inner" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Clashes>::inner_(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Clashes/Ping" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Clashes>::ping(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Clashes/PingWithOptions" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Clashes>::ping_with_options(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/acme.v1.Clashes/Clone" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::Clashes>::clone_(&service, request)
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
             }
         }
     }
@@ -1579,6 +1796,33 @@ pub mod s {
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
             }
         }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.S/Get" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::S>::get(&service, request).await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
+            }
+        }
     }
     /// A client for `acme.v1.S`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
     ///
@@ -1753,6 +1997,37 @@ pub mod lower_case_service {
                     )
                 }
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
+            }
+        }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.lower_case_service/do_thing" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::KeywordRequest>,
+                            )?;
+                        let response = <S as self::LowerCaseService>::do_thing(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
             }
         }
     }

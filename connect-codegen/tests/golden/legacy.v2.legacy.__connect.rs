@@ -174,6 +174,54 @@ pub mod legacy_service {
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
             }
         }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/legacy.v2.LegacyService/Lookup" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<super::LegacyRequest>,
+                            )?;
+                        let response = <S as self::LegacyService>::lookup(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                "/legacy.v2.LegacyService/Relay" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_view::<
+                                    super::super::super::acme::v1::HelloRequest,
+                                >,
+                            )?;
+                        let response = <S as self::LegacyService>::relay(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
+            }
+        }
     }
     /// A client for `legacy.v2.LegacyService`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
     ///

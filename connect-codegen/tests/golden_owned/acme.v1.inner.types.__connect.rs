@@ -119,6 +119,39 @@ pub mod inner_service {
                 _ => ::std::boxed::Box::pin(::connect_tower::server::unimplemented(call)),
             }
         }
+        fn dispatches_unary(&self) -> bool {
+            true
+        }
+        fn dispatch_unary(
+            &self,
+            call: ::connect_tower::server::UnaryCall,
+        ) -> ::connect_tower::server::UnaryFuture {
+            let service = ::std::sync::Arc::clone(&self.inner);
+            match call.method().path() {
+                "/acme.v1.inner.InnerService/Forward" => {
+                    ::std::boxed::Box::pin(async move {
+                        let codec = call.context().codec();
+                        let request = call
+                            .into_request(
+                                ::connect_tower::codec::decode_owned::<
+                                    super::super::Envelope,
+                                >,
+                            )?;
+                        let response = <S as self::InnerService>::forward(
+                                &service,
+                                request,
+                            )
+                            .await?;
+                        ::connect_tower::server::UnaryReply::encode(codec, response)
+                    })
+                }
+                _ => {
+                    ::std::boxed::Box::pin(
+                        ::connect_tower::server::unimplemented_unary(call),
+                    )
+                }
+            }
+        }
     }
     /// A client for `acme.v1.inner.InnerService`: one method per RPC, each with a `…_with_options` variant for per-call options (timeout, headers, compression).
     ///

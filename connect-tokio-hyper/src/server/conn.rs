@@ -100,6 +100,20 @@ impl ConnConfig {
     }
 }
 
+/// The server's next phase as a connection sees it (`Forced` once the server is gone), and
+/// the receiver to wait for the one after. A connection keeps this future across its loop's
+/// iterations and makes a new one only when it completes: one made per iteration registers
+/// with, and leaves, the channel's waiters every time the connection task wakes.
+pub(super) async fn next_phase(
+    mut phases: watch::Receiver<Phase>,
+) -> (Phase, watch::Receiver<Phase>) {
+    let next = match phases.changed().await {
+        Ok(()) => *phases.borrow_and_update(),
+        Err(_) => Phase::Forced,
+    };
+    (next, phases)
+}
+
 /// The HTTP version of a connection.
 enum Version {
     Http1,

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::conn::ConnConfig;
+use super::conn::{ConnConfig, next_phase};
 use super::events::{ServerError, is_ordinary_http1_end};
 use super::io::ServerIo;
 use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
@@ -42,7 +42,7 @@ pub(super) async fn serve<I, S, B>(
     info: ConnectionInfo,
     trigger: ShutdownTrigger,
     remote: SocketAddr,
-    mut phases: watch::Receiver<Phase>,
+    phases: watch::Receiver<Phase>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
@@ -73,6 +73,9 @@ pub(super) async fn serve<I, S, B>(
     let forced_close = tokio::time::sleep_until(far());
     let mut forced_close = std::pin::pin!(forced_close);
     let mut phase = Phase::Running;
+    let mut phase_change = std::pin::pin!(next_phase(phases));
+    // Kept across iterations, as the phase change is (see `next_phase`).
+    let mut activity_changed = std::pin::pin!(activity.changed.notified());
     let mut idle_closing = false;
     loop {
         tokio::select! {
@@ -87,7 +90,8 @@ pub(super) async fn serve<I, S, B>(
                 }
                 return;
             }
-            () = activity.changed.notified() => {
+            () = activity_changed.as_mut() => {
+                activity_changed.set(activity.changed.notified());
                 let next = activity.next_timeout(inner.header_read_timeout, inner.idle_timeout);
                 timer.as_mut().reset(next.map_or_else(far, |(at, _)| at));
             }
@@ -113,8 +117,10 @@ pub(super) async fn serve<I, S, B>(
                     }
                 }
             }
-            changed = phases.changed(), if phase != Phase::Forced => {
-                let next = if changed.is_ok() { *phases.borrow_and_update() } else { Phase::Forced };
+            (next, phases) = phase_change.as_mut(), if phase != Phase::Forced => {
+                if next != Phase::Forced {
+                    phase_change.set(next_phase(phases));
+                }
                 if next >= Phase::Draining && phase < Phase::Draining {
                     trigger.drain();
                     connection.as_mut().graceful_shutdown();

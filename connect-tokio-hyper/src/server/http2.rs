@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
-use super::conn::ConnConfig;
+use super::conn::{ConnConfig, next_phase};
 use super::events::{ServerError, is_ordinary_http2_end};
 use super::io::ServerIo;
 use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
@@ -40,7 +40,7 @@ pub(super) async fn serve<I, S, B>(
     info: ConnectionInfo,
     trigger: ShutdownTrigger,
     remote: SocketAddr,
-    mut phases: watch::Receiver<Phase>,
+    phases: watch::Receiver<Phase>,
     handshake_deadline: Option<Instant>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -102,6 +102,7 @@ pub(super) async fn serve<I, S, B>(
     let mut forced_close = pin!(forced_close);
     let mut streams = JoinSet::new();
     let mut phase = Phase::Running;
+    let mut phase_change = pin!(next_phase(phases));
     let mut closing = false;
 
     loop {
@@ -167,8 +168,10 @@ pub(super) async fn serve<I, S, B>(
                     ping_timer.as_mut().reset(Instant::now() + pinger.interval);
                 }
             }
-            changed = phases.changed(), if phase != Phase::Forced => {
-                let next = if changed.is_ok() { *phases.borrow_and_update() } else { Phase::Forced };
+            (next, phases) = phase_change.as_mut(), if phase != Phase::Forced => {
+                if next != Phase::Forced {
+                    phase_change.set(next_phase(phases));
+                }
                 if next >= Phase::Draining && phase < Phase::Draining {
                     trigger.drain();
                     closing = true;

@@ -3,27 +3,38 @@
 //! the call when the server's drain deadline passes, keeps handler panics (in `poll` and in
 //! `drop`) inside the call, and hands the core's outputs to the HTTP response body.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
 use connect_proto_core::{Code, ServerOutput, Status};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::observe::recorder::CallSpan;
 use crate::rt::{ShutdownWatch, Sleep, with_deadline};
-use crate::server::shared::Shared;
+use crate::server::shared::CallCell;
+use crate::server::unary::{UnaryFuture, poll_unary};
 
 /// The handler future of one call.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// What a driver runs for its call.
+pub(crate) enum Task {
+    /// A handler future sharing the call state (`Dispatch::dispatch`).
+    Handler(HandlerFuture),
+    /// The unary fast path: the request is read here, then the handler's future (once
+    /// dispatched) runs.
+    Unary(Option<UnaryFuture>),
+}
+
 pub(crate) struct Driver {
-    shared: Arc<Shared>,
-    handler: Option<HandlerFuture>,
+    cell: CallCell,
+    handler: Option<Task>,
     /// The call's deadline, current while the handler runs (calls it makes inherit it).
     deadline: Option<Instant>,
     sleep: Option<(Instant, Sleep)>,
@@ -37,15 +48,15 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        shared: Arc<Shared>,
-        handler: HandlerFuture,
+        mut cell: CallCell,
+        handler: Task,
         http1: bool,
         shutdown: Option<ShutdownWatch>,
         span: CallSpan,
     ) -> Self {
-        let deadline = shared.lock().call.deadline();
+        let deadline = cell.lock().call.deadline();
         Driver {
-            shared,
+            cell,
             handler: Some(handler),
             deadline,
             sleep: None,
@@ -73,7 +84,7 @@ impl Driver {
         let mut parked: Option<Option<Waker>> = None;
         loop {
             let deadline = {
-                let mut state = self.shared.lock();
+                let mut state = self.cell.lock();
                 if let Some(waker) = parked.take() {
                     state.unpark_driver_waker(waker);
                 }
@@ -106,7 +117,7 @@ impl Driver {
                     self.check_deadline(deadline)
                 };
                 if let DeadlineState::Expired = state {
-                    let mut state = self.shared.lock();
+                    let mut state = self.cell.lock();
                     let now = state.timer.now().max(deadline);
                     state.handle_timeout(now);
                     let finished = state.call.is_finished();
@@ -125,7 +136,7 @@ impl Driver {
                 if shutdown.poll_forced(cx).is_ready() {
                     self.shutdown = None;
                     let status = Status::new(Code::Unavailable, "the server is shutting down");
-                    self.shared.lock().fail(status);
+                    self.cell.lock().fail(status);
                     continue;
                 }
             }
@@ -135,16 +146,20 @@ impl Driver {
                 // finishing (a dispatcher that forgot to answer) — end the call rather than
                 // hang.
                 let status = Status::new(Code::Internal, "the handler ended without a response");
-                self.shared.lock().fail(status);
+                self.cell.lock().fail(status);
                 continue;
             };
             if handler_polled {
                 return Poll::Pending;
             }
             handler_polled = true;
+            let cell = &mut self.cell;
             let polled = self.span.in_scope(|| {
                 with_deadline(self.deadline, || {
-                    catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)))
+                    catch_unwind(AssertUnwindSafe(|| match handler {
+                        Task::Handler(future) => future.as_mut().poll(cx),
+                        Task::Unary(future) => poll_unary(cell, future, cx),
+                    }))
                 })
             });
             match polled {
@@ -152,7 +167,7 @@ impl Driver {
                 Ok(Poll::Ready(())) => self.drop_handler(),
                 Err(_panic) => {
                     self.drop_handler();
-                    self.shared
+                    self.cell
                         .lock()
                         .fail(Status::new(Code::Internal, "the handler panicked"));
                 }
@@ -161,8 +176,8 @@ impl Driver {
     }
 
     /// Whether `deadline` passed, by the clock alone (no timer armed).
-    fn check_deadline(&self, deadline: Instant) -> DeadlineState {
-        let now = self.shared.lock().timer.now();
+    fn check_deadline(&mut self, deadline: Instant) -> DeadlineState {
+        let now = self.cell.lock().timer.now();
         if now >= deadline {
             DeadlineState::Expired
         } else {
@@ -171,9 +186,7 @@ impl Driver {
     }
 
     fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> DeadlineState {
-        let state = self.shared.lock();
-        let timer = state.timer.clone();
-        drop(state);
+        let timer = self.cell.lock().timer.clone();
         if timer.now() >= deadline {
             return DeadlineState::Expired;
         }
@@ -194,7 +207,7 @@ impl Drop for Driver {
         // call ends as cancelled, so a request reader or response sender held by another task
         // fails and is woken, and the handler is cancelled — a panic in its `drop` must not
         // reach the connection.
-        self.shared.lock().client_gone();
+        self.cell.lock().client_gone();
         self.drop_handler();
     }
 }
@@ -223,9 +236,11 @@ enum Kind {
     Full(Option<Bytes>),
     /// A body produced while the call runs.
     Streaming(Driver),
-    /// The remaining outputs of a call that already finished: the ones already taken, then
-    /// the rest from the call.
-    Rest([Option<ServerOutput>; 2], Arc<Shared>),
+    /// The rest of a call that already finished with a message and trailers (gRPC and
+    /// gRPC-Web unary responses): the data chunk, if not yet written, then the trailers.
+    Trailing(Option<Bytes>, HeaderMap),
+    /// The outputs of a call that already finished, in any other arrangement.
+    Replay(VecDeque<ServerOutput>),
     /// Done.
     Ended,
 }
@@ -269,7 +284,8 @@ impl std::fmt::Debug for ResponseBody {
         let kind = match self.kind {
             Kind::Full(_) => "full",
             Kind::Streaming(_) => "streaming",
-            Kind::Rest(..) => "rest",
+            Kind::Trailing(..) => "trailing",
+            Kind::Replay(_) => "replay",
             Kind::Ended => "ended",
         };
         f.debug_struct("ResponseBody").field("kind", &kind).finish()
@@ -292,11 +308,16 @@ impl Body for ResponseBody {
                 this.kind = Kind::Ended;
                 frame
             }
-            Kind::Rest(taken, shared) => {
-                let output = taken[0]
-                    .take()
-                    .or_else(|| taken[1].take())
-                    .or_else(|| shared.lock().take_output());
+            Kind::Trailing(data, trailers) => match data.take() {
+                Some(data) => Some(Frame::data(data)),
+                None => {
+                    let trailers = std::mem::take(trailers);
+                    this.kind = Kind::Ended;
+                    Some(Frame::trailers(trailers))
+                }
+            },
+            Kind::Replay(outputs) => {
+                let output = outputs.pop_front();
                 output_frame(&mut this.kind, output)
             }
             Kind::Streaming(driver) => loop {
@@ -333,7 +354,7 @@ impl Body for ResponseBody {
             }
             Kind::Full(Some(_)) => SizeHint::default(),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Streaming(_) | Kind::Rest(..) => SizeHint::default(),
+            Kind::Streaming(_) | Kind::Trailing(..) | Kind::Replay(_) => SizeHint::default(),
         }
     }
 }
@@ -395,12 +416,12 @@ impl Future for ResponseFuture {
     }
 }
 
-fn respond(head: Option<ServerOutput>, driver: Driver) -> http::Response<ResponseBody> {
+fn respond(head: Option<ServerOutput>, mut driver: Driver) -> http::Response<ResponseBody> {
     let Some(ServerOutput::Head(head)) = head else {
         // The core always writes a head first; an empty response is the defensive fallback.
         return http::Response::new(ResponseBody::empty());
     };
-    let mut state = driver.shared.lock();
+    let mut state = driver.cell.lock();
     if !state.call.is_finished() {
         drop(state);
         return http::Response::from_parts(head, ResponseBody::streaming(driver));
@@ -411,15 +432,34 @@ fn respond(head: Option<ServerOutput>, driver: Driver) -> http::Response<Respons
         _ => None,
     };
     drop(state);
-    let body = match (first, second) {
-        (None, _) | (Some(ServerOutput::End), _) => ResponseBody::full(Bytes::new(), driver.http1),
-        (Some(ServerOutput::Data(data)), Some(ServerOutput::End)) => {
-            ResponseBody::full(data, driver.http1)
+    let kind = match (first, second) {
+        (None, _) | (Some(ServerOutput::End), _) => {
+            return http::Response::from_parts(
+                head,
+                ResponseBody::full(Bytes::new(), driver.http1),
+            );
         }
-        (first, second) => ResponseBody {
-            kind: Kind::Rest([first, second], driver.shared.clone()),
-            exact_length: false,
-        },
+        (Some(ServerOutput::Data(data)), Some(ServerOutput::End)) => {
+            return http::Response::from_parts(head, ResponseBody::full(data, driver.http1));
+        }
+        (Some(ServerOutput::Data(data)), Some(ServerOutput::Trailers(trailers))) => {
+            Kind::Trailing(Some(data), trailers)
+        }
+        (Some(ServerOutput::Trailers(trailers)), _) => Kind::Trailing(None, trailers),
+        (first, second) => {
+            // Not a shape a unary call makes; replayed as they come, the driver released.
+            let mut outputs: VecDeque<ServerOutput> =
+                [first, second].into_iter().flatten().collect();
+            let mut state = driver.cell.lock();
+            while let Some(output) = state.take_output() {
+                outputs.push_back(output);
+            }
+            Kind::Replay(outputs)
+        }
+    };
+    let body = ResponseBody {
+        kind,
+        exact_length: false,
     };
     http::Response::from_parts(head, body)
 }

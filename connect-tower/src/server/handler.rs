@@ -19,6 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::codec::{DecodeFn, EncodeMessage};
 use crate::message::{Request, RequestContext, Response};
 use crate::server::shared::{Received, Shared};
+use crate::server::unary::{UnaryCall, UnaryReply};
 
 /// A call routed to a handler: its context and the connection to the protocol state machine.
 /// Generated dispatchers pass it to one of the adapter functions of this module.
@@ -263,7 +264,7 @@ async fn receive_request<T>(
 }
 
 /// The status for a request message that does not decode (the core's mapping).
-fn invalid_request(error: CodecError) -> Status {
+pub(crate) fn invalid_request(error: CodecError) -> Status {
     ProtocolError::in_request(error.into()).into()
 }
 
@@ -290,19 +291,30 @@ impl<T> ResponseSender<T> {
     }
 }
 
-/// Runs a unary handler: one request message in, one response out.
+/// Runs a unary handler: one request message in, one response out. (Dispatchers that
+/// [`dispatches_unary`](super::Dispatch::dispatches_unary) serve calls without interceptors
+/// through [`unary_call`](super::unary_call) instead, which this runs once the message is in.)
 pub async fn unary<Req, Resp, F, Fut>(call: IncomingCall, decode: DecodeFn<Req>, handler: F)
 where
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, Status>>,
     Resp: EncodeMessage,
 {
-    let Some((context, shared, message)) = receive_request(call, decode).await else {
+    let Some(message) = receive_one(&call.shared).await else {
         return;
     };
-    let codec = context.codec();
-    let result = handler(Request::from_parts(context, message)).await;
-    respond(&shared, codec, result);
+    let IncomingCall {
+        context,
+        shared,
+        limit,
+    } = call;
+    let unary = UnaryCall {
+        context,
+        message,
+        limit,
+    };
+    let outcome = super::unary::unary_call(unary, decode, handler).await;
+    shared.lock().reply(outcome);
 }
 
 /// Runs a client-streaming handler: a stream of request messages in, one response out.
@@ -323,7 +335,8 @@ pub async fn client_streaming<Req, Resp, F, Fut>(
     let codec = context.codec();
     let stream = Streaming::new(shared.clone(), decode, codec, limit);
     let result = handler(Request::from_parts(context, stream)).await;
-    respond(&shared, codec, result);
+    let outcome = result.and_then(|response| UnaryReply::encode(codec, response));
+    shared.lock().reply(outcome);
 }
 
 /// Runs a server-streaming handler: one request message in, a stream of responses out.
@@ -396,31 +409,11 @@ pub async fn bidi_streaming<Req, Resp, F, Fut>(
 
 /// Answers `unimplemented` (for methods a service declares but does not implement).
 pub async fn unimplemented(call: IncomingCall) {
-    let status = Status::unimplemented(format!("{} is not implemented", call.method().path));
+    let status = not_implemented(call.method());
     call.shared.lock().finish(Err(status));
 }
 
-fn respond<Resp: EncodeMessage>(
-    shared: &Shared,
-    codec: Codec,
-    result: Result<Response<Resp>, Status>,
-) {
-    let outcome = result.and_then(|response| {
-        let (message, headers, trailers) = response.into_parts();
-        let bytes = message
-            .encode_message(codec)
-            .map_err(crate::codec::encoding_failed)?;
-        Ok((bytes, headers, trailers))
-    });
-    let mut state = shared.lock();
-    match outcome {
-        Ok((bytes, headers, trailers)) => {
-            state.add_header_map(headers);
-            match state.send_message(bytes) {
-                Ok(()) => state.finish(Ok(trailers)),
-                Err(status) => state.finish(Err(status)),
-            }
-        }
-        Err(status) => state.finish(Err(status)),
-    }
+/// The status for a method a service declares but does not implement.
+pub(crate) fn not_implemented(method: &MethodSpec) -> Status {
+    Status::unimplemented(format!("{} is not implemented", method.path))
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use connect_proto_core::{MethodKind, MethodSpec, Status};
 
 use super::handler::{ResponseSender, Streaming};
-use super::{Dispatch, IncomingCall};
+use super::{Dispatch, IncomingCall, UnaryCall, UnaryFuture};
 use crate::codec::{DecodeMessage, EncodeMessage};
 use crate::message::{Request, Response};
 
@@ -44,6 +44,8 @@ pub struct Routes {
     services: Vec<Arc<dyn Dispatch>>,
     routes: HashMap<Cow<'static, str>, (usize, MethodSpec)>,
     methods: Vec<MethodSpec>,
+    /// Some service does not serve unary calls through `dispatch_unary`.
+    unary_through_dispatch: bool,
 }
 
 impl Routes {
@@ -59,6 +61,7 @@ impl Routes {
         for spec in service.methods() {
             self.routes.insert(spec.path.clone(), (index, spec.clone()));
         }
+        self.unary_through_dispatch |= !service.dispatches_unary();
         self.services.push(Arc::new(service));
         self.methods = self.routes.values().map(|(_, spec)| spec.clone()).collect();
         self.methods.sort_by(|a, b| a.path.cmp(&b.path));
@@ -79,7 +82,16 @@ impl Routes {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.method(spec, MethodKind::Unary, move |call| {
+        let direct = handler.clone();
+        let unary: UnaryRun = Box::new(move |call| {
+            let handler = direct.clone();
+            Box::pin(super::unary_call(
+                call,
+                Req::decode_message,
+                move |request| handler(request),
+            ))
+        });
+        self.method_with(spec, MethodKind::Unary, Some(unary), move |call| {
             let handler = handler.clone();
             Box::pin(super::unary(call, Req::decode_message, move |request| {
                 handler(request)
@@ -168,6 +180,16 @@ impl Routes {
         kind: MethodKind,
         run: impl Fn(IncomingCall) -> CallFuture + Send + Sync + 'static,
     ) -> Self {
+        self.method_with(spec, kind, None, run)
+    }
+
+    fn method_with(
+        self,
+        spec: MethodSpec,
+        kind: MethodKind,
+        unary: Option<UnaryRun>,
+        run: impl Fn(IncomingCall) -> CallFuture + Send + Sync + 'static,
+    ) -> Self {
         assert!(
             spec.kind == kind,
             "{} is declared {:?} but registered as {kind:?}",
@@ -177,14 +199,20 @@ impl Routes {
         self.service(SingleMethod {
             methods: [spec],
             run: Box::new(run),
+            unary,
         })
     }
 }
+
+/// How a unary method registered at run time is run on the fast path.
+type UnaryRun = Box<dyn Fn(UnaryCall) -> UnaryFuture + Send + Sync>;
 
 /// One method registered at run time, as a [`Dispatch`].
 struct SingleMethod {
     methods: [MethodSpec; 1],
     run: Box<dyn Fn(IncomingCall) -> CallFuture + Send + Sync>,
+    /// Unary methods: the fast path.
+    unary: Option<UnaryRun>,
 }
 
 impl Dispatch for SingleMethod {
@@ -199,6 +227,18 @@ impl Dispatch for SingleMethod {
 
     fn dispatch(&self, call: IncomingCall) -> CallFuture {
         (self.run)(call)
+    }
+
+    fn dispatches_unary(&self) -> bool {
+        // Its only method is not unary, or it is served on the fast path.
+        self.methods[0].kind != MethodKind::Unary || self.unary.is_some()
+    }
+
+    fn dispatch_unary(&self, call: UnaryCall) -> UnaryFuture {
+        match &self.unary {
+            Some(run) => run(call),
+            None => Box::pin(super::unimplemented_unary(call)),
+        }
     }
 }
 
@@ -215,6 +255,17 @@ impl Dispatch for Routes {
         match self.routes.get(call.method().path()) {
             Some((index, _)) => self.services[*index].dispatch(call),
             None => Box::pin(super::unimplemented(call)),
+        }
+    }
+
+    fn dispatches_unary(&self) -> bool {
+        !self.unary_through_dispatch
+    }
+
+    fn dispatch_unary(&self, call: UnaryCall) -> UnaryFuture {
+        match self.routes.get(call.method().path()) {
+            Some((index, _)) => self.services[*index].dispatch_unary(call),
+            None => Box::pin(super::unimplemented_unary(call)),
         }
     }
 }
