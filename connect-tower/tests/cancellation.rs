@@ -250,9 +250,17 @@ fn a_response_sender_held_outside_the_handler_fails_once_the_client_is_gone() {
 
 #[test]
 fn a_panicking_handler_yields_internal_and_the_service_keeps_serving() {
-    for wire in WIRES {
+    for (wire, general) in WIRES
+        .iter()
+        .flat_map(|wire| [(*wire, false), (*wire, true)])
+    {
         let timer = ManualTimer::new();
-        let echo = Echo::new()
+        let echo = if general {
+            Echo::new().general_path()
+        } else {
+            Echo::new()
+        };
+        let echo = echo
             .on_unary(|request| async move {
                 if request.message().value == "panic" {
                     panic!("the unary handler panicked");
@@ -307,9 +315,11 @@ fn a_panicking_handler_yields_internal_and_the_service_keeps_serving() {
 
 #[test]
 fn a_dispatcher_that_panics_yields_internal_and_the_service_keeps_serving() {
-    for wire in PROTOCOLS {
+    for (wire, echo) in PROTOCOLS
+        .iter()
+        .flat_map(|wire| [(*wire, Echo::new()), (*wire, Echo::new().general_path())])
+    {
         let timer = ManualTimer::new();
-        let echo = Echo::new();
         let dispatched = echo.dispatched.clone();
         let client = client(serve(echo, &timer), wire, Codec::Proto, &timer);
         let status = block_on(client.unary::<StringValue, StringValue>(
@@ -333,7 +343,9 @@ fn a_dispatcher_that_panics_yields_internal_and_the_service_keeps_serving() {
 fn a_dispatch_future_that_ends_without_answering_yields_internal() {
     for wire in PROTOCOLS {
         let timer = ManualTimer::new();
-        let client = client(serve(Echo::new(), &timer), wire, Codec::Proto, &timer);
+        // Only `dispatch` can end without answering (the fast path's future always answers).
+        let echo = Echo::new().general_path();
+        let client = client(serve(echo, &timer), wire, Codec::Proto, &timer);
         let status =
             block_on(client.unary::<StringValue, StringValue>(&FORGET, sv(""), CallOptions::new()))
                 .unwrap_err();

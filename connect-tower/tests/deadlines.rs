@@ -44,15 +44,16 @@ fn hanging_echo(dropped: &Counter) -> Echo {
 
 #[test]
 fn a_client_timeout_fires_exactly_at_the_deadline_and_drops_the_handler() {
-    for wire in PROTOCOLS {
+    // The unary fast path and the general path (shared call state).
+    for (wire, general) in PROTOCOLS
+        .iter()
+        .flat_map(|wire| [(*wire, false), (*wire, true)])
+    {
         let timer = ManualTimer::new();
         let dropped = Counter::new();
-        let client = client(
-            serve(hanging_echo(&dropped), &timer),
-            wire,
-            Codec::Proto,
-            &timer,
-        );
+        let echo = hanging_echo(&dropped);
+        let echo = if general { echo.general_path() } else { echo };
+        let client = client(serve(echo, &timer), wire, Codec::Proto, &timer);
         let mut call = Task::new(client.unary::<StringValue, StringValue>(
             &UNARY,
             sv("anyone?"),

@@ -155,8 +155,12 @@ fn encoded_len(message: &StringValue) -> u64 {
 
 #[test]
 fn unary_calls_are_observed_once_on_each_side_with_exact_sizes() {
-    for wire in WIRES {
-        let observed = observed(Echo::new(), wire, ServerConfig::new());
+    // The unary fast path and the general path (shared call state).
+    for (wire, echo) in WIRES
+        .iter()
+        .flat_map(|wire| [(*wire, Echo::new()), (*wire, Echo::new().general_path())])
+    {
+        let observed = observed(echo, wire, ServerConfig::new());
         let response = block_on(observed.calls.unary::<StringValue, StringValue>(
             &UNARY,
             sv("hello"),

@@ -1,7 +1,9 @@
 //! The echo service: a hand-written [`Dispatch`] in the shape connect-codegen generates (one
 //! method of each kind over `google.protobuf.StringValue`, plus methods whose dispatch
-//! misbehaves), with handlers a test can replace; and [`Greeter`], a second service for
-//! routing tests.
+//! misbehaves), with handlers a test can replace, serving unary calls on the fast path
+//! (`dispatch_unary`) like generated services, or — [`Echo::general_path`] — through
+//! `dispatch` only, like a dispatcher that does not implement it; and [`Greeter`], a second
+//! service for routing tests (general path only).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +11,9 @@ use std::sync::Arc;
 
 use buffa_types::google::protobuf::StringValue;
 use connect_tower::codec::decode_owned;
-use connect_tower::server::{Dispatch, IncomingCall, ResponseSender, Streaming};
+use connect_tower::server::{
+    Dispatch, IncomingCall, ResponseSender, Streaming, UnaryCall, UnaryFuture,
+};
 use connect_tower::{Idempotency, MethodKind, MethodSpec, Request, Response, Status};
 
 use super::{Counter, sv};
@@ -97,6 +101,8 @@ pub struct Echo {
     bidi: BidiFn,
     /// Calls dispatched (a handler future was built for them, or dispatch panicked).
     pub dispatched: Counter,
+    /// Unary calls are served through `dispatch_unary` (as generated services serve them).
+    fast_unary: bool,
 }
 
 impl Default for Echo {
@@ -140,7 +146,14 @@ impl Echo {
                 })
             }),
             dispatched: Counter::new(),
+            fast_unary: true,
         }
+    }
+
+    /// Serves unary calls through `dispatch` only (the general path: shared call state).
+    pub fn general_path(mut self) -> Self {
+        self.fast_unary = false;
+        self
     }
 
     /// Replaces the unary handler (of [`UNARY`] and [`LOOKUP`]).
@@ -231,6 +244,28 @@ impl Dispatch for Echo {
             EXPLODE_PATH => panic!("the dispatcher exploded"),
             FORGET_PATH => Box::pin(async move { drop(call) }),
             _ => Box::pin(server::unimplemented(call)),
+        }
+    }
+
+    fn dispatches_unary(&self) -> bool {
+        self.fast_unary
+    }
+
+    fn dispatch_unary(&self, call: UnaryCall) -> UnaryFuture {
+        use connect_tower::server;
+        self.dispatched.incr();
+        match call.method().path() {
+            UNARY_PATH | LOOKUP_PATH => {
+                let handler = self.unary.clone();
+                Box::pin(server::unary_call(
+                    call,
+                    decode_owned::<StringValue>,
+                    move |request| handler(request),
+                ))
+            }
+            EXPLODE_PATH => panic!("the dispatcher exploded"),
+            // `FORGET` has no fast-path form: a unary future always answers.
+            _ => Box::pin(server::unimplemented_unary(call)),
         }
     }
 }
