@@ -526,10 +526,10 @@ impl ClientCall {
             }
             ReceiveSide::Finished => return,
         };
-        let mut items = std::mem::take(&mut self.scratch);
-        let result = reader.push(chunk, &mut items);
-        self.take_items(&mut items);
-        self.scratch = items;
+        // Read into the call's own scratch queue and taken from it in place (no move of the
+        // queue per chunk).
+        let result = reader.push(chunk, &mut self.scratch);
+        self.take_items();
         if let Err(rule) = result {
             self.protocol_error(rule);
         }
@@ -856,10 +856,8 @@ impl ClientCall {
         let ReceiveSide::Body(body) = &mut self.receive else {
             return false;
         };
-        let mut items = std::mem::take(&mut self.scratch);
-        let result = body.reader.finish(&mut items);
-        self.take_items(&mut items);
-        self.scratch = items;
+        let result = body.reader.finish(&mut self.scratch);
+        self.take_items();
         if let Err(rule) = result {
             self.protocol_error(rule);
         }
@@ -887,15 +885,17 @@ impl ClientCall {
         self.protocol_error(rule);
     }
 
-    fn take_items(&mut self, items: &mut SmallQueue<Inbound>) {
+    /// Turns the items read into `scratch` into events; a rule broken drops the rest.
+    fn take_items(&mut self) {
         let unary = !self.method.kind.streams_responses();
         let metadata_limit = self.metadata_limit;
-        for item in items.drain() {
+        while let Some(item) = self.scratch.pop_front() {
             let ReceiveSide::Body(body) = &mut self.receive else {
-                return;
+                return self.scratch.clear();
             };
             match item {
                 Inbound::Message(_) if unary && body.messages > 0 => {
+                    self.scratch.clear();
                     return self.protocol_error(Rule::ExtraMessage);
                 }
                 Inbound::Message(message) => {
@@ -903,6 +903,7 @@ impl ClientCall {
                     self.events.push_back(ClientEvent::Message(message));
                 }
                 Inbound::Compressed(_) if unary && body.messages > 0 => {
+                    self.scratch.clear();
                     return self.protocol_error(Rule::ExtraMessage);
                 }
                 Inbound::Compressed(payload) => {
@@ -917,7 +918,10 @@ impl ClientCall {
                             None => Ok(end.trailers),
                         });
                     }
-                    Err(rule) => return self.protocol_error(rule),
+                    Err(rule) => {
+                        self.scratch.clear();
+                        return self.protocol_error(rule);
+                    }
                 },
                 Inbound::Trailers(block) => {
                     let decoded = decode_trailer_block(&block, metadata_limit)
@@ -925,7 +929,10 @@ impl ClientCall {
                     match decoded {
                         Ok((None, trailers)) => body.end_outcome = Some(Ok(metadata_of(&trailers))),
                         Ok((Some(error), _)) => body.end_outcome = Some(Err(error)),
-                        Err(rule) => return self.protocol_error(rule),
+                        Err(rule) => {
+                            self.scratch.clear();
+                            return self.protocol_error(rule);
+                        }
                     }
                 }
             }

@@ -92,35 +92,11 @@ impl<T, const N: usize> SmallQueue<T, N> {
         }
         self.spill.clear();
     }
-
-    /// Takes every item in order; items the iterator did not reach are dropped with it.
-    pub(crate) fn drain(&mut self) -> Drain<'_, T, N> {
-        Drain { queue: self }
-    }
 }
 
 impl<T, const N: usize> Default for SmallQueue<T, N> {
     fn default() -> Self {
         SmallQueue::new()
-    }
-}
-
-/// See [`SmallQueue::drain`].
-pub(crate) struct Drain<'a, T, const N: usize> {
-    queue: &'a mut SmallQueue<T, N>,
-}
-
-impl<T, const N: usize> Iterator for Drain<'_, T, N> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.queue.pop_front()
-    }
-}
-
-impl<T, const N: usize> Drop for Drain<'_, T, N> {
-    fn drop(&mut self) {
-        self.queue.clear();
     }
 }
 
@@ -573,13 +549,14 @@ mod tests {
     }
 
     #[test]
-    fn drain_takes_in_order_and_drops_the_rest() {
+    fn clear_drops_the_rest_after_some_were_taken() {
         let mut q: SmallQueue<_> = SmallQueue::new();
         for i in 0..9 {
             q.push_back(i);
         }
-        let taken: Vec<_> = q.drain().take(3).collect();
+        let taken: Vec<_> = (0..3).filter_map(|_| q.pop_front()).collect();
         assert_eq!(taken, [0, 1, 2]);
+        q.clear();
         assert_eq!(q.pop_front(), None);
         q.push_back(10);
         assert_eq!(q.pop_front(), Some(10));

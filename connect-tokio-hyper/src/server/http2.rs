@@ -1,5 +1,5 @@
-//! HTTP/2 connections, served directly with `h2`: one task per stream (all of them owned by
-//! the connection's task and ended before it returns), the call budget (`REFUSED_STREAM`
+//! HTTP/2 connections, served directly with `h2`: one task per stream (counted by the
+//! connection, which waits for them before it returns), the call budget (`REFUSED_STREAM`
 //! past it), an idle timeout, keep-alive pings, graceful and forced shutdown, and a watchdog
 //! that resets a stream whose response is stuck past its call's deadline. That last one is
 //! why the server drives `h2` itself: while a client grants no flow-control window, a
@@ -22,16 +22,19 @@ use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
 use super::conn::{ConnConfig, next_phase};
 use super::events::{ServerError, is_ordinary_http2_end};
 use super::io::ServerIo;
+use super::streams::{StreamCount, StreamGuard};
 use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
 use crate::BoxError;
 
-/// Serves one HTTP/2 connection to its end; every stream task has ended when this returns.
+/// Serves one HTTP/2 connection to its end. Stream tasks are detached but counted: when this
+/// returns they have ended, unless one still ran [`STREAM_END_GRACE`] after the connection
+/// was dropped (every stream task waits on its stream's reset whenever it waits, so dropping
+/// the connection wakes and ends it; only a handler that blocks its thread outlasts that).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn serve<I, S, B>(
     config: &ConnConfig,
@@ -100,7 +103,9 @@ pub(super) async fn serve<I, S, B>(
     let mut idle = pin!(idle);
     let forced_close = tokio::time::sleep_until(far());
     let mut forced_close = pin!(forced_close);
-    let mut streams = JoinSet::new();
+    let streams = StreamCount::new();
+    // The idle timer fired while streams ran: waiting for the last one to end.
+    let mut awaiting_empty = false;
     let mut phase = Phase::Running;
     let mut phase_change = pin!(next_phase(phases));
     let mut closing = false;
@@ -110,14 +115,16 @@ pub(super) async fn serve<I, S, B>(
             accepted = poll_fn(|cx| connection.poll_accept(cx)) => match accepted {
                 Some(Ok((request, mut respond))) => match inner.calls.try_acquire() {
                     Some(permit) => {
-                        streams.spawn(StreamTask::new(
+                        // Detached: the task is freed when it ends, and its end does not
+                        // wake this one (see `StreamCount`).
+                        drop(tokio::spawn(StreamTask::new(
                             request,
                             respond,
                             service.clone(),
                             info.clone(),
-                            permit,
+                            (permit, streams.start()),
                             inner.deadline_grace,
-                        ));
+                        )));
                     }
                     // Over the server's call limit: refused before anything ran, which
                     // clients may retry safely.
@@ -135,16 +142,25 @@ pub(super) async fn serve<I, S, B>(
                 // The connection is closed (after a GOAWAY, once its streams are done).
                 None => break,
             },
-            Some(_) = streams.join_next(), if !streams.is_empty() => {
-                if streams.is_empty() {
-                    if let Some(timeout) = inner.idle_timeout {
-                        idle.as_mut().reset(Instant::now() + timeout);
-                    }
+            () = poll_fn(|cx| streams.poll_empty(cx)), if awaiting_empty => {
+                // The idle time counts from the end of the last stream.
+                awaiting_empty = false;
+                if let Some(timeout) = inner.idle_timeout {
+                    idle.as_mut().reset(streams.emptied_at() + timeout);
                 }
             }
-            () = idle.as_mut(), if streams.is_empty() && !closing && inner.idle_timeout.is_some() => {
-                closing = true;
-                connection.graceful_shutdown();
+            () = idle.as_mut(), if !closing && !awaiting_empty && inner.idle_timeout.is_some() => {
+                let timeout = inner.idle_timeout.unwrap_or_default();
+                let idle_until = streams.emptied_at() + timeout;
+                if !streams.is_empty() {
+                    awaiting_empty = true;
+                } else if Instant::now() < idle_until {
+                    // Streams ran since the timer was set.
+                    idle.as_mut().reset(idle_until);
+                } else {
+                    closing = true;
+                    connection.graceful_shutdown();
+                }
             }
             () = ping_timer.as_mut(), if pinger.is_some() => {
                 let Some(pinger) = pinger.as_mut() else { continue };
@@ -197,13 +213,10 @@ pub(super) async fn serve<I, S, B>(
         }
     }
     // The connection is gone: dropping it fails every stream still open, so their tasks see
-    // why (a reset, the connection closing) and end the usual way, promptly. Whatever has
-    // not ended after a moment is aborted: every task has ended when this returns.
+    // why (a reset, the connection closing) and end the usual way, promptly.
     drop(connection);
-    let ended = async { while streams.join_next().await.is_some() {} };
-    if tokio::time::timeout(STREAM_END_GRACE, ended).await.is_err() {
-        streams.shutdown().await;
-    }
+    let ended = poll_fn(|cx| streams.poll_empty(cx));
+    let _ = tokio::time::timeout(STREAM_END_GRACE, ended).await;
 }
 
 /// How long stream tasks have to end by themselves once their connection is gone.
@@ -237,7 +250,8 @@ pin_project_lite::pin_project! {
         respond: SendResponse<Bytes>,
         info: ConnectionInfo,
         watchdog: Option<Pin<Box<Sleep>>>,
-        _permit: CallPermit,
+        // The server's call budget and the connection's count of running streams.
+        _permit: (CallPermit, StreamGuard),
     }
 }
 
@@ -269,7 +283,7 @@ where
         respond: SendResponse<Bytes>,
         service: S,
         info: ConnectionInfo,
-        permit: CallPermit,
+        permit: (CallPermit, StreamGuard),
         deadline_grace: Duration,
     ) -> Self {
         let (parts, recv) = request.into_parts();

@@ -11,6 +11,7 @@ mod events;
 mod http1;
 mod http2;
 mod io;
+mod streams;
 
 use std::future::Future;
 use std::io as std_io;
