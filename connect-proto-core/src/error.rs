@@ -353,6 +353,9 @@ pub enum UsageError {
     InvalidRequest(String),
     /// A message to send could not be encoded with the call's codec.
     Encoding(CodecError),
+    /// Bytes given as framed messages are not a run of whole, uncompressed envelopes, or the
+    /// call does not take framed messages now (see `ServerCall::accepts_framed_messages`).
+    MalformedFraming,
 }
 
 impl fmt::Display for UsageError {
@@ -372,6 +375,9 @@ impl fmt::Display for UsageError {
             UsageError::Compression(why) => write!(f, "compression failed: {why}"),
             UsageError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
             UsageError::Encoding(why) => write!(f, "{why}"),
+            UsageError::MalformedFraming => {
+                f.write_str("framed messages must be whole, uncompressed envelopes")
+            }
         }
     }
 }

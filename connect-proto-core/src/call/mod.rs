@@ -28,5 +28,5 @@ pub fn application_metadata(headers: &http::HeaderMap) -> http::HeaderMap {
 pub use accept::Rejection;
 pub use client::{ClientCall, ClientEvent, ClientOutput};
 pub use client_config::{CallOptions, ClientConfig};
-pub use server::{ServerCall, ServerEvent, ServerOutput};
+pub use server::{ServerCall, ServerEvent, ServerOutput, frame_message};
 pub use server_config::ServerConfig;

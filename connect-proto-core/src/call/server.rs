@@ -143,6 +143,37 @@ pub struct ServerCall {
     outcome: Option<Result<(), crate::code::Code>>,
 }
 
+/// Appends one response message, framed as an uncompressed envelope, to `buf`: room for the
+/// prefix, the message `write` encodes (it must append only the message), then the prefix
+/// filled in with its length. A message longer than `limit` (or than an envelope can carry)
+/// is [`UsageError::MessageTooLarge`]; on any error `buf` is left as it was. What
+/// [`ServerCall::send_message_with`] writes into the response body where the call writes in
+/// place, and how a run for [`ServerCall::send_framed_messages`] is built away from the call.
+pub fn frame_message(
+    buf: &mut BytesMut,
+    limit: Option<usize>,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+) -> Result<(), UsageError> {
+    let limit = limit.unwrap_or(u32::MAX as usize).min(u32::MAX as usize);
+    let start = buf.len();
+    buf.put_bytes(0, PREFIX_LEN);
+    let written = write(buf);
+    let len = buf.len() - start - PREFIX_LEN;
+    let outcome = match written {
+        Err(error) => Err(UsageError::from(error)),
+        Ok(()) if len > limit => Err(UsageError::MessageTooLarge { size: len, limit }),
+        // `len` fits the length field: it is at most `limit`.
+        Ok(()) => {
+            buf[start..start + PREFIX_LEN].copy_from_slice(&encode_prefix(0, len as u32));
+            Ok(())
+        }
+    };
+    if outcome.is_err() {
+        buf.truncate(start);
+    }
+    outcome
+}
+
 impl ServerCall {
     /// Admits a request head, or returns the response that rejects it.
     ///
@@ -440,31 +471,69 @@ impl ServerCall {
             return self.send_message(EncodedMessage::prefixed(buf));
         }
         self.check_can_send()?;
-        let configured = self.send_limit.unwrap_or(u32::MAX as usize);
-        let limit = configured.min(u32::MAX as usize);
-        self.outputs.write_data(|buf| {
-            let start = buf.len();
-            buf.put_bytes(0, PREFIX_LEN);
-            let written = write(buf);
-            let len = buf.len() - start - PREFIX_LEN;
-            let outcome = match written {
-                Err(error) => Err(UsageError::from(error)),
-                Ok(()) if len > limit => Err(UsageError::MessageTooLarge { size: len, limit }),
-                // `len` fits the length field: it is at most `limit`.
-                Ok(()) => {
-                    buf[start..start + PREFIX_LEN].copy_from_slice(&encode_prefix(0, len as u32));
-                    Ok(())
-                }
-            };
-            if outcome.is_err() {
-                buf.truncate(start);
-            }
-            outcome
-        })?;
+        let limit = self.send_limit;
+        self.outputs
+            .write_data(|buf| frame_message(buf, limit, write))?;
         if let ResponseSide::Streaming { messages } = &mut self.response {
             *messages += 1;
         }
         Ok(())
+    }
+
+    /// Whether [`send_framed_messages`](Self::send_framed_messages) may be used now: the
+    /// call [writes in place](Self::writes_in_place), its response head is written (a first
+    /// message went out), and it can still send.
+    pub fn accepts_framed_messages(&self) -> bool {
+        self.writes_in_place()
+            && self.check_can_send().is_ok()
+            && matches!(self.response, ResponseSide::Streaming { .. })
+            && self.method.kind.streams_responses()
+    }
+
+    /// The largest message this call may send (encoded, before any compression), if limited.
+    pub fn send_limit(&self) -> Option<usize> {
+        self.send_limit
+    }
+
+    /// Sends response messages its caller framed already: `framed` is a run of whole
+    /// envelopes (a 5-byte prefix with flags `0` and the length, then the message), each
+    /// within the [send limit](Self::send_limit), queued as response body data like any
+    /// other (a run is not copied unless it is joined with a small chunk queued before it).
+    /// For a stream whose messages are framed away from the call (without holding it, with
+    /// [`frame_message`]) and handed over a run at a time. Only when
+    /// [`accepts_framed_messages`](Self::accepts_framed_messages); a run that is not whole
+    /// uncompressed envelopes is refused whole ([`UsageError::MalformedFraming`], or
+    /// [`UsageError::MessageTooLarge`]). Returns the number of messages sent.
+    pub fn send_framed_messages(&mut self, framed: Bytes) -> Result<usize, UsageError> {
+        if !self.accepts_framed_messages() {
+            self.check_can_send()?;
+            return Err(UsageError::MalformedFraming);
+        }
+        let limit = self.send_limit.unwrap_or(u32::MAX as usize);
+        let mut rest = &framed[..];
+        let mut count = 0;
+        while !rest.is_empty() {
+            let Some((prefix, after)) = rest.split_first_chunk::<PREFIX_LEN>() else {
+                return Err(UsageError::MalformedFraming);
+            };
+            let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+            if prefix[0] != 0 || len > after.len() {
+                return Err(UsageError::MalformedFraming);
+            }
+            if len > limit {
+                return Err(UsageError::MessageTooLarge { size: len, limit });
+            }
+            rest = &after[len..];
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        self.outputs.push(ServerOutput::Data(framed));
+        if let ResponseSide::Streaming { messages } = &mut self.response {
+            *messages += count;
+        }
+        Ok(count)
     }
 
     /// Sends one response message that is already compressed with the call's

@@ -12,7 +12,8 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use connect_proto_core::codec::CodecError;
-use connect_proto_core::{Codec, MethodSpec, ProtocolError, Status};
+use connect_proto_core::call::frame_message;
+use connect_proto_core::{Codec, MethodSpec, ProtocolError, Status, UsageError};
 use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -188,15 +189,21 @@ impl<T: EncodeMessage> ResponseSender<T> {
 
     /// Sends `next`, then the messages of `rest`, while the output queue has room; `next`
     /// holds the message waiting for room when this returns `Pending`.
+    ///
+    /// Once the response head is written, and where the call takes framed messages (no
+    /// interceptor sees each message, the response is neither compressed nor text), the
+    /// messages `rest` has at hand are framed in a run in the sender's own buffer, without
+    /// the call's lock, and the run is handed over as one body chunk under a single lock:
+    /// the lock is taken per run, not per message.
     fn poll_send_from(
         &mut self,
         cx: &mut Context<'_>,
         next: &mut Option<T>,
         rest: &mut impl Iterator<Item = T>,
     ) -> Poll<Result<(), Status>> {
-        let (codec, buf) = (self.codec, &mut self.buf);
+        let codec = self.codec;
         while let Some(message) = next.take() {
-            {
+            let room = {
                 let mut state = self.shared.lock();
                 match state.poll_send_ready(cx) {
                     Poll::Pending => {
@@ -206,26 +213,90 @@ impl<T: EncodeMessage> ResponseSender<T> {
                     Poll::Ready(Err(status)) => return Poll::Ready(Err(status)),
                     Poll::Ready(Ok(())) => {}
                 }
-                // Written straight into the response body where the call allows it, else
-                // encoded in the scratch buffer first (under the same lock either way).
-                let sent = if state.writes_in_place() {
-                    state.send_message_with(|out| message.write_message(codec, out))
-                } else {
-                    message
-                        .encode_message_into(codec, buf)
-                        .map_err(crate::codec::encoding_failed)
-                        .and_then(|encoded| state.send_message(encoded))
-                };
-                if let Err(status) = sent {
-                    return Poll::Ready(Err(status));
+                match state.framed_room() {
+                    Some(room) => Some((room, message)),
+                    None => {
+                        // One message: written straight into the response body where the
+                        // call allows it, else encoded in the scratch buffer first (under
+                        // the same lock either way).
+                        let sent = if state.writes_in_place() {
+                            state.send_message_with(|out| message.write_message(codec, out))
+                        } else {
+                            message
+                                .encode_message_into(codec, &mut self.buf)
+                                .map_err(crate::codec::encoding_failed)
+                                .and_then(|encoded| state.send_message(encoded))
+                        };
+                        if let Err(status) = sent {
+                            return Poll::Ready(Err(status));
+                        }
+                        None
+                    }
+                }
+            };
+            match room {
+                // The caller's iterator runs without the call's lock held.
+                None => *next = rest.next(),
+                Some(((room, limit), first)) => {
+                    let framed = self.frame_run(first, room, limit, next, rest);
+                    let run = self.buf.split().freeze();
+                    let sent = if run.is_empty() {
+                        Ok(())
+                    } else {
+                        self.shared.lock().send_framed(run)
+                    };
+                    if let Err(status) = sent.and(framed) {
+                        return Poll::Ready(Err(status));
+                    }
                 }
             }
-            // The caller's iterator runs without the call's lock held.
-            *next = rest.next();
         }
         Poll::Ready(Ok(()))
     }
+
+    /// Frames `first` and the messages `rest` has after it into the scratch buffer, up to
+    /// about `room` bytes (at least one message, at most [`RUN_BYTES`]); the message that
+    /// did not fit is left in `next`, as is one over the send `limit` after others (it fails
+    /// once they are sent, as the first of the next run). A failure ends the run with its
+    /// error (the messages framed before it are in the buffer, and are sent).
+    fn frame_run(
+        &mut self,
+        first: T,
+        room: usize,
+        limit: Option<usize>,
+        next: &mut Option<T>,
+        rest: &mut impl Iterator<Item = T>,
+    ) -> Result<(), Status> {
+        let budget = room.clamp(1, RUN_BYTES);
+        let (codec, buf) = (self.codec, &mut self.buf);
+        buf.reserve(budget);
+        let run_start = buf.len();
+        let mut message = first;
+        loop {
+            match frame_message(buf, limit, |out| message.write_message(codec, out)) {
+                Ok(()) => {}
+                // After the run that precedes it goes out, this one fails (as `send` would).
+                Err(UsageError::MessageTooLarge { .. }) if buf.len() > run_start => {
+                    *next = Some(message);
+                    return Ok(());
+                }
+                Err(error) => return Err(error.into()),
+            }
+            match rest.next() {
+                None => return Ok(()),
+                Some(following) if buf.len() >= budget => {
+                    *next = Some(following);
+                    return Ok(());
+                }
+                Some(following) => message = following,
+            }
+        }
+    }
 }
+
+/// The most bytes of messages [`ResponseSender::send_all`] frames in one run before handing
+/// them to the call (a whole HTTP/2 frame by default: runs leave as frames of their own).
+const RUN_BYTES: usize = 16 * 1024;
 
 impl<T> fmt::Debug for ResponseSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

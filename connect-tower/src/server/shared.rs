@@ -390,6 +390,28 @@ impl State {
         Ok(())
     }
 
+    /// Where a run of messages may be framed away from the call and handed over whole
+    /// ([`send_framed`](Self::send_framed)): the bytes the queue has room for and the send
+    /// limit; `None` when messages must go one at a time (interceptors see each one, the
+    /// response is compressed or text, the head is not written yet).
+    pub(crate) fn framed_room(&self) -> Option<(usize, Option<usize>)> {
+        if self.intercept.is_some() || !self.call.accepts_framed_messages() {
+            return None;
+        }
+        let room = self
+            .max_queued
+            .saturating_sub(self.call.buffered_output_bytes());
+        Some((room, self.call.send_limit()))
+    }
+
+    /// Sends a run of messages framed by the caller (see [`framed_room`](Self::framed_room)).
+    pub(crate) fn send_framed(&mut self, framed: Bytes) -> Result<(), Status> {
+        let sent = self.call.send_framed_messages(framed)? as u64;
+        self.count(|traffic| traffic.response_messages += sent);
+        self.wake_driver();
+        Ok(())
+    }
+
     pub(crate) fn send_headers(&mut self) -> Result<(), Status> {
         if let Err(status) = self.finalize_headers() {
             self.fail(status.clone());
