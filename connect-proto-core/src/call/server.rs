@@ -498,7 +498,8 @@ impl ServerCall {
     /// Sends response messages its caller framed already: `framed` is a run of whole
     /// envelopes (a 5-byte prefix with flags `0` and the length, then the message), each
     /// within the [send limit](Self::send_limit), queued as response body data like any
-    /// other (a run is not copied unless it is joined with a small chunk queued before it).
+    /// other: a run left alone goes out as it is, without a copy; one that small chunks
+    /// queued before or after it (not yet taken) can join is copied into their joined chunk.
     /// For a stream whose messages are framed away from the call (without holding it, with
     /// [`frame_message`]) and handed over a run at a time. Only when
     /// [`accepts_framed_messages`](Self::accepts_framed_messages); a run that is not whole

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use connect_proto_core::codec::CodecError;
 use connect_proto_core::call::frame_message;
+use connect_proto_core::codec::CodecError;
 use connect_proto_core::{Codec, MethodSpec, ProtocolError, Status, UsageError};
 use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
