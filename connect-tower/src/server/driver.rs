@@ -132,7 +132,10 @@ impl Driver {
                 }
             }
 
-            if let Some(shutdown) = &mut self.shutdown {
+            // Watched once per call of this function, before the handler is polled: the
+            // waker it registers then is this poll's (a later iteration only returns `Pending`
+            // or loops after the deadline).
+            if let Some(shutdown) = self.shutdown.as_mut().filter(|_| !handler_polled) {
                 if shutdown.poll_forced(cx).is_ready() {
                     self.shutdown = None;
                     let status = Status::new(Code::Unavailable, "the server is shutting down");
