@@ -314,86 +314,99 @@ where
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        loop {
-            // The connection goes to the service per call (no per-request extension): while
-            // it is called and while its future is polled.
-            let info = &*this.info;
-            let called = match this.step.as_mut().project() {
-                StepProj::Ready { service, request } => {
-                    match with_connection(info, || service.poll_ready(cx)) {
-                        Poll::Ready(Ok(())) => match request.take() {
-                            Some(request) => {
-                                let future = with_connection(info, || service.call(request));
-                                this.step.set(Step::Calling { future });
-                                continue;
-                            }
-                            None => Poll::Ready(Err("the stream's request was taken".into())),
-                        },
-                        Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
-                        Poll::Pending => Poll::Pending,
+        let this = self.project();
+        // The connection goes to the service per call (no per-request extension): while it is
+        // called and while its future is polled — one scope for the whole poll.
+        let info = &*this.info;
+        let (mut step, respond, watchdog) = (this.step, this.respond, this.watchdog);
+        with_connection(info, || poll_stream(step.as_mut(), respond, watchdog, cx))
+    }
+}
+
+/// One poll of a stream's task (see [`StreamTask`]).
+fn poll_stream<S, B>(
+    mut step: Pin<&mut Step<S, S::Future, B>>,
+    respond: &mut SendResponse<Bytes>,
+    watchdog: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+) -> Poll<()>
+where
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        let called = match step.as_mut().project() {
+            StepProj::Ready { service, request } => match service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => match request.take() {
+                    Some(request) => {
+                        let future = service.call(request);
+                        step.set(Step::Calling { future });
+                        continue;
                     }
+                    None => Poll::Ready(Err("the stream's request was taken".into())),
+                },
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+                Poll::Pending => Poll::Pending,
+            },
+            StepProj::Calling { future } => future.poll(cx).map_err(Into::into),
+            StepProj::Piping {
+                body,
+                send,
+                pending,
+            } => {
+                let piped = poll_pipe(body, send, pending, watchdog, cx);
+                if piped.is_ready() {
+                    step.set(Step::Done);
                 }
-                StepProj::Calling { future } => {
-                    with_connection(info, || future.poll(cx)).map_err(Into::into)
+                return piped;
+            }
+            StepProj::Done => return Poll::Ready(()),
+        };
+        let response = match called {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Ready(Err(error)) => {
+                respond.send_reset(reset_reason(&error));
+                step.set(Step::Done);
+                return Poll::Ready(());
+            }
+            // The call first: a reset it sees through its request body ends it the usual
+            // way. Then the client resetting the stream, or the watchdog, ends it here
+            // (dropping the call cancels it).
+            Poll::Pending => {
+                if respond.poll_reset(cx).is_ready() {
+                    step.set(Step::Done);
+                    return Poll::Ready(());
                 }
-                StepProj::Piping {
+                if poll_watchdog(watchdog, cx) {
+                    respond.send_reset(Reason::CANCEL);
+                    step.set(Step::Done);
+                    return Poll::Ready(());
+                }
+                return Poll::Pending;
+            }
+        };
+        let (mut head, body) = response.into_parts();
+        strip_connection_headers(&mut head.headers);
+        let head = http::Response::from_parts(head, ());
+        let end = body.is_end_stream();
+        match respond.send_response(head, end) {
+            Ok(send) if !end => {
+                step.set(Step::Piping {
                     body,
                     send,
-                    pending,
-                } => {
-                    let piped = poll_pipe(body, send, pending, this.watchdog, cx);
-                    if piped.is_ready() {
-                        this.step.set(Step::Done);
-                    }
-                    return piped;
-                }
-                StepProj::Done => return Poll::Ready(()),
-            };
-            let response = match called {
-                Poll::Ready(Ok(response)) => response,
-                Poll::Ready(Err(error)) => {
-                    this.respond.send_reset(reset_reason(&error));
-                    this.step.set(Step::Done);
-                    return Poll::Ready(());
-                }
-                // The call first: a reset it sees through its request body ends it the usual
-                // way. Then the client resetting the stream, or the watchdog, ends it here
-                // (dropping the call cancels it).
-                Poll::Pending => {
-                    if this.respond.poll_reset(cx).is_ready() {
-                        this.step.set(Step::Done);
-                        return Poll::Ready(());
-                    }
-                    if poll_watchdog(this.watchdog, cx) {
-                        this.respond.send_reset(Reason::CANCEL);
-                        this.step.set(Step::Done);
-                        return Poll::Ready(());
-                    }
-                    return Poll::Pending;
-                }
-            };
-            let (mut head, body) = response.into_parts();
-            strip_connection_headers(&mut head.headers);
-            let head = http::Response::from_parts(head, ());
-            let end = body.is_end_stream();
-            match this.respond.send_response(head, end) {
-                Ok(send) if !end => {
-                    this.step.set(Step::Piping {
-                        body,
-                        send,
-                        pending: None,
-                    });
-                }
-                Ok(_) => {
-                    this.step.set(Step::Done);
-                    return Poll::Ready(());
-                }
-                Err(_) => {
-                    this.respond.send_reset(Reason::INTERNAL_ERROR);
-                    this.step.set(Step::Done);
-                    return Poll::Ready(());
-                }
+                    pending: None,
+                });
+            }
+            Ok(_) => {
+                step.set(Step::Done);
+                return Poll::Ready(());
+            }
+            Err(_) => {
+                respond.send_reset(Reason::INTERNAL_ERROR);
+                step.set(Step::Done);
+                return Poll::Ready(());
             }
         }
     }
