@@ -3,7 +3,9 @@
 //!
 //! Per request it admits the head with the core (`ServerCall::accept`: rejections are answered
 //! at once), runs the interceptors, dispatches to the handler, and streams the core's outputs
-//! as the response body. Deadlines are always enforced, with the configured [`Timer`] (the
+//! as the response body. A unary call no interceptor sees, on a dispatcher that
+//! [`dispatches_unary`](Dispatch::dispatches_unary), takes a fast path: the server reads its one
+//! message and hands the handler a [`UnaryCall`], sharing no state with it. Deadlines are always enforced, with the configured [`Timer`] (the
 //! [`SystemTimer`](crate::rt::SystemTimer) unless another is set). User code that panics — a
 //! handler (polled or dropped), an interceptor, a generated dispatcher — ends its call with
 //! `internal` and nothing else. When the adapter records a [`ConnectionInfo`] (per connection
