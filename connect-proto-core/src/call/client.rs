@@ -889,22 +889,19 @@ impl ClientCall {
     fn take_items(&mut self) {
         let unary = !self.method.kind.streams_responses();
         let metadata_limit = self.metadata_limit;
+        let mut broken = None;
         while let Some(item) = self.scratch.pop_front() {
             let ReceiveSide::Body(body) = &mut self.receive else {
-                return self.scratch.clear();
+                break;
             };
             match item {
-                Inbound::Message(_) if unary && body.messages > 0 => {
-                    self.scratch.clear();
-                    return self.protocol_error(Rule::ExtraMessage);
+                Inbound::Message(_) | Inbound::Compressed(_) if unary && body.messages > 0 => {
+                    broken = Some(Rule::ExtraMessage);
+                    break;
                 }
                 Inbound::Message(message) => {
                     body.messages += 1;
                     self.events.push_back(ClientEvent::Message(message));
-                }
-                Inbound::Compressed(_) if unary && body.messages > 0 => {
-                    self.scratch.clear();
-                    return self.protocol_error(Rule::ExtraMessage);
                 }
                 Inbound::Compressed(payload) => {
                     body.messages += 1;
@@ -919,8 +916,8 @@ impl ClientCall {
                         });
                     }
                     Err(rule) => {
-                        self.scratch.clear();
-                        return self.protocol_error(rule);
+                        broken = Some(rule);
+                        break;
                     }
                 },
                 Inbound::Trailers(block) => {
@@ -930,12 +927,17 @@ impl ClientCall {
                         Ok((None, trailers)) => body.end_outcome = Some(Ok(metadata_of(&trailers))),
                         Ok((Some(error), _)) => body.end_outcome = Some(Err(error)),
                         Err(rule) => {
-                            self.scratch.clear();
-                            return self.protocol_error(rule);
+                            broken = Some(rule);
+                            break;
                         }
                     }
                 }
             }
+        }
+        // Items after a broken one, or after the body side closed, are dropped.
+        self.scratch.clear();
+        if let Some(rule) = broken {
+            self.protocol_error(rule);
         }
     }
 

@@ -675,14 +675,15 @@ impl ServerCall {
     /// Turns the items read into `scratch` into events; a rule broken drops the rest.
     fn take_items(&mut self) {
         let unary = !self.method.kind.streams_requests();
+        let mut broken = None;
         while let Some(item) = self.scratch.pop_front() {
             let RequestSide::Open { messages, .. } = &mut self.request else {
-                return self.scratch.clear();
+                break;
             };
             match item {
                 Inbound::Message(_) | Inbound::Compressed(_) if unary && *messages > 0 => {
-                    self.scratch.clear();
-                    return self.request_error(Rule::ExtraMessage);
+                    broken = Some(Rule::ExtraMessage);
+                    break;
                 }
                 Inbound::Message(message) => {
                     *messages += 1;
@@ -695,10 +696,15 @@ impl ServerCall {
                 }
                 // Requests never carry end-of-stream frames (the reader rejects the flags).
                 Inbound::EndStream(_) | Inbound::Trailers(_) => {
-                    self.scratch.clear();
-                    return self.request_error(Rule::UnexpectedEndStream);
+                    broken = Some(Rule::UnexpectedEndStream);
+                    break;
                 }
             }
+        }
+        // Items after a broken one, or after the request side closed, are dropped.
+        self.scratch.clear();
+        if let Some(rule) = broken {
+            self.request_error(rule);
         }
     }
 

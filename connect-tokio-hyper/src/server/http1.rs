@@ -311,11 +311,13 @@ where
         };
         let body = IncomingBody::http1(body, self.activity.clone());
         let request = http::Request::from_parts(parts, body);
-        Http1Future::NotReady {
-            service: self.inner.clone(),
-            request: Some(request),
-            guard: Some((guard, permit)),
-            info: self.info.clone(),
+        Http1Future::Serving {
+            info: Some(self.info.clone()),
+            step: Step::NotReady {
+                service: self.inner.clone(),
+                request: Some(request),
+                guard: Some((guard, permit)),
+            },
         }
     }
 }
@@ -339,8 +341,22 @@ pin_project_lite::pin_project! {
         S: tower_service::Service<http::Request<IncomingBody>>,
     {
         Ready { response: Option<http::Response<ResponseBody<B>>> },
-        NotReady { service: S, request: Option<http::Request<IncomingBody>>, guard: Option<(CallGuard, CallPermit)>, info: ConnectionInfo },
-        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)>, info: ConnectionInfo },
+        // The connection goes to the service per call (no per-request extension): one scope
+        // per poll of this future covers `poll_ready`, `call` and the response future's polls.
+        // `None` once the response is out.
+        Serving { info: Option<ConnectionInfo>, #[pin] step: Step<S, B> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Where a served call is: waiting for the service, or its response future.
+    #[project = StepProj]
+    enum Step<S, B>
+    where
+        S: tower_service::Service<http::Request<IncomingBody>>,
+    {
+        NotReady { service: S, request: Option<http::Request<IncomingBody>>, guard: Option<(CallGuard, CallPermit)> },
+        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)>, _body: std::marker::PhantomData<fn() -> B> },
     }
 }
 
@@ -351,66 +367,79 @@ where
 {
     type Output = Result<http::Response<ResponseBody<B>>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            match self.as_mut().project() {
-                Http1FutureProj::Ready { response } => {
-                    return Poll::Ready(
-                        response
-                            .take()
-                            .ok_or_else(|| "the response was already taken".into()),
-                    );
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Http1FutureProj::Ready { response } => Poll::Ready(
+                response
+                    .take()
+                    .ok_or_else(|| "the response was already taken".into()),
+            ),
+            Http1FutureProj::Serving { info, step } => {
+                let Some(connection) = info.as_ref() else {
+                    return Poll::Ready(Err("the response was already taken".into()));
+                };
+                let polled = with_connection(connection, || poll_step(step, cx));
+                if polled.is_ready() {
+                    *info = None;
                 }
-                Http1FutureProj::NotReady {
-                    service,
-                    request,
-                    guard,
-                    info,
-                } => {
-                    // The connection goes to the service per call (no per-request extension):
-                    // while it is called and while its future is polled.
-                    match with_connection(info, || service.poll_ready(cx)) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
-                        Poll::Ready(Ok(())) => {}
-                    }
-                    let (Some(request), guard) = (request.take(), guard.take()) else {
-                        return Poll::Ready(Err("the request was already sent".into()));
-                    };
-                    let future = with_connection(info, || service.call(request));
-                    let info = info.clone();
-                    self.set(Http1Future::Called {
-                        future,
-                        guard,
-                        info,
-                    });
+                polled
+            }
+        }
+    }
+}
+
+/// Advances a served call: the service's readiness, its call, then its response future.
+fn poll_step<S, B>(
+    mut step: Pin<&mut Step<S, B>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<http::Response<ResponseBody<B>>, BoxError>>
+where
+    S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    loop {
+        match step.as_mut().project() {
+            StepProj::NotReady {
+                service,
+                request,
+                guard,
+            } => {
+                match service.poll_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                    Poll::Ready(Ok(())) => {}
                 }
-                Http1FutureProj::Called {
+                let (Some(request), guard) = (request.take(), guard.take()) else {
+                    return Poll::Ready(Err("the request was already sent".into()));
+                };
+                let future = service.call(request);
+                step.set(Step::Called {
                     future,
                     guard,
-                    info,
-                } => {
-                    return match with_connection(info, || future.poll(cx)) {
-                        Poll::Pending => Poll::Pending,
-                        Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
-                        Poll::Ready(Ok(mut response)) => {
-                            let guard = guard.take();
-                            // A response that comes before the request body was read to its
-                            // end closes the connection after it (the rest of the body is not
-                            // read): say so, so the client does not reuse the connection and
-                            // race the close.
-                            if guard
-                                .as_ref()
-                                .is_some_and(|(guard, _)| guard.activity.body_unread())
-                            {
-                                response
-                                    .headers_mut()
-                                    .insert(CONNECTION, HeaderValue::from_static("close"));
-                            }
-                            Poll::Ready(Ok(response.map(|body| ResponseBody::inner(body, guard))))
+                    _body: std::marker::PhantomData,
+                });
+            }
+            StepProj::Called { future, guard, .. } => {
+                return match future.poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+                    Poll::Ready(Ok(mut response)) => {
+                        let guard = guard.take();
+                        // A response that comes before the request body was read to its end
+                        // closes the connection after it (the rest of the body is not read):
+                        // say so, so the client does not reuse the connection and race the
+                        // close.
+                        if guard
+                            .as_ref()
+                            .is_some_and(|(guard, _)| guard.activity.body_unread())
+                        {
+                            response
+                                .headers_mut()
+                                .insert(CONNECTION, HeaderValue::from_static("close"));
                         }
-                    };
-                }
+                        Poll::Ready(Ok(response.map(|body| ResponseBody::inner(body, guard))))
+                    }
+                };
             }
         }
     }

@@ -306,32 +306,26 @@ impl<T> fmt::Debug for ResponseSender<T> {
 
 /// Receives the one request message of a unary or server-streaming call.
 async fn receive_one(shared: &Shared) -> Option<Bytes> {
-    let mut message = None;
-    loop {
-        let received = poll_fn(|cx| shared.lock().poll_receive(cx)).await;
-        match received {
-            // The core enforces cardinality; a second message never arrives here.
-            Received::Message(bytes) => message = Some(bytes),
-            Received::End => return message,
-            Received::Failed(_) => return None,
-        }
-    }
+    let mut slot = None;
+    poll_fn(|cx| shared.lock().poll_receive_one(&mut slot, cx)).await
 }
 
-/// Receives and decodes the one request message of a unary or server-streaming call. `None`
-/// means the call already ended (its response is queued).
-async fn receive_request<T>(
-    call: IncomingCall,
-    decode: DecodeFn<T>,
-) -> Option<(RequestContext, Arc<Shared>, T)> {
-    let bytes = receive_one(&call.shared).await?;
-    match decode(call.context.codec(), bytes, call.limit) {
-        Ok(message) => Some((call.context, call.shared, message)),
-        Err(error) => {
-            call.shared.lock().finish(Err(invalid_request(error)));
-            None
-        }
-    }
+/// Receives the one request message of a unary or server-streaming call: the call as the
+/// fast path's handlers get it, and its shared state. `None` means the call already ended
+/// (its response is queued).
+async fn receive_call(call: IncomingCall) -> Option<(Arc<Shared>, UnaryCall)> {
+    let message = receive_one(&call.shared).await?;
+    let IncomingCall {
+        context,
+        shared,
+        limit,
+    } = call;
+    let unary = UnaryCall {
+        context,
+        message,
+        limit,
+    };
+    Some((shared, unary))
 }
 
 /// The status for a request message that does not decode (the core's mapping).
@@ -371,18 +365,8 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>>,
     Resp: EncodeMessage,
 {
-    let Some(message) = receive_one(&call.shared).await else {
+    let Some((shared, unary)) = receive_call(call).await else {
         return;
-    };
-    let IncomingCall {
-        context,
-        shared,
-        limit,
-    } = call;
-    let unary = UnaryCall {
-        context,
-        message,
-        limit,
     };
     let outcome = super::unary::unary_call(unary, decode, handler).await;
     shared.lock().reply(outcome);
@@ -420,11 +404,15 @@ pub async fn server_streaming<Req, Resp, F, Fut>(
     Fut: Future<Output = Result<(), Status>>,
     Resp: EncodeMessage,
 {
-    let Some((context, shared, message)) = receive_request(call, decode).await else {
+    let Some((shared, unary)) = receive_call(call).await else {
         return;
     };
-    let sender = ResponseSender::new(shared.clone(), context.codec());
-    let handler = handler(Request::from_parts(context, message), sender);
+    let request = match unary.into_request(decode) {
+        Ok(request) => request,
+        Err(status) => return shared.lock().finish(Err(status)),
+    };
+    let sender = ResponseSender::new(shared.clone(), request.context().codec());
+    let handler = handler(request, sender);
     let result = HeadOnFirstWait {
         handler: std::pin::pin!(handler),
         shared: &shared,

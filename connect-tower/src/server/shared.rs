@@ -179,6 +179,25 @@ impl State {
         }
     }
 
+    /// Reads the request of a call with one request message to its end: `Some` with the
+    /// message, or `None` when the call already ended (its response is queued). `slot` keeps
+    /// the message between polls until the request's end is read. (The core enforces
+    /// cardinality: a second message never arrives here.)
+    pub(crate) fn poll_receive_one(
+        &mut self,
+        slot: &mut Option<Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Bytes>> {
+        loop {
+            match self.poll_receive(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Received::Message(bytes)) => *slot = Some(bytes),
+                Poll::Ready(Received::End) => return Poll::Ready(slot.take()),
+                Poll::Ready(Received::Failed(_)) => return Poll::Ready(None),
+            }
+        }
+    }
+
     /// Reads the next request item, pulling body frames as needed.
     pub(crate) fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
         loop {

@@ -21,7 +21,7 @@ use http::HeaderMap;
 
 use crate::codec::{DecodeFn, EncodeMessage};
 use crate::message::{Request, RequestContext, Response};
-use crate::server::shared::{CallCell, PendingUnary, Received};
+use crate::server::shared::{CallCell, PendingUnary};
 
 /// A unary call whose request message has arrived, as
 /// [`Dispatch::dispatch_unary`](super::Dispatch::dispatch_unary) gets it: pass it to
@@ -161,29 +161,24 @@ pub(crate) fn poll_unary(
             owned.state.reply(outcome);
             return Poll::Ready(());
         }
-        match owned.state.poll_receive(cx) {
+        let message = match owned.state.poll_receive_one(&mut owned.message, cx) {
             Poll::Pending => return Poll::Pending,
-            // The core enforces cardinality: a second message never arrives here.
-            Poll::Ready(Received::Message(bytes)) => owned.message = Some(bytes),
-            Poll::Ready(Received::End) => {
-                let (Some(message), Some(pending)) = (owned.message.take(), owned.pending.take())
-                else {
-                    // No message and no error from the core: the driver ends the call.
-                    return Poll::Ready(());
-                };
-                let PendingUnary {
-                    context,
-                    limit,
-                    dispatcher,
-                } = pending;
-                *handler = Some(dispatcher.dispatch_unary(UnaryCall {
-                    context,
-                    message,
-                    limit,
-                }));
-            }
-            // The core ended the call (its response is queued).
-            Poll::Ready(Received::Failed(_)) => return Poll::Ready(()),
-        }
+            Poll::Ready(message) => message,
+        };
+        let (Some(message), Some(pending)) = (message, owned.pending.take()) else {
+            // The core ended the call (its response is queued), or no message and no error
+            // from it: the driver ends the call.
+            return Poll::Ready(());
+        };
+        let PendingUnary {
+            context,
+            limit,
+            dispatcher,
+        } = pending;
+        *handler = Some(dispatcher.dispatch_unary(UnaryCall {
+            context,
+            message,
+            limit,
+        }));
     }
 }
