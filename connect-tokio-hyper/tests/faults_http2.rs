@@ -1,6 +1,7 @@
 //! Hostile HTTP/2 clients over raw sockets: a partial preface, an idle connection, a client
-//! that stops reading a stream with a deadline, broken request bodies, request bodies ended in
-//! every way a client may end them, and a server at its call limit.
+//! that stops reading a stream with a deadline, a connection that goes away with streams open,
+//! broken request bodies, request bodies ended in every way a client may end them, and a
+//! server at its call limit.
 
 mod common;
 
@@ -30,11 +31,29 @@ static FLOOD: MethodSpec = MethodSpec::new(
     Idempotency::Unknown,
 );
 
-/// Sends 1 KiB messages until the call ends, counting them; notes when the handler is dropped.
+/// Sends 1 KiB messages until the call ends, counting them; notes when the handler is dropped
+/// and how many handlers are running.
 #[derive(Clone, Default)]
 struct Flood {
     sent: Arc<AtomicUsize>,
     dropped: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+}
+
+/// One running handler, counted in `Flood::live` until it is dropped.
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Live(live.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct SetOnDrop(Arc<AtomicBool>);
@@ -57,11 +76,13 @@ impl Dispatch for Flood {
     fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let sent = self.sent.clone();
         let dropped = self.dropped.clone();
+        let live = self.live.clone();
         Box::pin(server_streaming(
             call,
             decode_owned::<StringValue>,
             move |_: Request<StringValue>, mut sender: ResponseSender<StringValue>| async move {
                 let _guard = SetOnDrop(dropped);
+                let _live = Live::new(&live);
                 let chunk = "x".repeat(1024);
                 loop {
                     sender.send(string(&chunk)).await?;
@@ -214,6 +235,110 @@ async fn a_client_that_stops_reading_still_gets_its_deadline() {
         "{sent} messages queued for a reader that never reads"
     );
     server.shutdown().await;
+}
+
+/// Waits up to `limit` for `done`, polling every few milliseconds.
+async fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A Flood stream opened on a raw HTTP/2 connection and read to its first message.
+async fn open_flood(
+    client: &mut h2::client::SendRequest<Bytes>,
+    addr: std::net::SocketAddr,
+) -> h2::RecvStream {
+    let (response, mut send) = client
+        .send_request(grpc_request(addr, FLOOD.path(), &[]), false)
+        .unwrap();
+    send.send_data(message("go"), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let first = body.data().await.expect("a first message").unwrap();
+    assert!(!first.is_empty());
+    body
+}
+
+/// Clients whose TCP connections go away with streams open (no RST_STREAM, no GOAWAY, no end
+/// of the HTTP/1.1 body) while their handlers are blocked on a full flow-control window: every
+/// call on them is cancelled (its handler dropped), the server keeps serving new connections,
+/// and a graceful shutdown is not held up by the dead connections' streams although its
+/// drain timeout is long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_dropped_mid_stream_cancel_their_calls_and_the_server_goes_on() {
+    let flood = Flood::default();
+    let service = ConnectService::builder(flood.clone())
+        .timer(TokioTimer::new())
+        .build();
+    let builder = Server::builder().drain_timeout(Duration::from_secs(30));
+    let server = start_service(builder, service).await;
+
+    // HTTP/2: three streams on one connection, each read to its first message. Nothing read
+    // is released: each stream's window fills (the connection's has room for all three).
+    let mut h2_builder = h2::client::Builder::new();
+    h2_builder.initial_connection_window_size(1 << 20);
+    let (mut client, driver) = h2_client(server.addr, h2_builder).await;
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        bodies.push(open_flood(&mut client, server.addr).await);
+    }
+    // HTTP/1.1: a Connect server stream, read to its first bytes.
+    let mut http1 = TcpStream::connect(server.addr).await.unwrap();
+    let envelope = message("go");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: test\r\ncontent-type: application/connect+proto\r\n\
+         content-length: {}\r\n\r\n",
+        FLOOD.path(),
+        envelope.len()
+    );
+    http1.write_all(head.as_bytes()).await.unwrap();
+    http1.write_all(&envelope).await.unwrap();
+    let mut first = [0u8; 64];
+    let read = http1.read(&mut first).await.unwrap();
+    assert!(
+        first[..read].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&first[..read])
+    );
+    wait_for(Duration::from_secs(5), "four handlers running", || {
+        flood.live.load(Ordering::SeqCst) == 4
+    })
+    .await;
+    // Let the handlers fill the windows and block on their sends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The sockets close under the calls.
+    driver.abort();
+    let _ = driver.await;
+    drop((client, bodies, http1));
+    wait_for(Duration::from_secs(3), "every handler dropped", || {
+        flood.live.load(Ordering::SeqCst) == 0
+    })
+    .await;
+
+    // The server goes on: a new connection's stream is served, then reset by its client.
+    let (mut client, driver) = h2_client(server.addr, h2::client::Builder::new()).await;
+    let body = open_flood(&mut client, server.addr).await;
+    assert_eq!(flood.live.load(Ordering::SeqCst), 1);
+    drop(body);
+    wait_for(
+        Duration::from_secs(3),
+        "the reset stream's handler dropped",
+        || flood.live.load(Ordering::SeqCst) == 0,
+    )
+    .await;
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(3), driver).await;
+
+    let started = Instant::now();
+    let shutdown = server.shutdown().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(shutdown.drained(), "nothing was left to force");
 }
 
 #[tokio::test]
