@@ -434,6 +434,25 @@ fn reset_reason(error: &BoxError) -> Reason {
     Reason::INTERNAL_ERROR
 }
 
+/// Before the pipe waits (for the body, or for window): the client resetting the stream ends
+/// it (dropping the body cancels the call), and so does the watchdog (stuck past the call's
+/// deadline: the client grants no window), which resets it. Checked only then: while the pipe
+/// makes progress, a reset shows as a failed send or capacity poll.
+fn wait_unless_ended(
+    send: &mut SendStream<Bytes>,
+    watchdog: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if send.poll_reset(cx).is_ready() {
+        return Poll::Ready(());
+    }
+    if poll_watchdog(watchdog, cx) {
+        send.send_reset(Reason::CANCEL);
+        return Poll::Ready(());
+    }
+    Poll::Pending
+}
+
 /// Whether the watchdog (if any) fired.
 fn poll_watchdog(watchdog: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>) -> bool {
     watchdog
@@ -473,29 +492,21 @@ where
     B::Error: Into<BoxError>,
 {
     loop {
-        if send.poll_reset(cx).is_ready() {
-            // The client reset the stream: dropping the body cancels the call.
-            return Poll::Ready(());
-        }
-        if poll_watchdog(watchdog, cx) {
-            // Stuck past the call's deadline (the client grants no window): reset.
-            send.send_reset(Reason::CANCEL);
-            return Poll::Ready(());
-        }
         if let Some((chunk, end)) = pending {
-            if send.capacity() == 0 {
+            let mut capacity = send.capacity();
+            if capacity == 0 {
                 send.reserve_capacity(chunk.len());
                 match send.poll_capacity(cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => return wait_unless_ended(send, watchdog, cx),
                     Poll::Ready(Some(Ok(_))) => {}
                     Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
                 }
-                if send.capacity() == 0 {
+                capacity = send.capacity();
+                if capacity == 0 {
                     continue;
                 }
             }
-            let take = send.capacity().min(chunk.len());
-            let part = chunk.split_to(take);
+            let part = chunk.split_to(capacity.min(chunk.len()));
             let last = chunk.is_empty() && *end;
             if send.send_data(part, last).is_err() {
                 return Poll::Ready(());
@@ -510,7 +521,7 @@ where
             continue;
         }
         match body.as_mut().poll_frame(cx) {
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => return wait_unless_ended(send, watchdog, cx),
             Poll::Ready(None) => {
                 let _ = send.send_data(Bytes::new(), true);
                 return Poll::Ready(());
