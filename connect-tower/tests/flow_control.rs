@@ -9,6 +9,7 @@
 //!   handler's request stream parks until the client sends.
 //! - A limit of 0 bytes sends one message at a time (it used to deadlock).
 //! - `send_all` sends what fits, waits holding the next message, and stops at the call's end.
+//! - A streamed response's handler is polled when woken, not once per poll of the body.
 
 mod support;
 
@@ -431,4 +432,66 @@ fn send_all_stops_at_the_end_of_the_call() {
             .ready()
             .is_ok()
     );
+}
+
+/// A future that counts its polls and never completes (nor wakes anyone).
+struct CountPolls(Counter);
+
+impl std::future::Future for CountPolls {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.0.incr();
+        std::task::Poll::Pending
+    }
+}
+
+/// A streamed response's handler is polled when something it waits on wakes it, not every
+/// time the response body is polled: reading the body while the handler waits on nothing new
+/// leaves it alone; a send from outside wakes the body, which writes it without polling the
+/// handler either.
+#[test]
+fn a_streaming_handler_is_polled_when_woken_not_once_per_body_poll() {
+    let timer = ManualTimer::new();
+    let polls = Counter::new();
+    let (senders, counter) = (Slot::new(), polls.clone());
+    let slot = senders.clone();
+    let echo = Echo::new().on_server_stream(move |_request, mut responses| {
+        let counter = counter.clone();
+        let slot = slot.clone();
+        async move {
+            responses.send(sv("first")).await?;
+            slot.put(responses);
+            CountPolls(counter).await;
+            Ok(())
+        }
+    });
+    let service = serve(echo, &timer);
+    let (_raw, response) = start_stream(&service, &timer);
+    let mut body = response.into_body();
+    let frame = Task::new(body.frame()).ready().unwrap().unwrap();
+    assert!(frame.is_data());
+    let after_start = polls.get();
+    assert!(after_start >= 1, "the handler reached its wait");
+
+    let mut next = Task::new(body.frame());
+    for _ in 0..5 {
+        next.pending();
+    }
+    assert_eq!(
+        polls.get(),
+        after_start,
+        "body polls do not poll the handler"
+    );
+
+    // A message sent from another task wakes the body; writing it polls no handler.
+    let mut sender = senders.take();
+    assert!(Task::new(sender.send(sv("second"))).ready().is_ok());
+    assert!(next.wakes() >= 1);
+    let frame = next.ready().unwrap().unwrap();
+    assert!(frame.is_data());
+    assert_eq!(polls.get(), after_start);
 }

@@ -17,6 +17,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::observe::recorder::CallSpan;
 use crate::rt::{ShutdownWatch, Sleep, with_deadline};
+use crate::server::handler_wake::HandlerWake;
 use crate::server::shared::CallCell;
 use crate::server::unary::{UnaryFuture, poll_unary};
 
@@ -25,11 +26,25 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What a driver runs for its call.
 pub(crate) enum Task {
-    /// A handler future sharing the call state (`Dispatch::dispatch`).
-    Handler(HandlerFuture),
+    /// A handler future sharing the call state (`Dispatch::dispatch`); with a `wake`, it is
+    /// polled with that waker, and only when it was woken; without, whenever the driver is.
+    Handler {
+        future: HandlerFuture,
+        wake: Option<HandlerWake>,
+    },
     /// The unary fast path: the request is read here, then the handler's future (once
     /// dispatched) runs.
     Unary(Option<UnaryFuture>),
+}
+
+impl Task {
+    /// A shared-state handler polled only when woken (due its first poll).
+    pub(crate) fn woken_handler(future: HandlerFuture) -> Self {
+        Task::Handler {
+            future,
+            wake: Some(HandlerWake::new()),
+        }
+    }
 }
 
 pub(crate) struct Driver {
@@ -76,9 +91,17 @@ impl Driver {
     /// The next output, running the handler and the deadline as needed. `None` once the
     /// response is complete.
     pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<ServerOutput>> {
-        // The handler is polled at most once per call of this function; outputs it queued are
-        // picked up by the next iteration.
+        // The handler is polled at most once per call of this function, and only when it is
+        // due (a handler with its own waker: woken since its last poll; others whenever the
+        // driver is polled); outputs it queued are picked up by the next iteration.
         let mut handler_polled = false;
+        let handler_due = match &mut self.handler {
+            Some(Task::Handler {
+                wake: Some(wake), ..
+            }) => wake.is_due(cx),
+            Some(Task::Handler { wake: None, .. } | Task::Unary(_)) => true,
+            None => false,
+        };
         // The driver's waker, taken from the call state while the handler is polled (`Some`
         // from the look at the call that precedes the handler's poll to the next one).
         let mut parked: Option<Option<Waker>> = None;
@@ -98,7 +121,7 @@ impl Driver {
                     self.drop_handler();
                     return Poll::Ready(None);
                 }
-                if !handler_polled && self.handler.is_some() {
+                if !handler_polled && handler_due {
                     // Parked in the same lock as this look at the call: what the handler
                     // queues while it is polled is seen by the next look, without waking this
                     // task once per message. Every path back to the top puts it back.
@@ -110,8 +133,9 @@ impl Driver {
             if let Some(deadline) = deadline {
                 // Until the handler has been polled, only the clock is read: a call it
                 // completes at once (a unary request whose body is all there) then never
-                // arms a timer. Before this returns `Pending` the timer is armed.
-                let state = if handler_polled || self.sleep.is_some() {
+                // arms a timer. Before this returns `Pending` the timer is armed (at once when
+                // the handler is not due: this call returns without polling it).
+                let state = if handler_polled || !handler_due || self.sleep.is_some() {
                     self.poll_deadline(deadline, cx)
                 } else {
                     self.check_deadline(deadline)
@@ -152,7 +176,7 @@ impl Driver {
                 self.cell.lock().fail(status);
                 continue;
             };
-            if handler_polled {
+            if handler_polled || !handler_due {
                 return Poll::Pending;
             }
             handler_polled = true;
@@ -160,7 +184,14 @@ impl Driver {
             let polled = self.span.in_scope(|| {
                 with_deadline(self.deadline, || {
                     catch_unwind(AssertUnwindSafe(|| match handler {
-                        Task::Handler(future) => future.as_mut().poll(cx),
+                        Task::Handler {
+                            future,
+                            wake: Some(wake),
+                        } => {
+                            wake.begin_poll();
+                            future.as_mut().poll(&mut Context::from_waker(wake.waker()))
+                        }
+                        Task::Handler { future, wake: None } => future.as_mut().poll(cx),
                         Task::Unary(future) => poll_unary(cell, future, cx),
                     }))
                 })
@@ -370,6 +401,9 @@ pub struct ResponseFuture {
     state: FutureState,
 }
 
+// The driver is the common case and lives inline (boxing it would cost an allocation per
+// call); the rare rejection is the boxed one.
+#[allow(clippy::large_enum_variant)]
 enum FutureState {
     /// A rejection, answered at once (boxed: rare, and much larger than a driver).
     Ready(Option<Box<http::Response<ResponseBody>>>),

@@ -14,6 +14,7 @@
 
 mod driver;
 mod handler;
+mod handler_wake;
 mod routes;
 mod shared;
 mod unary;
@@ -367,6 +368,7 @@ where
         let driver = Driver::new(cell, Task::Unary(None), http1, shutdown, span);
         return ResponseFuture::driving(driver);
     }
+    let streams_responses = call.method().kind.streams_responses();
     let shared = Shared::new(state(call));
     let handler: HandlerFuture = if shared.lock().call.is_finished() {
         Box::pin(async {})
@@ -394,13 +396,18 @@ where
         })
     };
     let cell = CallCell::Shared(shared);
-    ResponseFuture::driving(Driver::new(
-        cell,
-        Task::Handler(handler),
-        http1,
-        shutdown,
-        span,
-    ))
+    // A streamed response's body is polled once per message written: its handler is polled
+    // only when woken. Other handlers are polled whenever the driver is (their response body
+    // is polled a few times; their own waker would cost more than it saves).
+    let task = if streams_responses {
+        Task::woken_handler(handler)
+    } else {
+        Task::Handler {
+            future: handler,
+            wake: None,
+        }
+    };
+    ResponseFuture::driving(Driver::new(cell, task, http1, shutdown, span))
 }
 
 /// Hands a call to its handler (a dispatcher that panics ends the call with `internal`).
