@@ -344,19 +344,19 @@ pin_project_lite::pin_project! {
         // The connection goes to the service per call (no per-request extension): one scope
         // per poll of this future covers `poll_ready`, `call` and the response future's polls.
         // `None` once the response is out.
-        Serving { info: Option<ConnectionInfo>, #[pin] step: Step<S, B> },
+        Serving { info: Option<ConnectionInfo>, #[pin] step: Step<S> },
     }
 }
 
 pin_project_lite::pin_project! {
     /// Where a served call is: waiting for the service, or its response future.
     #[project = StepProj]
-    enum Step<S, B>
+    enum Step<S>
     where
         S: tower_service::Service<http::Request<IncomingBody>>,
     {
         NotReady { service: S, request: Option<http::Request<IncomingBody>>, guard: Option<(CallGuard, CallPermit)> },
-        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)>, _body: std::marker::PhantomData<fn() -> B> },
+        Called { #[pin] future: S::Future, guard: Option<(CallGuard, CallPermit)> },
     }
 }
 
@@ -390,7 +390,7 @@ where
 
 /// Advances a served call: the service's readiness, its call, then its response future.
 fn poll_step<S, B>(
-    mut step: Pin<&mut Step<S, B>>,
+    mut step: Pin<&mut Step<S>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<http::Response<ResponseBody<B>>, BoxError>>
 where
@@ -413,13 +413,9 @@ where
                     return Poll::Ready(Err("the request was already sent".into()));
                 };
                 let future = service.call(request);
-                step.set(Step::Called {
-                    future,
-                    guard,
-                    _body: std::marker::PhantomData,
-                });
+                step.set(Step::Called { future, guard });
             }
-            StepProj::Called { future, guard, .. } => {
+            StepProj::Called { future, guard } => {
                 return match future.poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),

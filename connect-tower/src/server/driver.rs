@@ -38,11 +38,12 @@ pub(crate) enum Task {
 }
 
 impl Task {
-    /// A shared-state handler polled only when woken (due its first poll).
-    pub(crate) fn woken_handler(future: HandlerFuture) -> Self {
+    /// A shared-state handler: with `when_woken`, polled only when woken (due its first
+    /// poll); else whenever the driver is.
+    pub(crate) fn handler(future: HandlerFuture, when_woken: bool) -> Self {
         Task::Handler {
             future,
-            wake: Some(HandlerWake::new()),
+            wake: when_woken.then(HandlerWake::new),
         }
     }
 }

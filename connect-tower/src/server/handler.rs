@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use connect_proto_core::call::frame_message;
 use connect_proto_core::codec::CodecError;
 use connect_proto_core::{Codec, MethodSpec, ProtocolError, Status, UsageError};
@@ -304,17 +304,12 @@ impl<T> fmt::Debug for ResponseSender<T> {
     }
 }
 
-/// Receives the one request message of a unary or server-streaming call.
-async fn receive_one(shared: &Shared) -> Option<Bytes> {
-    let mut slot = None;
-    poll_fn(|cx| shared.lock().poll_receive_one(&mut slot, cx)).await
-}
-
 /// Receives the one request message of a unary or server-streaming call: the call as the
 /// fast path's handlers get it, and its shared state. `None` means the call already ended
 /// (its response is queued).
 async fn receive_call(call: IncomingCall) -> Option<(Arc<Shared>, UnaryCall)> {
-    let message = receive_one(&call.shared).await?;
+    let mut slot = None;
+    let message = poll_fn(|cx| call.shared.lock().poll_receive_one(&mut slot, cx)).await?;
     let IncomingCall {
         context,
         shared,

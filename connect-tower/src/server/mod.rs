@@ -399,14 +399,7 @@ where
     // A streamed response's body is polled once per message written: its handler is polled
     // only when woken. Other handlers are polled whenever the driver is (their response body
     // is polled a few times; their own waker would cost more than it saves).
-    let task = if streams_responses {
-        Task::woken_handler(handler)
-    } else {
-        Task::Handler {
-            future: handler,
-            wake: None,
-        }
-    };
+    let task = Task::handler(handler, streams_responses);
     ResponseFuture::driving(Driver::new(cell, task, http1, shutdown, span))
 }
 
