@@ -293,7 +293,7 @@ impl Codec {
     }
 
     /// A message's binary size, its nested sizes kept in `cache` for writing.
-    fn proto_size<M: CodecMessage>(
+    pub(crate) fn proto_size<M: CodecMessage>(
         self,
         message: &M,
         cache: &mut buffa::SizeCache,

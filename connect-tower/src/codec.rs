@@ -20,9 +20,10 @@
 
 use buffa::view::HasMessageView;
 use bytes::{Bytes, BytesMut};
-use connect_proto_core::Codec;
+use connect_proto_core::call::FramedRun;
 use connect_proto_core::codec::CodecMessage;
 pub use connect_proto_core::codec::{CodecError, EncodedMessage};
+use connect_proto_core::{Codec, UsageError};
 
 /// How a handler's request type is decoded: codec, message bytes, size limit.
 pub type DecodeFn<T> = fn(Codec, Bytes, usize) -> Result<T, CodecError>;
@@ -141,6 +142,13 @@ pub trait EncodeMessage: Send + 'static {
         buf.extend_from_slice(&self.encode(codec)?);
         Ok(())
     }
+
+    /// Appends the message, framed, to a run of streamed messages (see
+    /// [`FramedRun`]). The default frames what [`write_message`](Self::write_message)
+    /// writes; buffa messages are measured first and framed with their length up front.
+    fn frame_into(&self, codec: Codec, run: &mut FramedRun<'_>) -> Result<(), UsageError> {
+        run.push_with(|buf| self.write_message(codec, buf))
+    }
 }
 
 impl<M: CodecMessage> EncodeMessage for M {
@@ -162,6 +170,10 @@ impl<M: CodecMessage> EncodeMessage for M {
 
     fn write_message(&self, codec: Codec, buf: &mut BytesMut) -> Result<(), CodecError> {
         codec.write_message(self, buf)
+    }
+
+    fn frame_into(&self, codec: Codec, run: &mut FramedRun<'_>) -> Result<(), UsageError> {
+        run.push_message(codec, self)
     }
 }
 

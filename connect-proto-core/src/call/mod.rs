@@ -8,6 +8,7 @@
 mod accept;
 mod client;
 mod client_config;
+mod framed_run;
 mod inbound;
 mod outbound;
 mod output_queue;
@@ -28,5 +29,6 @@ pub fn application_metadata(headers: &http::HeaderMap) -> http::HeaderMap {
 pub use accept::Rejection;
 pub use client::{ClientCall, ClientEvent, ClientOutput};
 pub use client_config::{CallOptions, ClientConfig};
-pub use server::{ServerCall, ServerEvent, ServerOutput, frame_message};
+pub use framed_run::{FramedMessages, FramedRun, frame_message};
+pub use server::{ServerCall, ServerEvent, ServerOutput};
 pub use server_config::ServerConfig;

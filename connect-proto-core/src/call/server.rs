@@ -27,6 +27,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, request, response};
 
 use crate::call::accept::{Admitted, Rejection, admit};
+use crate::call::framed_run::{FramedMessages, frame_message};
 use crate::call::inbound::{Direction, Inbound, Reader, decompress_with};
 use crate::call::outbound::{Outgoing, frame_end, frame_outgoing, text_encoded_for};
 use crate::call::output_queue::{OutputQueue, SmallQueue};
@@ -37,7 +38,7 @@ use crate::compression::Compression;
 use crate::error::{ProtocolError, Rule, UsageError};
 use crate::internal::connect::error_json::encode_end_stream;
 use crate::internal::connect::prefix_trailers;
-use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS, PREFIX_LEN, encode_prefix};
+use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS, PREFIX_LEN};
 use crate::internal::grpc::encode_status;
 use crate::internal::grpc_web::encode_trailer_block;
 use crate::internal::headers::names::CONTENT_TYPE;
@@ -141,37 +142,6 @@ pub struct ServerCall {
     scratch: SmallQueue<Inbound>,
     /// How the call ended, once it has.
     outcome: Option<Result<(), crate::code::Code>>,
-}
-
-/// Appends one response message, framed as an uncompressed envelope, to `buf`: room for the
-/// prefix, the message `write` encodes (it must append only the message), then the prefix
-/// filled in with its length. A message longer than `limit` (or than an envelope can carry)
-/// is [`UsageError::MessageTooLarge`]; on any error `buf` is left as it was. What
-/// [`ServerCall::send_message_with`] writes into the response body where the call writes in
-/// place, and how a run for [`ServerCall::send_framed_messages`] is built away from the call.
-pub fn frame_message(
-    buf: &mut BytesMut,
-    limit: Option<usize>,
-    write: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
-) -> Result<(), UsageError> {
-    let limit = limit.unwrap_or(u32::MAX as usize).min(u32::MAX as usize);
-    let start = buf.len();
-    buf.put_bytes(0, PREFIX_LEN);
-    let written = write(buf);
-    let len = buf.len() - start - PREFIX_LEN;
-    let outcome = match written {
-        Err(error) => Err(UsageError::from(error)),
-        Ok(()) if len > limit => Err(UsageError::MessageTooLarge { size: len, limit }),
-        // `len` fits the length field: it is at most `limit`.
-        Ok(()) => {
-            buf[start..start + PREFIX_LEN].copy_from_slice(&encode_prefix(0, len as u32));
-            Ok(())
-        }
-    };
-    if outcome.is_err() {
-        buf.truncate(start);
-    }
-    outcome
 }
 
 impl ServerCall {
@@ -527,14 +497,34 @@ impl ServerCall {
             rest = &after[len..];
             count += 1;
         }
+        Ok(self.queue_framed(framed, count))
+    }
+
+    /// Sends a run of response messages framed by a [`FramedRun`](crate::call::FramedRun):
+    /// as [`send_framed_messages`](Self::send_framed_messages) does, but a run framed under
+    /// this call's send limit (or a lower one) is queued without reading its envelopes
+    /// again. Returns the number of messages sent.
+    pub fn send_framed_run(&mut self, run: FramedMessages) -> Result<usize, UsageError> {
+        if !run.framed_within(self.send_limit) {
+            return self.send_framed_messages(run.bytes);
+        }
+        if !self.accepts_framed_messages() {
+            self.check_can_send()?;
+            return Err(UsageError::MalformedFraming);
+        }
+        Ok(self.queue_framed(run.bytes, run.messages))
+    }
+
+    /// Queues `count` framed messages as response body data.
+    fn queue_framed(&mut self, framed: Bytes, count: usize) -> usize {
         if count == 0 {
-            return Ok(0);
+            return 0;
         }
         self.outputs.push(ServerOutput::Data(framed));
         if let ResponseSide::Streaming { messages } = &mut self.response {
             *messages += count;
         }
-        Ok(count)
+        count
     }
 
     /// Sends one response message that is already compressed with the call's

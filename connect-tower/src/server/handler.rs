@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use connect_proto_core::call::frame_message;
+use connect_proto_core::call::FramedRun;
 use connect_proto_core::codec::CodecError;
 use connect_proto_core::{Codec, MethodSpec, ProtocolError, Status, UsageError};
 use futures_core::Stream;
@@ -238,12 +238,12 @@ impl<T: EncodeMessage> ResponseSender<T> {
                 // The caller's iterator runs without the call's lock held.
                 None => *next = rest.next(),
                 Some(((room, limit), first)) => {
-                    let framed = self.frame_run(first, room, limit, next, rest);
-                    let run = self.buf.split().freeze();
+                    let mut run = FramedRun::new(&mut self.buf, limit);
+                    let framed = frame_run(&mut run, self.codec, first, room, next, rest);
                     let sent = if run.is_empty() {
                         Ok(())
                     } else {
-                        self.shared.lock().send_framed(run)
+                        self.shared.lock().send_framed(run.finish())
                     };
                     if let Err(status) = sent.and(framed) {
                         return Poll::Ready(Err(status));
@@ -253,43 +253,41 @@ impl<T: EncodeMessage> ResponseSender<T> {
         }
         Poll::Ready(Ok(()))
     }
+}
 
-    /// Frames `first` and the messages `rest` has after it into the scratch buffer, up to
-    /// about `room` bytes (at least one message, at most [`RUN_BYTES`]); the message that
-    /// did not fit is left in `next`, as is one over the send `limit` after others (it fails
-    /// once they are sent, as the first of the next run). A failure ends the run with its
-    /// error (the messages framed before it are in the buffer, and are sent).
-    fn frame_run(
-        &mut self,
-        first: T,
-        room: usize,
-        limit: Option<usize>,
-        next: &mut Option<T>,
-        rest: &mut impl Iterator<Item = T>,
-    ) -> Result<(), Status> {
-        let budget = room.clamp(1, RUN_BYTES);
-        let (codec, buf) = (self.codec, &mut self.buf);
-        buf.reserve(budget);
-        let run_start = buf.len();
-        let mut message = first;
-        loop {
-            match frame_message(buf, limit, |out| message.write_message(codec, out)) {
-                Ok(()) => {}
-                // After the run that precedes it goes out, this one fails (as `send` would).
-                Err(UsageError::MessageTooLarge { .. }) if buf.len() > run_start => {
-                    *next = Some(message);
-                    return Ok(());
-                }
-                Err(error) => return Err(error.into()),
+/// Frames `first` and the messages `rest` has after it into `run`, up to about `room` bytes
+/// (at least one message, at most [`RUN_BYTES`]); the message that did not fit is left in
+/// `next`, as is one over the send limit after others (it fails once they are sent, as the
+/// first of the next run). A failure ends the run with its error (the messages framed
+/// before it are in the run, and are sent).
+fn frame_run<T: EncodeMessage>(
+    run: &mut FramedRun<'_>,
+    codec: Codec,
+    first: T,
+    room: usize,
+    next: &mut Option<T>,
+    rest: &mut impl Iterator<Item = T>,
+) -> Result<(), Status> {
+    let budget = room.clamp(1, RUN_BYTES);
+    run.reserve(budget);
+    let mut message = first;
+    loop {
+        match message.frame_into(codec, run) {
+            Ok(()) => {}
+            // After the run that precedes it goes out, this one fails (as `send` would).
+            Err(UsageError::MessageTooLarge { .. }) if !run.is_empty() => {
+                *next = Some(message);
+                return Ok(());
             }
-            match rest.next() {
-                None => return Ok(()),
-                Some(following) if buf.len() >= budget => {
-                    *next = Some(following);
-                    return Ok(());
-                }
-                Some(following) => message = following,
+            Err(error) => return Err(error.into()),
+        }
+        match rest.next() {
+            None => return Ok(()),
+            Some(following) if run.len() >= budget => {
+                *next = Some(following);
+                return Ok(());
             }
+            Some(following) => message = following,
         }
     }
 }

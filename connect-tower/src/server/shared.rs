@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
+use connect_proto_core::call::FramedMessages;
 use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ServerCall, ServerEvent, ServerOutput, Status, UsageError};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -424,8 +425,8 @@ impl State {
     }
 
     /// Sends a run of messages framed by the caller (see [`framed_room`](Self::framed_room)).
-    pub(crate) fn send_framed(&mut self, framed: Bytes) -> Result<(), Status> {
-        let sent = self.call.send_framed_messages(framed)? as u64;
+    pub(crate) fn send_framed(&mut self, framed: FramedMessages) -> Result<(), Status> {
+        let sent = self.call.send_framed_run(framed)? as u64;
         self.count(|traffic| traffic.response_messages += sent);
         self.wake_driver();
         Ok(())
