@@ -154,6 +154,12 @@ impl Builder {
         self
     }
 
+    /// See [`Options::unknown_fields`].
+    pub fn unknown_fields(mut self, enabled: bool) -> Self {
+        self.options = self.options.unknown_fields(enabled);
+        self
+    }
+
     /// See [`Options::include_file`].
     pub fn include_file(mut self, name: Option<&str>) -> Self {
         self.options = self.options.include_file(name);

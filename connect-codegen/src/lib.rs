@@ -73,6 +73,7 @@
 //! | `server` | `true` / `false` | `true` | generate the server side |
 //! | `views` | `true` / `false` | `true` | buffa view types |
 //! | `json` | `true` / `false` | `true` | buffa proto3 JSON (serde) support; service code needs it (`connect-tower` serves every message as JSON too), so turn it off only with `server=false,client=false` |
+//! | `unknown_fields` | `true` / `false` | `true` | messages keep the fields they do not know and write them back; `false` drops them, as prost does (smaller, cheaper messages); see [`Options::unknown_fields`] |
 //! | `include_file` | file name, or empty | `_include.rs` | name of the module-tree file; empty writes none |
 //! | `file_descriptor_set` | file name, or empty | none | also write a Rust file with `pub const FILE_DESCRIPTOR_SET: &[u8]`, the serialized descriptor set of the input and its imports (for server reflection); see [`Options::file_descriptor_set`] |
 //! | `element_memory_limit` | bytes or `unlimited` | buffa's | decode bound for the request (buffa's option) |
@@ -242,11 +243,13 @@ pub fn services(
     model::build(&ctx, files_to_generate, options.views)
 }
 
-/// The buffa configuration for `options`: views and JSON as asked, extern paths checked.
+/// The buffa configuration for `options`: views, JSON and unknown fields as asked, extern
+/// paths checked.
 fn buffa_config(options: &Options) -> Result<CodeGenConfig, Error> {
     let mut config = CodeGenConfig::default();
     config.generate_views = options.views;
     config.generate_json = options.json;
+    config.preserve_unknown_fields = options.unknown_fields;
     config.extern_paths = options.normalised_extern_paths()?;
     Ok(config)
 }

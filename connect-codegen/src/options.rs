@@ -20,6 +20,9 @@ pub struct Options {
     pub views: bool,
     /// Generate proto3 JSON support (serde) on messages.
     pub json: bool,
+    /// Keep the fields a message does not know when decoding it, and write them back when
+    /// encoding it. See [`Options::unknown_fields`].
+    pub unknown_fields: bool,
     /// Name of the module-tree file, or `None` for no module tree.
     pub include_file: Option<String>,
     /// Name of a Rust file holding the serialized descriptor set of the input, or `None` for
@@ -35,6 +38,7 @@ impl Default for Options {
             server: true,
             views: true,
             json: true,
+            unknown_fields: true,
             include_file: Some(DEFAULT_INCLUDE_FILE.to_string()),
             file_descriptor_set: None,
         }
@@ -84,6 +88,16 @@ impl Options {
     /// Whether buffa generates proto3 JSON (serde) support (default `true`).
     pub fn json(mut self, enabled: bool) -> Self {
         self.json = enabled;
+        self
+    }
+
+    /// Whether messages keep the fields they do not know (default `true`): decoded into a
+    /// `__buffa_unknown_fields` member and written back when the message is encoded, so a
+    /// message passed on (a proxy, an older service in the middle) loses nothing. `false`
+    /// drops them on decode, as prost does: each message is a little smaller and cheaper to
+    /// clone, measure and encode.
+    pub fn unknown_fields(mut self, enabled: bool) -> Self {
+        self.unknown_fields = enabled;
         self
     }
 
@@ -137,6 +151,7 @@ impl Options {
                 "server" => options.server = parse_bool(key, value)?,
                 "views" => options.views = parse_bool(key, value)?,
                 "json" => options.json = parse_bool(key, value)?,
+                "unknown_fields" => options.unknown_fields = parse_bool(key, value)?,
                 "include_file" => {
                     let name = value.trim();
                     options.include_file = (!name.is_empty()).then(|| name.to_string());
@@ -215,7 +230,7 @@ mod tests {
     #[test]
     fn parses_every_key() {
         let o = Options::from_parameter(
-            "extern_path=.acme.common=::acme_common, client=false,server=true,views=false,json=false,include_file=mod.rs,file_descriptor_set=fds.rs",
+            "extern_path=.acme.common=::acme_common, client=false,server=true,views=false,json=false,unknown_fields=false,include_file=mod.rs,file_descriptor_set=fds.rs",
         )
         .unwrap();
         assert_eq!(o.file_descriptor_set.as_deref(), Some("fds.rs"));
@@ -223,7 +238,7 @@ mod tests {
             o.extern_paths,
             vec![(".acme.common".to_string(), "::acme_common".to_string())]
         );
-        assert!(!o.client && o.server && !o.views && !o.json);
+        assert!(!o.client && o.server && !o.views && !o.json && !o.unknown_fields);
         assert_eq!(o.include_file.as_deref(), Some("mod.rs"));
     }
 

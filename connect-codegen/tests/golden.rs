@@ -253,3 +253,24 @@ fn builder_reports_missing_files_and_protoc_errors() {
         other => panic!("expected a protoc error, got {other:?}"),
     }
 }
+
+/// `unknown_fields=false` generates messages without the unknown-field member (and the
+/// default keeps it), through both paths.
+#[test]
+fn unknown_fields_false_generates_messages_that_drop_them() {
+    const MEMBER: &str = "__buffa_unknown_fields";
+    let holds_member =
+        |files: &[connect_codegen::OutputFile]| files.iter().any(|f| f.content.contains(MEMBER));
+    let kept = builder().generate().expect("generate").files;
+    assert!(holds_member(&kept), "the default keeps unknown fields");
+    let dropped = builder()
+        .unknown_fields(false)
+        .generate()
+        .expect("generate")
+        .files;
+    assert!(!holds_member(&dropped), "unknown_fields=false drops them");
+    let options = Options::from_parameter("unknown_fields=false").expect("parameter");
+    assert!(!options.unknown_fields);
+    let through_options = builder().options(options).generate().expect("generate");
+    assert_eq!(through_options.files, dropped);
+}

@@ -293,6 +293,7 @@ impl Codec {
     }
 
     /// A message's binary size, its nested sizes kept in `cache` for writing.
+    #[inline]
     pub(crate) fn proto_size<M: CodecMessage>(
         self,
         message: &M,

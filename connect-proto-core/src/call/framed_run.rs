@@ -41,6 +41,7 @@ pub fn frame_message(
 }
 
 /// The largest message an envelope may carry under `limit`: the length field holds a `u32`.
+#[inline]
 fn envelope_limit(limit: Option<usize>) -> usize {
     limit.unwrap_or(u32::MAX as usize).min(u32::MAX as usize)
 }
