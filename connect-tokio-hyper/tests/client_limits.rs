@@ -24,7 +24,7 @@ async fn the_pool_opens_at_most_the_connections_per_host_it_is_allowed() {
     let record = seen.clone();
     let service = tower::service_fn(move |request: http::Request<IncomingBody>| {
         // The adapter hands the connection over per call, not in the extensions.
-        let connection: Option<ConnectionInfo> = connect_tower::rt::current_connection();
+        let connection: Option<Arc<ConnectionInfo>> = connect_tower::rt::current_connection();
         if let Some(remote) = connection.and_then(|c| c.peer.remote_addr) {
             record.lock().unwrap().insert(remote);
         }

@@ -73,7 +73,7 @@ impl ConnectionInfo {
 pub struct RequestContext {
     pub(crate) side: Side,
     /// The connection, as the adapter handed it over (see [`crate::rt::with_connection`]).
-    pub(crate) connection: Option<ConnectionInfo>,
+    pub(crate) connection: Option<Arc<ConnectionInfo>>,
     pub(crate) method: MethodSpec,
     pub(crate) protocol: Protocol,
     pub(crate) codec: Codec,
@@ -146,7 +146,7 @@ impl RequestContext {
     /// extensions).
     pub fn connection(&self) -> Option<&ConnectionInfo> {
         self.connection
-            .as_ref()
+            .as_deref()
             .or_else(|| self.extensions.get::<ConnectionInfo>())
     }
 

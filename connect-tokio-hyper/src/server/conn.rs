@@ -226,7 +226,7 @@ async fn serve_http<I, S, B>(
         }
     };
     let (trigger, signal) = ShutdownTrigger::new();
-    let info = ConnectionInfo::new(peer, signal);
+    let info = Arc::new(ConnectionInfo::new(peer, signal));
     match version {
         Version::Http1 => {
             let activity = http1::Activity::new(started);

@@ -39,7 +39,7 @@ pub(super) async fn serve<I, S, B>(
     io: ServerIo<I>,
     activity: Arc<Activity>,
     service: S,
-    info: ConnectionInfo,
+    info: Arc<ConnectionInfo>,
     trigger: ShutdownTrigger,
     remote: SocketAddr,
     phases: watch::Receiver<Phase>,
@@ -275,7 +275,7 @@ impl Activity {
 /// service is called once ready.
 struct Http1Service<S> {
     inner: S,
-    info: ConnectionInfo,
+    info: Arc<ConnectionInfo>,
     config: ConnConfig,
     activity: Arc<Activity>,
 }
@@ -344,7 +344,7 @@ pin_project_lite::pin_project! {
         // The connection goes to the service per call (no per-request extension): one scope
         // per poll of this future covers `poll_ready`, `call` and the response future's polls.
         // `None` once the response is out.
-        Serving { info: Option<ConnectionInfo>, #[pin] step: Step<S> },
+        Serving { info: Option<Arc<ConnectionInfo>>, #[pin] step: Step<S> },
     }
 }
 

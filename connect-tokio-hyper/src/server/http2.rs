@@ -8,6 +8,7 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ pub(super) async fn serve<I, S, B>(
     config: &ConnConfig,
     io: ServerIo<I>,
     service: S,
-    info: ConnectionInfo,
+    info: Arc<ConnectionInfo>,
     trigger: ShutdownTrigger,
     remote: SocketAddr,
     phases: watch::Receiver<Phase>,
@@ -248,7 +249,7 @@ pin_project_lite::pin_project! {
         #[pin]
         step: Step<S, F, B>,
         respond: SendResponse<Bytes>,
-        info: ConnectionInfo,
+        info: Arc<ConnectionInfo>,
         watchdog: Option<Pin<Box<Sleep>>>,
         // The server's call budget and the connection's count of running streams.
         _permit: (CallPermit, StreamGuard),
@@ -282,7 +283,7 @@ where
         request: http::Request<h2::RecvStream>,
         respond: SendResponse<Bytes>,
         service: S,
-        info: ConnectionInfo,
+        info: Arc<ConnectionInfo>,
         permit: (CallPermit, StreamGuard),
         deadline_grace: Duration,
     ) -> Self {
@@ -317,7 +318,7 @@ where
         let this = self.project();
         // The connection goes to the service per call (no per-request extension): while it is
         // called and while its future is polled — one scope for the whole poll.
-        let info = &*this.info;
+        let info = this.info;
         let (mut step, respond, watchdog) = (this.step, this.respond, this.watchdog);
         with_connection(info, || poll_stream(step.as_mut(), respond, watchdog, cx))
     }

@@ -4,12 +4,13 @@
 //! connection-level fact passed per connection, with nothing inserted into each request's
 //! extensions.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::sync::Arc;
 
 use crate::message::ConnectionInfo;
 
 thread_local! {
-    static CURRENT: RefCell<Option<ConnectionInfo>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<Arc<ConnectionInfo>>> = const { Cell::new(None) };
 }
 
 /// Runs `f` — a service's `call`, or one poll of its future — with `connection` as the
@@ -19,15 +20,18 @@ thread_local! {
 /// service in `call` or in `poll`) reads it. A service moved to another task (a
 /// `tower::buffer` worker) does not: adapters that serve through one insert the
 /// [`ConnectionInfo`] into the request's extensions instead, which is read as well.
-pub fn with_connection<R>(connection: &ConnectionInfo, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<ConnectionInfo>);
+///
+/// The connection is shared (`Arc`): an adapter keeps one per connection, and each scope
+/// costs a reference count, not a copy of the addresses.
+pub fn with_connection<R>(connection: &Arc<ConnectionInfo>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<ConnectionInfo>>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0.take();
-            CURRENT.with(|current| *current.borrow_mut() = previous);
+            CURRENT.with(|current| current.set(previous));
         }
     }
-    let previous = CURRENT.with(|current| current.borrow_mut().replace(connection.clone()));
+    let previous = CURRENT.with(|current| current.replace(Some(connection.clone())));
     let _restore = Restore(previous);
     f()
 }
@@ -36,8 +40,12 @@ pub fn with_connection<R>(connection: &ConnectionInfo, f: impl FnOnce() -> R) ->
 /// with [`with_connection`]: what tower middleware in front of a service reads (in its `call`,
 /// or while its future is polled) to learn the peer, now that adapters do not insert it into
 /// every request's extensions.
-pub fn current_connection() -> Option<ConnectionInfo> {
-    CURRENT.with(|current| current.borrow().clone())
+pub fn current_connection() -> Option<Arc<ConnectionInfo>> {
+    CURRENT.with(|current| {
+        let connection = current.take();
+        current.set(connection.clone());
+        connection
+    })
 }
 
 #[cfg(test)]
@@ -45,9 +53,12 @@ mod tests {
     use super::*;
     use crate::message::PeerInfo;
 
-    fn info(port: u16) -> ConnectionInfo {
+    fn info(port: u16) -> Arc<ConnectionInfo> {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        ConnectionInfo::new(PeerInfo::new(Some(addr), None), Default::default())
+        Arc::new(ConnectionInfo::new(
+            PeerInfo::new(Some(addr), None),
+            Default::default(),
+        ))
     }
 
     fn port() -> Option<u16> {

@@ -300,10 +300,13 @@ where
             return ResponseFuture::ready(response);
         }
     };
-    // The connection: handed over by the adapter for this call, else from the extensions.
-    let connection = crate::rt::current_connection()
-        .or_else(|| parts.extensions.get::<ConnectionInfo>().cloned());
-    let peer = match &connection {
+    // The connection: handed over by the adapter for this call, else from the extensions
+    // (which the context reads too).
+    let connection = crate::rt::current_connection();
+    let on_connection = connection
+        .as_deref()
+        .or_else(|| parts.extensions.get::<ConnectionInfo>());
+    let peer = match on_connection {
         Some(connection) => Some(&connection.peer),
         None => parts.extensions.get::<crate::PeerInfo>(),
     };
@@ -321,9 +324,7 @@ where
         now,
         span.clone(),
     );
-    let shutdown = connection
-        .as_ref()
-        .map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
+    let shutdown = on_connection.map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
     let mut context = RequestContext {
         side: Side::Server,
         connection,
