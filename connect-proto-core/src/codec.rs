@@ -255,14 +255,11 @@ impl Codec {
             }
         };
         match self {
-            Codec::Proto => {
-                let mut cache = buffa::SizeCache::new();
-                let size = self.proto_size(message, &mut cache)?;
+            Codec::Proto => self.write_proto_after(message, buf, |size, buf| {
                 reserve(buf, RESERVED + size);
                 buf.put_bytes(0, RESERVED);
-                message.write_to(&mut cache, buf);
                 Ok(())
-            }
+            }),
             Codec::Json => {
                 reserve(buf, RESERVED + 64);
                 buf.put_bytes(0, RESERVED);
@@ -280,28 +277,31 @@ impl Codec {
         buf: &mut BytesMut,
     ) -> Result<(), CodecError> {
         match self {
-            Codec::Proto => {
-                let mut cache = buffa::SizeCache::new();
-                let size = self.proto_size(message, &mut cache)?;
+            Codec::Proto => self.write_proto_after(message, buf, |size, buf| {
                 buf.reserve(size);
-                message.write_to(&mut cache, buf);
                 Ok(())
-            }
+            }),
             Codec::Json => serde_json::to_writer(buf.writer(), message)
                 .map_err(|e| self.encoding_error(e.to_string())),
         }
     }
 
-    /// A message's binary size, its nested sizes kept in `cache` for writing.
+    /// Writes `message` as binary protobuf after what `before` writes: the message is measured
+    /// first (its nested sizes kept for the write), and `before` gets its size — to reserve
+    /// room, write a prefix, or refuse it (nothing of the message is written then).
     #[inline]
-    pub(crate) fn proto_size<M: CodecMessage>(
+    pub(crate) fn write_proto_after<M: CodecMessage, E: From<CodecError>>(
         self,
         message: &M,
-        cache: &mut buffa::SizeCache,
-    ) -> Result<usize, CodecError> {
-        buffa::checked_encode_size(message.compute_size(cache))
-            .map(|size| size as usize)
-            .map_err(|e| self.encoding_error(e.to_string()))
+        buf: &mut BytesMut,
+        before: impl FnOnce(usize, &mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut cache = buffa::SizeCache::new();
+        let size = buffa::checked_encode_size(message.compute_size(&mut cache))
+            .map_err(|e| self.encoding_error(e.to_string()))?;
+        before(size as usize, buf)?;
+        message.write_to(&mut cache, buf);
+        Ok(())
     }
 
     fn encoding_error(self, detail: String) -> CodecError {

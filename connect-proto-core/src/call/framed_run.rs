@@ -99,15 +99,15 @@ impl<'a> FramedRun<'a> {
             return self.push_with(|buf| codec.write_message(message, buf));
         }
         let limit = envelope_limit(self.limit);
-        let mut cache = buffa::SizeCache::new();
-        let size = codec.proto_size(message, &mut cache)?;
-        if size > limit {
-            return Err(UsageError::MessageTooLarge { size, limit });
-        }
-        self.buf.reserve(PREFIX_LEN + size);
-        // `size` fits the length field: it is at most `limit`.
-        self.buf.extend_from_slice(&encode_prefix(0, size as u32));
-        message.write_to(&mut cache, self.buf);
+        codec.write_proto_after(message, self.buf, |size, buf| {
+            if size > limit {
+                return Err(UsageError::MessageTooLarge { size, limit });
+            }
+            buf.reserve(PREFIX_LEN + size);
+            // `size` fits the length field: it is at most `limit`.
+            buf.extend_from_slice(&encode_prefix(0, size as u32));
+            Ok(())
+        })?;
         self.messages += 1;
         Ok(())
     }
