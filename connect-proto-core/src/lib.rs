@@ -104,8 +104,8 @@ pub mod protocol;
 pub mod status;
 
 pub use call::{
-    CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Rejection, ServerCall,
-    ServerConfig, ServerEvent, ServerOutput,
+    Admission, CallOptions, ClientCall, ClientConfig, ClientEvent, ClientOutput, Rejection,
+    ServerCall, ServerConfig, ServerEvent, ServerOutput,
 };
 pub use code::Code;
 pub use codec::Codec;

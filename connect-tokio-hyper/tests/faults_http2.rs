@@ -566,3 +566,51 @@ async fn calls_past_the_server_limit_are_refused_at_once() {
     }
     server.shutdown().await;
 }
+
+/// A service written for HTTP/1.1 may set connection-specific headers, which HTTP/2 forbids
+/// (h2 would refuse the head): over HTTP/2 they are removed, with the headers `connection`
+/// names, and the rest of the response is sent as it is.
+#[tokio::test]
+async fn connection_specific_response_headers_are_removed_over_http2() {
+    let service = tower::service_fn(
+        |_: http::Request<connect_tokio_hyper::IncomingBody>| async {
+            let response = http::Response::builder()
+                .header("connection", "x-hop, keep-alive")
+                .header("x-hop", "1")
+                .header("keep-alive", "timeout=5")
+                .header("transfer-encoding", "chunked")
+                .header("upgrade", "h2c")
+                .header("te", "trailers")
+                .header("x-kept", "yes")
+                .body(http_body_util::Full::new(Bytes::from_static(b"body")))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        },
+    );
+    let server = start_service(Server::builder(), service).await;
+    let (mut client, _driver) = h2_client(server.addr, h2::client::Builder::new()).await;
+    let request = http::Request::get(format!("http://{}/", server.addr))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the response arrives")
+        .expect("the response is not refused");
+    let headers = response.headers();
+    for name in [
+        "connection",
+        "x-hop",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+    ] {
+        assert!(!headers.contains_key(name), "{name} was sent: {headers:?}");
+    }
+    assert_eq!(headers["x-kept"], "yes");
+    let mut body = response.into_body();
+    let data = body.data().await.expect("a body").expect("body data");
+    assert_eq!(&data[..], b"body");
+    server.shutdown().await;
+}

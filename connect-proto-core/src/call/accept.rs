@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, request, response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, request, response};
 
 use crate::call::render::{self, Rendered};
 use crate::call::server_config::ServerConfig;
@@ -17,10 +17,8 @@ use crate::error::{ProtocolError, Rule};
 use crate::internal::connect::get::{
     CONNECT_V1, GetQuery, GetQueryError, PARAM_ENCODING, decode_get_query, query_param,
 };
-use crate::internal::headers::CONNECT_PROTOCOL_VERSION_1;
-use crate::internal::headers::names::{
-    CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, CONTENT_TYPE, GRPC_ACCEPT_ENCODING, GRPC_TIMEOUT,
-};
+use crate::internal::headers::names::{CONTENT_TYPE, GRPC_ACCEPT_ENCODING};
+use crate::internal::headers::{Accepted, CONNECT_PROTOCOL_VERSION_1, RequestHeaders};
 use crate::internal::timeout::{parse_connect_timeout, parse_grpc_timeout};
 use crate::method::MethodSpec;
 use crate::protocol::{ContentType, ContentTypeMatch, Protocol, WireForm};
@@ -71,7 +69,7 @@ impl Rejection {
         } else {
             None
         };
-        match detect(head, query.as_ref()) {
+        match detect(head, head.headers.get(CONTENT_TYPE), query.as_ref()) {
             Some(content_type) => Rejection::rpc(content_type, status),
             None => {
                 let code = status.code();
@@ -103,6 +101,7 @@ impl Rejection {
 }
 
 /// Everything admission decided about a call.
+#[derive(Debug)]
 pub(crate) struct Admitted {
     pub(crate) content_type: ContentType,
     pub(crate) method: MethodSpec,
@@ -121,7 +120,7 @@ pub(crate) fn admit(
     lookup: impl FnOnce(&str) -> Option<MethodSpec>,
 ) -> Result<Admitted, Rejection> {
     let is_get = head.method == Method::GET;
-    let header = |name: &http::HeaderName| head.headers.get(name).and_then(|v| v.to_str().ok());
+    let headers = RequestHeaders::read(&head.headers);
     let query = if is_get {
         head.uri.query().map(decode_get_query)
     } else {
@@ -129,7 +128,7 @@ pub(crate) fn admit(
     };
 
     // What protocol does the request look like? Used to render every later error.
-    let detected = detect(head, query.as_ref());
+    let detected = detect(head, headers.content_type, query.as_ref());
 
     let Some(method) = lookup(head.uri.path()) else {
         let status =
@@ -197,7 +196,7 @@ pub(crate) fn admit(
                 _ => None,
             }
         } else {
-            header(&CONNECT_PROTOCOL_VERSION).map(|v| (v, CONNECT_PROTOCOL_VERSION_1))
+            header_text(headers.connect_protocol_version).map(|v| (v, CONNECT_PROTOCOL_VERSION_1))
         };
         match version {
             Some((got, want)) if got.trim() != want => {
@@ -221,13 +220,11 @@ pub(crate) fn admit(
 
     // Deadline.
     let timeout = match content_type.protocol() {
-        Protocol::Connect => head
-            .headers
-            .get(CONNECT_TIMEOUT_MS)
+        Protocol::Connect => headers
+            .connect_timeout
             .map(|v| parse_connect_timeout(v.as_bytes())),
-        Protocol::Grpc | Protocol::GrpcWeb => head
-            .headers
-            .get(GRPC_TIMEOUT)
+        Protocol::Grpc | Protocol::GrpcWeb => headers
+            .grpc_timeout
             .map(|v| parse_grpc_timeout(v.as_bytes())),
     };
     let timeout = match timeout.transpose() {
@@ -242,14 +239,13 @@ pub(crate) fn admit(
     let deadline = timeout.and_then(|t| now.checked_add(t));
 
     // Compression.
-    let (encoding_header, accept_header) = content_type.form.compression_headers();
     let requested = if is_get {
         match &query {
             Some(Ok(q)) => q.compression.as_deref(),
             _ => None,
         }
     } else {
-        header(&encoding_header)
+        header_text(headers.encoding(content_type.form))
     };
     let request_compression = match config.compression.resolve(requested) {
         Ok(alg) => alg,
@@ -271,12 +267,12 @@ pub(crate) fn admit(
         }
     };
     // One accept header (the usual case) is used as it is; several are joined into one list.
-    let mut accepts = head.headers.get_all(&accept_header).iter();
     let joined;
-    let accept = match (accepts.next(), accepts.next()) {
-        (None, _) => None,
-        (Some(one), None) => one.to_str().ok(),
-        (Some(_), Some(_)) => {
+    let accept = match headers.accept(content_type.form) {
+        Accepted::Absent => None,
+        Accepted::Once(one) => one.to_str().ok(),
+        Accepted::Repeated => {
+            let (_, accept_header) = content_type.form.compression_headers();
             joined = head
                 .headers
                 .get_all(&accept_header)
@@ -310,10 +306,17 @@ pub(crate) fn admit(
     })
 }
 
-/// The content type a request head is in: its `content-type`, or for a GET its query's
-/// `encoding` (a GET whose message is malformed still names its codec).
+/// A header's value as text (`None` if absent or not visible ASCII).
+fn header_text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
+}
+
+/// The content type a request head is in: its `content-type` (`content_type`, read from its
+/// headers), or for a GET its query's `encoding` (a GET whose message is malformed still
+/// names its codec).
 fn detect(
     head: &request::Parts,
+    content_type: Option<&HeaderValue>,
     query: Option<&Result<GetQuery, GetQueryError>>,
 ) -> Option<ContentType> {
     if head.method == Method::GET {
@@ -327,7 +330,7 @@ fn detect(
             .and_then(Codec::from_name)
             .map(ContentType::connect_unary);
     }
-    let content_type = head.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let content_type = header_text(content_type)?;
     match ContentType::parse(content_type) {
         ContentTypeMatch::Supported(ct) => Some(ct),
         _ => None,

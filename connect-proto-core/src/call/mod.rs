@@ -30,5 +30,5 @@ pub use accept::Rejection;
 pub use client::{ClientCall, ClientEvent, ClientOutput};
 pub use client_config::{CallOptions, ClientConfig};
 pub use framed_run::{FramedMessages, FramedRun, frame_message};
-pub use server::{ServerCall, ServerEvent, ServerOutput};
+pub use server::{Admission, ServerCall, ServerEvent, ServerOutput};
 pub use server_config::ServerConfig;

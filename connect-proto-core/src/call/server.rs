@@ -85,6 +85,69 @@ pub enum ServerOutput {
     End,
 }
 
+/// A request head the server admitted, before its call is built: made by
+/// [`ServerCall::admit`], turned into the call by [`into_call`](Admission::into_call) (with
+/// the configuration and time it was admitted with).
+#[derive(Debug)]
+#[must_use]
+pub struct Admission<'c> {
+    admitted: Admitted,
+    config: &'c ServerConfig,
+    now: Instant,
+}
+
+impl Admission<'_> {
+    /// The method being called.
+    pub fn method(&self) -> &MethodSpec {
+        &self.admitted.method
+    }
+
+    /// The call's protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.admitted.content_type.protocol()
+    }
+
+    /// The request (and response) content type.
+    pub fn content_type(&self) -> ContentType {
+        self.admitted.content_type
+    }
+
+    /// The message codec.
+    pub fn codec(&self) -> Codec {
+        self.admitted.content_type.codec
+    }
+
+    /// The call's deadline, as [`ServerCall::deadline`] will report it.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.admitted.deadline
+    }
+
+    /// The compression of request messages (`None` for identity).
+    pub fn request_compression(&self) -> Option<&'static str> {
+        self.admitted.request_compression.as_ref().map(|c| c.name())
+    }
+
+    /// The call, as [`ServerCall::accept`] returns it: a Connect GET's message (from its
+    /// query) is already fed and its request ended, which may have finished the call (a
+    /// message over the receive limit, say).
+    pub fn into_call(self) -> ServerCall {
+        let Admission {
+            mut admitted,
+            config,
+            now,
+        } = self;
+        let Some(message) = admitted.get_message.take() else {
+            return ServerCall::from_admitted(config, now, admitted);
+        };
+        // A GET carries its whole request in the query: feed it as a bare body, and end it
+        // unless feeding it already failed the call.
+        let mut call = ServerCall::from_admitted(config, now, admitted);
+        call.feed(message);
+        call.end_request();
+        call
+    }
+}
+
 /// The request half. Its variants differ in size on purpose: the call lives inline in its
 /// owner, and boxing the reader would cost an allocation on every call.
 #[derive(Debug)]
@@ -157,17 +220,27 @@ impl ServerCall {
         head: &request::Parts,
         lookup: impl FnOnce(&str) -> Option<MethodSpec>,
     ) -> Result<ServerCall, Rejection> {
-        let mut admitted = admit(config, now, head, lookup)?;
-        let Some(message) = admitted.get_message.take() else {
-            // Built in place (a call is 1.5 KB; a named value would be moved once more).
-            return Ok(ServerCall::from_admitted(config, now, admitted));
-        };
-        // A GET carries its whole request in the query: feed it as a bare body, and end it
-        // unless feeding it already failed the call.
-        let mut call = ServerCall::from_admitted(config, now, admitted);
-        call.feed(message);
-        call.end_request();
-        Ok(call)
+        // Built in place (a call is 1.5 KB; a named value would be moved once more).
+        Ok(ServerCall::admit(config, now, head, lookup)?.into_call())
+    }
+
+    /// Admits a request head as [`accept`](ServerCall::accept) does, but stops short of
+    /// building the call: the [`Admission`] tells what the call will be (method, protocol,
+    /// codec, deadline), and [`Admission::into_call`] builds it where the caller keeps it. A
+    /// call is about 1.5 KB and each move of it is a copy; a driver that sets up around the
+    /// call (a context, a span, an observer) before placing it saves those copies.
+    pub fn admit<'c>(
+        config: &'c ServerConfig,
+        now: Instant,
+        head: &request::Parts,
+        lookup: impl FnOnce(&str) -> Option<MethodSpec>,
+    ) -> Result<Admission<'c>, Rejection> {
+        let admitted = admit(config, now, head, lookup)?;
+        Ok(Admission {
+            admitted,
+            config,
+            now,
+        })
     }
 
     /// The call for an admitted request (whose GET message, if any, is fed by the caller).

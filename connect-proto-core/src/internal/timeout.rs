@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::internal::headers::names::{CONNECT_TIMEOUT_MS, GRPC_TIMEOUT};
+use crate::internal::headers::RequestHeaders;
 
 /// Most digits a `grpc-timeout` value may have.
 pub(crate) const GRPC_TIMEOUT_MAX_DIGITS: usize = 8;
@@ -94,11 +94,12 @@ pub fn format_connect_timeout(timeout: Duration) -> String {
 /// ([`ServerCall::accept`](crate::ServerCall::accept)) reads the header of the call's protocol
 /// and rejects malformed values.
 pub fn request_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let headers = RequestHeaders::read(headers);
     let grpc = headers
-        .get(GRPC_TIMEOUT)
+        .grpc_timeout
         .and_then(|v| parse_grpc_timeout(v.as_bytes()).ok());
     let connect = headers
-        .get(CONNECT_TIMEOUT_MS)
+        .connect_timeout
         .and_then(|v| parse_connect_timeout(v.as_bytes()).ok());
     match (grpc, connect) {
         (Some(a), Some(b)) => Some(a.min(b)),

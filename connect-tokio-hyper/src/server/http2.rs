@@ -464,6 +464,14 @@ fn poll_watchdog(watchdog: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>) -
 /// Removes the headers HTTP/2 forbids (RFC 9113, section 8.2.2), as a service written for
 /// HTTP/1.1 may set them: `h2` would refuse the response otherwise.
 fn strip_connection_headers(headers: &mut HeaderMap) {
+    // Looked for in one pass over the names first: a response rarely carries any, and a
+    // removal per name would hash each name.
+    let forbidden = |name: &http::HeaderName| {
+        name == CONNECTION || name == TRANSFER_ENCODING || name == UPGRADE || name == TE
+    };
+    if !headers.keys().any(forbidden) {
+        return;
+    }
     if let Some(connection) = headers.remove(CONNECTION) {
         if let Ok(names) = connection.to_str() {
             for name in names.split(',') {

@@ -288,10 +288,11 @@ where
     let now = inner.timer.now();
     let (parts, body) = request.into_parts();
     let http1 = parts.version < http::Version::HTTP_2;
-    let call = match ServerCall::accept(&inner.config, now, &parts, |path| {
+    // The call itself is built where it lives (in its box or shared state): admission first.
+    let admission = match ServerCall::admit(&inner.config, now, &parts, |path| {
         inner.dispatch.method(path)
     }) {
-        Ok(call) => call,
+        Ok(admission) => admission,
         Err(rejection) => {
             // The request body is dropped unread (an HTTP/1.1 server then closes the
             // connection after the response).
@@ -310,14 +311,19 @@ where
         Some(connection) => Some(&connection.peer),
         None => parts.extensions.get::<crate::PeerInfo>(),
     };
-    let span = CallSpan::server(call.method(), call.protocol(), call.codec(), peer);
+    let span = CallSpan::server(
+        admission.method(),
+        admission.protocol(),
+        admission.codec(),
+        peer,
+    );
     let observe = Recorder::start(
         || Call {
             side: Side::Server,
-            method: call.method(),
-            protocol: call.protocol(),
-            codec: call.codec(),
-            request_compression: call.request_compression(),
+            method: admission.method(),
+            protocol: admission.protocol(),
+            codec: admission.codec(),
+            request_compression: admission.request_compression(),
         },
         inner.observer.as_ref(),
         &inner.timer,
@@ -328,10 +334,10 @@ where
     let mut context = RequestContext {
         side: Side::Server,
         connection,
-        method: call.method().clone(),
-        protocol: call.protocol(),
-        codec: call.codec(),
-        deadline: call.deadline(),
+        method: admission.method().clone(),
+        protocol: admission.protocol(),
+        codec: admission.codec(),
+        deadline: admission.deadline(),
         headers: parts.headers,
         extensions: parts.extensions,
         http_method: parts.method,
@@ -339,14 +345,15 @@ where
         version: parts.version,
     };
     let limit = inner.config.receive_limit();
-    let fast = call.method().kind == MethodKind::Unary
-        && !call.is_finished()
+    // A call that admission already finished (a GET whose query message is refused) takes
+    // the fast path too: its driver writes the queued response and never dispatches.
+    let fast = admission.method().kind == MethodKind::Unary
         && inner.interceptors.is_empty()
         && inner.dispatch.dispatches_unary();
     let body = crate::body::erase(body);
-    let state = |call| {
+    let state = |admission| {
         State::new(
-            call,
+            admission,
             body,
             inner.timer.clone(),
             now,
@@ -358,7 +365,7 @@ where
         let dispatcher: Arc<dyn unary::UnaryDispatcher> = inner.clone();
         // Built in the box's argument: the call state (1.7 KB) is not moved once more.
         let cell = CallCell::Owned(Box::new(UnaryState {
-            state: state(call),
+            state: state(admission),
             message: None,
             pending: Some(PendingUnary {
                 context,
@@ -369,8 +376,8 @@ where
         let driver = Driver::new(cell, Task::Unary(None), http1, shutdown, span);
         return ResponseFuture::driving(driver);
     }
-    let streams_responses = call.method().kind.streams_responses();
-    let shared = Shared::new(state(call));
+    let streams_responses = admission.method().kind.streams_responses();
+    let shared = Shared::new(state(admission));
     let handler: HandlerFuture = if shared.lock().call.is_finished() {
         Box::pin(async {})
     } else if inner.interceptors.is_empty() {

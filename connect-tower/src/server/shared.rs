@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use connect_proto_core::call::FramedMessages;
+use connect_proto_core::call::{Admission, FramedMessages};
 use connect_proto_core::codec::EncodedMessage;
 use connect_proto_core::{ServerCall, ServerEvent, ServerOutput, Status, UsageError};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -66,7 +66,7 @@ impl State {
     // Inlined so the state is built where it is stored (it is 1.7 KB).
     #[inline(always)]
     pub(crate) fn new(
-        call: ServerCall,
+        admission: Admission<'_>,
         body: RequestBody,
         timer: SharedTimer,
         started: Instant,
@@ -74,7 +74,8 @@ impl State {
         observe: Option<Box<Recorder>>,
     ) -> Self {
         State {
-            call,
+            // Built here, in place (a call is 1.5 KB: a call passed in is one more copy).
+            call: admission.into_call(),
             timer,
             started,
             body: Some(body),
