@@ -30,7 +30,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request,
 use crate::call::client_config::{CallOptions, ClientConfig};
 use crate::call::inbound::{Direction, Inbound, Reader, decompress_with};
 use crate::call::outbound::{Outgoing, frame_outgoing};
-use crate::call::output_queue::{Event, EventQueue, OutputQueue, QueuedMessage, SmallQueue};
+use crate::call::output_queue::{Event, EventQueue, OutputQueue, QueuedMessage};
 use crate::code::Code;
 use crate::codec::{Codec, EncodedMessage};
 use crate::compression::{Compression, CompressionRegistry};
@@ -184,7 +184,6 @@ pub struct ClientCall {
     /// Headers, messages, the end: two events other than messages at most.
     events: EventQueue<ClientEvent, 2>,
     outputs: OutputQueue<ClientOutput>,
-    scratch: SmallQueue<Inbound>,
 }
 
 impl ClientCall {
@@ -260,7 +259,6 @@ impl ClientCall {
             headers_reported: false,
             events: EventQueue::new(),
             outputs: OutputQueue::new(),
-            scratch: SmallQueue::new(),
         };
         if call.deadline.is_some_and(|deadline| now >= deadline) {
             // Out of time before anything was sent (a propagated deadline that already
@@ -526,11 +524,11 @@ impl ClientCall {
             }
             ReceiveSide::Finished => return,
         };
-        // Read into the call's own scratch queue and taken from it in place (no move of the
-        // queue per chunk).
-        let result = reader.push(chunk, &mut self.scratch);
-        self.take_items();
-        if let Err(rule) = result {
+        let read = match reader.push(chunk) {
+            Ok(()) => self.read_items(),
+            Err(rule) => Err(rule),
+        };
+        if let Err(rule) = read {
             self.protocol_error(rule);
         }
     }
@@ -856,9 +854,12 @@ impl ClientCall {
         let ReceiveSide::Body(body) = &mut self.receive else {
             return false;
         };
-        let result = body.reader.finish(&mut self.scratch);
-        self.take_items();
-        if let Err(rule) = result {
+        let last = match body.reader.finish() {
+            Ok(Some(item)) => self.take_item(item),
+            Ok(None) => Ok(()),
+            Err(rule) => Err(rule),
+        };
+        if let Err(rule) = last {
             self.protocol_error(rule);
         }
         !self.is_finished()
@@ -885,60 +886,59 @@ impl ClientCall {
         self.protocol_error(rule);
     }
 
-    /// Turns the items read into `scratch` into events; a rule broken drops the rest.
-    fn take_items(&mut self) {
-        let unary = !self.method.kind.streams_responses();
-        let metadata_limit = self.metadata_limit;
-        let mut broken = None;
-        while let Some(item) = self.scratch.pop_front() {
+    /// Reads every item the buffered response body completes, each straight from the reader
+    /// into the call's state; the first rule broken stops reading. (An error body is read
+    /// whole at its end.)
+    fn read_items(&mut self) -> Result<(), Rule> {
+        loop {
             let ReceiveSide::Body(body) = &mut self.receive else {
-                break;
+                return Ok(());
             };
-            match item {
-                Inbound::Message(_) | Inbound::Compressed(_) if unary && body.messages > 0 => {
-                    broken = Some(Rule::ExtraMessage);
-                    break;
-                }
-                Inbound::Message(message) => {
-                    body.messages += 1;
-                    self.events.push_back(ClientEvent::Message(message));
-                }
-                Inbound::Compressed(payload) => {
-                    body.messages += 1;
-                    self.events
-                        .push_back(ClientEvent::CompressedMessage(payload));
-                }
-                Inbound::EndStream(json) => match decode_end_stream(&json, metadata_limit) {
-                    Ok(end) => {
-                        body.end_outcome = Some(match end.error {
-                            Some(error) => Err(error),
-                            None => Ok(end.trailers),
-                        });
-                    }
-                    Err(rule) => {
-                        broken = Some(rule);
-                        break;
-                    }
-                },
-                Inbound::Trailers(block) => {
-                    let decoded = decode_trailer_block(&block, metadata_limit)
-                        .and_then(|t| Ok((decode_status(&t)?, t)));
-                    match decoded {
-                        Ok((None, trailers)) => body.end_outcome = Some(Ok(metadata_of(&trailers))),
-                        Ok((Some(error), _)) => body.end_outcome = Some(Err(error)),
-                        Err(rule) => {
-                            broken = Some(rule);
-                            break;
-                        }
-                    }
-                }
+            match body.reader.next_item()? {
+                Some(item) => self.take_item(item)?,
+                None => return Ok(()),
             }
         }
-        // Items after a broken one, or after the body side closed, are dropped.
-        self.scratch.clear();
-        if let Some(rule) = broken {
-            self.protocol_error(rule);
+    }
+
+    /// Takes an item read from the response body: a message becomes an event, an
+    /// end-of-stream frame the outcome the body's end reports.
+    fn take_item(&mut self, item: Inbound) -> Result<(), Rule> {
+        let ReceiveSide::Body(body) = &mut self.receive else {
+            return Ok(());
+        };
+        let metadata_limit = self.metadata_limit;
+        match item {
+            Inbound::Message(_) | Inbound::Compressed(_)
+                if body.messages > 0 && !self.method.kind.streams_responses() =>
+            {
+                return Err(Rule::ExtraMessage);
+            }
+            Inbound::Message(message) => {
+                body.messages += 1;
+                self.events.push_back(ClientEvent::Message(message));
+            }
+            Inbound::Compressed(payload) => {
+                body.messages += 1;
+                self.events
+                    .push_back(ClientEvent::CompressedMessage(payload));
+            }
+            Inbound::EndStream(json) => {
+                let end = decode_end_stream(&json, metadata_limit)?;
+                body.end_outcome = Some(match end.error {
+                    Some(error) => Err(error),
+                    None => Ok(end.trailers),
+                });
+            }
+            Inbound::Trailers(block) => {
+                let trailers = decode_trailer_block(&block, metadata_limit)?;
+                body.end_outcome = Some(match decode_status(&trailers)? {
+                    None => Ok(metadata_of(&trailers)),
+                    Some(error) => Err(error),
+                });
+            }
         }
+        Ok(())
     }
 
     fn finish_with_trailers(&mut self, trailers: &HeaderMap) {

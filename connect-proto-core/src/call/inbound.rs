@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::call::output_queue::SmallQueue;
 use crate::compression::{Compression, DecompressError};
 use crate::error::Rule;
 use crate::internal::envelope::{EnvelopeDecoder, FLAG_COMPRESSED, FLAG_END_STREAM, FLAG_TRAILERS};
@@ -120,8 +119,10 @@ impl Reader {
         self.pass_through = pass_through;
     }
 
-    /// Adds a chunk and reads every complete item out of the buffered data.
-    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
+    /// Adds a chunk to the buffered body (decoded first, for base64 text). Items are then
+    /// read one at a time with [`next_item`](Self::next_item), straight into the caller's
+    /// state: no queue between the two.
+    pub(crate) fn push(&mut self, chunk: Bytes) -> Result<(), Rule> {
         let chunk = match &mut self.text {
             Some(text) => text.decode(&chunk)?,
             None => chunk,
@@ -134,7 +135,7 @@ impl Reader {
         }
         self.envelopes.push(chunk);
         if self.form.is_enveloped() {
-            return self.drain_envelopes(out);
+            return Ok(());
         }
         let size = self.envelopes.buffered_len();
         if size > self.limit {
@@ -146,21 +147,75 @@ impl Reader {
         Ok(())
     }
 
-    /// The body ended: checks framing and yields what the end completes (the bare message).
-    pub(crate) fn finish(&mut self, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
+    /// The next item the buffered data completes, or `None` until more arrives (a bare body
+    /// has its one item only at its end: [`finish`](Self::finish)). After an error the reader
+    /// must not be used again.
+    pub(crate) fn next_item(&mut self) -> Result<Option<Inbound>, Rule> {
+        if !self.form.is_enveloped() {
+            return Ok(None);
+        }
+        let Some(envelope) = self.envelopes.decode()? else {
+            return Ok(None);
+        };
+        if self.ended {
+            return Err(Rule::DataAfterEnd);
+        }
+        let end_flag = self.end_flag();
+        let flags = envelope.flags;
+        if flags & !(FLAG_COMPRESSED | end_flag) != 0 {
+            return Err(if flags & (FLAG_END_STREAM | FLAG_TRAILERS) != 0 {
+                Rule::UnexpectedEndStream
+            } else {
+                Rule::InvalidEnvelopeFlags(flags)
+            });
+        }
+        let compressed = flags & FLAG_COMPRESSED != 0;
+        if compressed && self.compression.is_none() {
+            return Err(Rule::CompressedWithoutEncoding);
+        }
+        let ends = end_flag != 0 && flags & end_flag != 0;
+        if compressed && !ends && self.passes_through(&envelope.payload) {
+            return Ok(Some(Inbound::Compressed(envelope.payload)));
+        }
+        let payload = if !compressed {
+            envelope.payload
+        } else if ends {
+            self.decompress_bounded(envelope.payload, self.end_limit)
+                .map_err(|rule| match rule {
+                    Rule::MessageTooLarge { .. } => Rule::MetadataTooLarge {
+                        limit: self.end_limit,
+                    },
+                    other => other,
+                })?
+        } else {
+            self.decompress(envelope.payload)?
+        };
+        if !ends {
+            return Ok(Some(Inbound::Message(payload)));
+        }
+        self.ended = true;
+        Ok(Some(match self.form {
+            WireForm::ConnectStreaming => Inbound::EndStream(payload),
+            _ => Inbound::Trailers(payload),
+        }))
+    }
+
+    /// The body ended: checks its framing (read every item first) and returns what the end
+    /// completes (the message of a bare body).
+    pub(crate) fn finish(&mut self) -> Result<Option<Inbound>, Rule> {
         if let Some(text) = &self.text {
             text.finish()?;
         }
         if self.form.is_enveloped() {
-            return self.envelopes.finish();
+            self.envelopes.finish()?;
+            return Ok(None);
         }
         let body = self.envelopes.take_all();
-        out.push_back(if self.passes_through(&body) {
+        Ok(Some(if self.passes_through(&body) {
             Inbound::Compressed(body)
         } else {
             Inbound::Message(self.decompress(body)?)
-        });
-        Ok(())
+        }))
     }
 
     /// Takes the raw, undecoded remainder of the body (for non-enveloped error bodies).
@@ -171,56 +226,6 @@ impl Reader {
     /// The flag that ends a stream in this form and direction (0: none may).
     fn end_flag(&self) -> u8 {
         end_flag(self.form, self.direction)
-    }
-
-    fn drain_envelopes(&mut self, out: &mut SmallQueue<Inbound>) -> Result<(), Rule> {
-        let end_flag = self.end_flag();
-        while let Some(envelope) = self.envelopes.decode()? {
-            if self.ended {
-                return Err(Rule::DataAfterEnd);
-            }
-            let flags = envelope.flags;
-            if flags & !(FLAG_COMPRESSED | end_flag) != 0 {
-                return Err(if flags & (FLAG_END_STREAM | FLAG_TRAILERS) != 0 {
-                    Rule::UnexpectedEndStream
-                } else {
-                    Rule::InvalidEnvelopeFlags(flags)
-                });
-            }
-            let compressed = flags & FLAG_COMPRESSED != 0;
-            if compressed && self.compression.is_none() {
-                return Err(Rule::CompressedWithoutEncoding);
-            }
-            if compressed && end_flag & flags == 0 && self.passes_through(&envelope.payload) {
-                out.push_back(Inbound::Compressed(envelope.payload));
-                continue;
-            }
-            let payload = if compressed {
-                if end_flag & flags != 0 {
-                    self.decompress_bounded(envelope.payload, self.end_limit)
-                        .map_err(|rule| match rule {
-                            Rule::MessageTooLarge { .. } => Rule::MetadataTooLarge {
-                                limit: self.end_limit,
-                            },
-                            other => other,
-                        })?
-                } else {
-                    self.decompress(envelope.payload)?
-                }
-            } else {
-                envelope.payload
-            };
-            if end_flag != 0 && flags & end_flag != 0 {
-                self.ended = true;
-                out.push_back(match self.form {
-                    WireForm::ConnectStreaming => Inbound::EndStream(payload),
-                    _ => Inbound::Trailers(payload),
-                });
-            } else {
-                out.push_back(Inbound::Message(payload));
-            }
-        }
-        Ok(())
     }
 
     /// Whether a compressed payload is handed over still compressed (pass-through, with a

@@ -202,7 +202,6 @@ pub struct ServerCall {
     response: ResponseSide,
     events: SmallQueue<ServerEvent>,
     outputs: OutputQueue<ServerOutput>,
-    scratch: SmallQueue<Inbound>,
     /// How the call ended, once it has.
     outcome: Option<Result<(), crate::code::Code>>,
 }
@@ -287,7 +286,6 @@ impl ServerCall {
             },
             events: SmallQueue::new(),
             outputs: OutputQueue::new(),
-            scratch: SmallQueue::new(),
             outcome: None,
         }
     }
@@ -707,11 +705,11 @@ impl ServerCall {
         let RequestSide::Open { reader, .. } = &mut self.request else {
             return;
         };
-        // The items are read into the call's own scratch queue and taken from it in place
-        // (no move of the queue per chunk).
-        let result = reader.push(chunk, &mut self.scratch);
-        self.take_items();
-        if let Err(rule) = result {
+        let read = match reader.push(chunk) {
+            Ok(()) => self.read_items(),
+            Err(rule) => Err(rule),
+        };
+        if let Err(rule) = read {
             self.request_error(rule);
         }
     }
@@ -720,9 +718,12 @@ impl ServerCall {
         let RequestSide::Open { reader, .. } = &mut self.request else {
             return;
         };
-        let result = reader.finish(&mut self.scratch);
-        self.take_items();
-        if let Err(rule) = result {
+        let last = match reader.finish() {
+            Ok(Some(item)) => self.take_item(item),
+            Ok(None) => Ok(()),
+            Err(rule) => Err(rule),
+        };
+        if let Err(rule) = last {
             return self.request_error(rule);
         }
         let RequestSide::Open { messages, .. } = self.request else {
@@ -735,40 +736,39 @@ impl ServerCall {
         self.events.push_back(ServerEvent::RequestEnd);
     }
 
-    /// Turns the items read into `scratch` into events; a rule broken drops the rest.
-    fn take_items(&mut self) {
-        let unary = !self.method.kind.streams_requests();
-        let mut broken = None;
-        while let Some(item) = self.scratch.pop_front() {
-            let RequestSide::Open { messages, .. } = &mut self.request else {
-                break;
+    /// Reads every item the buffered request completes into events, each straight from the
+    /// reader; the first rule broken stops reading.
+    fn read_items(&mut self) -> Result<(), Rule> {
+        loop {
+            let RequestSide::Open { reader, .. } = &mut self.request else {
+                return Ok(());
             };
-            match item {
-                Inbound::Message(_) | Inbound::Compressed(_) if unary && *messages > 0 => {
-                    broken = Some(Rule::ExtraMessage);
-                    break;
-                }
-                Inbound::Message(message) => {
-                    *messages += 1;
-                    self.events.push_back(ServerEvent::Message(message));
-                }
-                Inbound::Compressed(payload) => {
-                    *messages += 1;
-                    self.events
-                        .push_back(ServerEvent::CompressedMessage(payload));
-                }
-                // Requests never carry end-of-stream frames (the reader rejects the flags).
-                Inbound::EndStream(_) | Inbound::Trailers(_) => {
-                    broken = Some(Rule::UnexpectedEndStream);
-                    break;
-                }
+            match reader.next_item()? {
+                Some(item) => self.take_item(item)?,
+                None => return Ok(()),
             }
         }
-        // Items after a broken one, or after the request side closed, are dropped.
-        self.scratch.clear();
-        if let Some(rule) = broken {
-            self.request_error(rule);
-        }
+    }
+
+    /// Turns an item read from the request into an event.
+    fn take_item(&mut self, item: Inbound) -> Result<(), Rule> {
+        let RequestSide::Open { messages, .. } = &mut self.request else {
+            return Ok(());
+        };
+        let event = match item {
+            Inbound::Message(_) | Inbound::Compressed(_)
+                if *messages > 0 && !self.method.kind.streams_requests() =>
+            {
+                return Err(Rule::ExtraMessage);
+            }
+            Inbound::Message(message) => ServerEvent::Message(message),
+            Inbound::Compressed(payload) => ServerEvent::CompressedMessage(payload),
+            // Requests never carry end-of-stream frames (the reader rejects the flags).
+            Inbound::EndStream(_) | Inbound::Trailers(_) => return Err(Rule::UnexpectedEndStream),
+        };
+        *messages += 1;
+        self.events.push_back(event);
+        Ok(())
     }
 
     fn request_error(&mut self, rule: Rule) {
