@@ -163,6 +163,37 @@ impl ContentType {
     /// Parses a `content-type` header value. Media types compare case-insensitively and
     /// parameters (`; charset=utf-8`) are ignored.
     pub fn parse(value: &str) -> ContentTypeMatch {
+        // The spellings clients send, told apart without the general scan below.
+        if let Some(content_type) = ContentType::canonical(value) {
+            return ContentTypeMatch::Supported(content_type);
+        }
+        ContentType::parse_general(value)
+    }
+
+    /// A content type in its canonical spelling (as [`as_str`](Self::as_str) writes it, or a
+    /// bare gRPC form's explicit `+proto`).
+    fn canonical(value: &str) -> Option<ContentType> {
+        let (form, codec) = match value {
+            "application/grpc" | "application/grpc+proto" => (WireForm::Grpc, Codec::Proto),
+            "application/proto" => (WireForm::ConnectUnary, Codec::Proto),
+            "application/json" => (WireForm::ConnectUnary, Codec::Json),
+            "application/connect+proto" => (WireForm::ConnectStreaming, Codec::Proto),
+            "application/connect+json" => (WireForm::ConnectStreaming, Codec::Json),
+            "application/grpc+json" => (WireForm::Grpc, Codec::Json),
+            "application/grpc-web" | "application/grpc-web+proto" => {
+                (WireForm::GrpcWeb, Codec::Proto)
+            }
+            "application/grpc-web+json" => (WireForm::GrpcWeb, Codec::Json),
+            "application/grpc-web-text" | "application/grpc-web-text+proto" => {
+                (WireForm::GrpcWebText, Codec::Proto)
+            }
+            "application/grpc-web-text+json" => (WireForm::GrpcWebText, Codec::Json),
+            _ => return None,
+        };
+        Some(ContentType { form, codec })
+    }
+
+    fn parse_general(value: &str) -> ContentTypeMatch {
         let media = value.split(';').next().unwrap_or("").trim();
         let Some(sub) = strip_prefix_ignore_case(media, "application/") else {
             return ContentTypeMatch::Unrecognized;
@@ -238,6 +269,44 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_spellings_parse_as_the_general_parser_reads_them() {
+        let forms = [
+            WireForm::ConnectUnary,
+            WireForm::ConnectStreaming,
+            WireForm::Grpc,
+            WireForm::GrpcWeb,
+            WireForm::GrpcWebText,
+        ];
+        let mut spellings = vec![];
+        for form in forms {
+            for codec in [Codec::Proto, Codec::Json] {
+                spellings.push(ContentType { form, codec }.as_str().to_owned());
+            }
+        }
+        for bare in ["grpc", "grpc-web", "grpc-web-text"] {
+            spellings.push(format!("application/{bare}+proto"));
+        }
+        for spelling in &spellings {
+            let fast = ContentType::canonical(spelling);
+            assert!(fast.is_some(), "{spelling} is not canonical");
+            assert_eq!(
+                fast.map(ContentTypeMatch::Supported),
+                Some(ContentType::parse_general(spelling)),
+                "{spelling}"
+            );
+        }
+        // Other spellings take the general path.
+        for other in [
+            "Application/grpc",
+            "application/grpc; charset=utf-8",
+            "application/grpc+xml",
+            " application/proto",
+        ] {
+            assert_eq!(ContentType::canonical(other), None, "{other}");
+        }
+    }
 
     fn supported(v: &str) -> ContentType {
         match ContentType::parse(v) {
