@@ -66,6 +66,15 @@ pub enum WireForm {
 }
 
 impl WireForm {
+    /// Every form.
+    pub(crate) const ALL: [WireForm; 5] = [
+        WireForm::ConnectUnary,
+        WireForm::ConnectStreaming,
+        WireForm::Grpc,
+        WireForm::GrpcWeb,
+        WireForm::GrpcWebText,
+    ];
+
     /// The protocol the form belongs to.
     pub const fn protocol(self) -> Protocol {
         match self {
@@ -272,13 +281,7 @@ mod tests {
 
     #[test]
     fn canonical_spellings_parse_as_the_general_parser_reads_them() {
-        let forms = [
-            WireForm::ConnectUnary,
-            WireForm::ConnectStreaming,
-            WireForm::Grpc,
-            WireForm::GrpcWeb,
-            WireForm::GrpcWebText,
-        ];
+        let forms = WireForm::ALL;
         let mut spellings = vec![];
         for form in forms {
             for codec in [Codec::Proto, Codec::Json] {

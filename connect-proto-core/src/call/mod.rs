@@ -13,6 +13,7 @@ mod inbound;
 mod outbound;
 mod output_queue;
 mod render;
+mod response_heads;
 mod server;
 mod server_config;
 

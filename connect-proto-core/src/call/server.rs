@@ -32,6 +32,7 @@ use crate::call::inbound::{Direction, Inbound, Reader, decompress_with};
 use crate::call::outbound::{Outgoing, frame_end, frame_outgoing, text_encoded_for};
 use crate::call::output_queue::{OutputQueue, SmallQueue};
 use crate::call::render;
+use crate::call::response_heads::ResponseHeads;
 use crate::call::server_config::ServerConfig;
 use crate::codec::{Codec, CodecError, EncodedMessage};
 use crate::compression::Compression;
@@ -41,7 +42,6 @@ use crate::internal::connect::prefix_trailers;
 use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS, PREFIX_LEN};
 use crate::internal::grpc::encode_status;
 use crate::internal::grpc_web::encode_trailer_block;
-use crate::internal::headers::names::CONTENT_TYPE;
 use crate::internal::metadata::copy_metadata;
 use crate::method::MethodSpec;
 use crate::protocol::{ContentType, Protocol, WireForm};
@@ -194,7 +194,8 @@ pub struct ServerCall {
     deadline: Option<Instant>,
     request_compression: Option<Arc<dyn Compression>>,
     response_compression: Option<Arc<dyn Compression>>,
-    accept_encoding: Option<HeaderValue>,
+    /// The server's rendered header blocks (and the compressions it accepts).
+    heads: Arc<ResponseHeads>,
     compress_min_bytes: usize,
     send_limit: Option<usize>,
     receive_limit: usize,
@@ -271,7 +272,7 @@ impl ServerCall {
             deadline,
             request_compression,
             response_compression,
-            accept_encoding: config.compression.accept_encoding().cloned(),
+            heads: config.heads.clone(),
             compress_min_bytes: config.compress_min_bytes,
             send_limit: config.max_send_message_size,
             receive_limit: config.max_receive_message_size,
@@ -801,17 +802,14 @@ impl ServerCall {
     /// A success head: the application's headers, content type, encodings.
     fn head_parts(&self, headers: &HeaderMap, compressed: bool) -> response::Parts {
         let mut head = render::parts(StatusCode::OK);
-        copy_metadata(headers, &mut head.headers);
-        head.headers
-            .insert(CONTENT_TYPE, self.content_type.header_value());
-        let (encoding, accept) = self.content_type.form.compression_headers();
+        // Content type and accepted compressions, from the server's rendered block.
+        head.headers = self.heads.success(self.content_type);
         if let Some(alg) = self.response_compression.as_ref().filter(|_| compressed) {
+            let (encoding, _) = self.content_type.form.compression_headers();
             head.headers
                 .insert(encoding, HeaderValue::from_static(alg.name()));
         }
-        if let Some(value) = &self.accept_encoding {
-            head.headers.insert(accept, value.clone());
-        }
+        copy_metadata(headers, &mut head.headers);
         head
     }
 
@@ -848,13 +846,13 @@ impl ServerCall {
                 self.end_with_frame(FLAG_END_STREAM, &end);
             }
             WireForm::Grpc => {
-                let mut block = HeaderMap::new();
-                encode_status(None, &trailers, &mut block);
+                let mut block = self.heads.grpc_ok();
+                copy_metadata(&trailers, &mut block);
                 self.end_grpc(block);
             }
             WireForm::GrpcWeb | WireForm::GrpcWebText => {
-                let mut block = HeaderMap::new();
-                encode_status(None, &trailers, &mut block);
+                let mut block = self.heads.grpc_ok();
+                copy_metadata(&trailers, &mut block);
                 self.ensure_head();
                 self.end_with_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
             }
@@ -878,7 +876,7 @@ impl ServerCall {
         if let ResponseSide::Idle { headers } = &self.response {
             let rendered = render::error_response(self.content_type, &status, headers);
             let mut head = rendered.head;
-            if let Some(value) = &self.accept_encoding {
+            if let Some(value) = self.heads.accept_encoding() {
                 head.headers.insert(
                     self.content_type.form.compression_headers().1,
                     value.clone(),

@@ -1,7 +1,9 @@
 //! Server-side protocol settings: [`ServerConfig`], shared by every call of a server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::call::response_heads::ResponseHeads;
 use crate::compression::CompressionRegistry;
 use crate::limits::{DEFAULT_BODY_TIMEOUT, DEFAULT_COMPRESS_MIN_BYTES, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::protocol::Protocol;
@@ -19,14 +21,18 @@ pub struct ServerConfig {
     pub(crate) connect: bool,
     pub(crate) grpc: bool,
     pub(crate) grpc_web: bool,
+    /// The header blocks of successful responses, rendered for `compression`.
+    pub(crate) heads: Arc<ResponseHeads>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let compression = CompressionRegistry::default();
         ServerConfig {
+            heads: Arc::new(ResponseHeads::new(compression.accept_encoding())),
             max_receive_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_send_message_size: None,
-            compression: CompressionRegistry::default(),
+            compression,
             compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
             require_connect_protocol_header: false,
             max_timeout: None,
@@ -62,6 +68,7 @@ impl ServerConfig {
     /// The supported compression algorithms.
     #[must_use]
     pub fn compression(mut self, registry: CompressionRegistry) -> Self {
+        self.heads = Arc::new(ResponseHeads::new(registry.accept_encoding()));
         self.compression = registry;
         self
     }

@@ -188,13 +188,7 @@ mod tests {
     use super::*;
     use crate::protocol::WireForm;
 
-    const FORMS: [WireForm; 5] = [
-        WireForm::ConnectUnary,
-        WireForm::ConnectStreaming,
-        WireForm::Grpc,
-        WireForm::GrpcWeb,
-        WireForm::GrpcWebText,
-    ];
+    const FORMS: [WireForm; 5] = WireForm::ALL;
 
     #[test]
     fn reads_each_forms_compression_headers() {
