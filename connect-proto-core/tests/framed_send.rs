@@ -1,8 +1,8 @@
 //! `ServerCall::send_framed_messages`, which queues a run of envelopes its caller framed
 //! already as response body data (handed over as it is, not copied, when the outputs are
 //! taken around it), and `accepts_framed_messages`, which says
-//! when it may be used (the call writes in place, its head is written, it can still send and
-//! the method streams responses). The wire must not tell a run from the same messages sent
+//! when it may be used (the call writes in place, it can still send and the method streams
+//! responses; a run before the head writes the head first). The wire must not tell a run from the same messages sent
 //! one by one; a run that is not whole uncompressed envelopes within the send limit is refused
 //! whole and leaves nothing behind.
 
@@ -386,16 +386,39 @@ fn assert_refused(call: &mut ServerCall, codec: Codec, error: UsageError, case: 
 }
 
 #[test]
-fn framed_runs_wait_for_the_head_and_end_with_the_call() {
+fn framed_runs_open_the_response_and_end_with_the_call() {
     for form in IN_PLACE_FORMS {
         for codec in CODECS {
             let case = format!("{form:?} {codec:?}");
-            // Before anything is written: refused, and the head is still unwritten (the
-            // first message then writes it as usual).
+            // Before anything is written, a run writes the head first; the wire is that of
+            // the same messages sent one by one.
             let mut call = accept(form, codec);
             assert!(call.writes_in_place(), "{case}");
-            assert!(!call.accepts_framed_messages(), "{case}: before the head");
-            assert_refused(&mut call, codec, UsageError::MalformedFraming, &case);
+            assert!(call.accepts_framed_messages(), "{case}: before the head");
+            let opening = ["one", "", "three"];
+            assert_eq!(call.send_framed_messages(run(codec, &opening)), Ok(3));
+            call.finish(Ok(trailers())).unwrap();
+            let mut wire = Wire::default();
+            wire.drain(&mut call);
+            assert_eq!(
+                wire.seen(),
+                send_all(form, codec, &opening).seen(),
+                "{case}"
+            );
+
+            // A run refused before the head leaves it unwritten: the application may still
+            // set headers, and the first message writes the head as usual.
+            let mut call = accept(form, codec);
+            let malformed = Bytes::from_static(&[0, 0, 0, 0, 9, 1]);
+            assert_eq!(
+                call.send_framed_messages(malformed),
+                Err(UsageError::MalformedFraming),
+                "{case}"
+            );
+            assert!(
+                call.poll_output().is_none(),
+                "{case}: output after a refusal"
+            );
             assert!(call.response_headers_mut().is_some(), "{case}");
             call.send_message(msg(codec, "first")).unwrap();
             assert!(call.accepts_framed_messages(), "{case}: after a message");

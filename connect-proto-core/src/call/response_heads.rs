@@ -1,13 +1,16 @@
 //! The header blocks every successful call of a server writes, rendered once per server
 //! configuration: the head's content type and accepted compressions (one block per content
-//! type), and gRPC's `grpc-status: 0`. A call starts its head or trailers from a clone of
-//! its block (no header name hashed, no slot looked up) and adds only what is its own.
+//! type), and gRPC's `grpc-status: 0`. A call with nothing of its own to add starts its head or
+//! trailers from a clone of its block (no header name hashed, no slot looked up); one with
+//! more (a response compression, application metadata, trailers in the head) builds its map
+//! the same way the blocks were built, sized for everything it will hold.
 
 use http::{HeaderMap, HeaderValue};
 
 use crate::codec::Codec;
 use crate::internal::grpc::encode_status;
 use crate::internal::headers::names::CONTENT_TYPE;
+use crate::internal::metadata::copy_metadata;
 use crate::protocol::{ContentType, WireForm};
 
 const FORMS: [WireForm; 5] = WireForm::ALL;
@@ -34,36 +37,89 @@ impl ResponseHeads {
                 codec: CODECS[slot % CODECS.len()],
             };
             debug_assert_eq!(self::slot(content_type), slot);
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, content_type.header_value());
-            if let Some(value) = accept_encoding {
-                headers.insert(content_type.form.compression_headers().1, value.clone());
-            }
-            headers
+            success_head(content_type, accept_encoding, None, &HeaderMap::new(), 0)
         });
-        let mut grpc_ok = HeaderMap::new();
-        encode_status(None, &HeaderMap::new(), &mut grpc_ok);
         ResponseHeads {
             success,
-            grpc_ok,
+            grpc_ok: grpc_ok(&HeaderMap::new()),
             accept_encoding: accept_encoding.cloned(),
         }
     }
 
-    /// A successful head's protocol headers for `content_type`.
-    pub(crate) fn success(&self, content_type: ContentType) -> HeaderMap {
-        self.success[slot(content_type)].clone()
+    /// A successful head's headers for `content_type`: the protocol's (with `encoding`, the
+    /// response compression, if any), then the application's `metadata`, with room for
+    /// `extra` more (trailers the caller adds to the head).
+    pub(crate) fn success(
+        &self,
+        content_type: ContentType,
+        encoding: Option<&'static str>,
+        metadata: &HeaderMap,
+        extra: usize,
+    ) -> HeaderMap {
+        if encoding.is_none() && metadata.is_empty() && extra == 0 {
+            // A clone is sized for what it holds: only when nothing is added.
+            return self.success[slot(content_type)].clone();
+        }
+        success_head(
+            content_type,
+            self.accept_encoding.as_ref(),
+            encoding,
+            metadata,
+            extra,
+        )
     }
 
-    /// The trailers (before application metadata) of a gRPC call that succeeded.
-    pub(crate) fn grpc_ok(&self) -> HeaderMap {
-        self.grpc_ok.clone()
+    /// The trailers of a gRPC call that succeeded, with the application's `trailers`.
+    pub(crate) fn grpc_ok(&self, trailers: &HeaderMap) -> HeaderMap {
+        if trailers.is_empty() {
+            return self.grpc_ok.clone();
+        }
+        grpc_ok(trailers)
     }
 
     /// The compressions the server accepts, as its accept headers name them.
     pub(crate) fn accept_encoding(&self) -> Option<&HeaderValue> {
         self.accept_encoding.as_ref()
     }
+}
+
+/// Builds a successful head's headers (see [`ResponseHeads::success`]).
+fn success_head(
+    content_type: ContentType,
+    accept_encoding: Option<&HeaderValue>,
+    encoding: Option<&'static str>,
+    metadata: &HeaderMap,
+    extra: usize,
+) -> HeaderMap {
+    let mut headers = map_for(3 + metadata.len() + extra);
+    headers.insert(CONTENT_TYPE, content_type.header_value());
+    let (encoding_header, accept_header) = content_type.form.compression_headers();
+    if let Some(name) = encoding {
+        headers.insert(encoding_header, HeaderValue::from_static(name));
+    }
+    if let Some(value) = accept_encoding {
+        headers.insert(accept_header, value.clone());
+    }
+    copy_metadata(metadata, &mut headers);
+    headers
+}
+
+/// A map for up to `entries` headers. Small maps are made as `HeaderMap::new` makes them on
+/// their first insert (room for six), as every response head was before these blocks: the
+/// allocator sees the same sizes.
+fn map_for(entries: usize) -> HeaderMap {
+    if entries <= 6 {
+        HeaderMap::new()
+    } else {
+        HeaderMap::with_capacity(entries)
+    }
+}
+
+/// Builds a gRPC success's trailers with the application's `trailers`.
+fn grpc_ok(trailers: &HeaderMap) -> HeaderMap {
+    let mut block = map_for(1 + trailers.len());
+    encode_status(None, trailers, &mut block);
+    block
 }
 
 /// The index of `content_type`'s block.
@@ -94,7 +150,7 @@ mod tests {
             for form in FORMS {
                 for codec in CODECS {
                     let content_type = ContentType { form, codec };
-                    let block = heads.success(content_type);
+                    let block = heads.success(content_type, None, &HeaderMap::new(), 0);
                     assert_eq!(
                         block.get(CONTENT_TYPE),
                         Some(&content_type.header_value()),
@@ -106,9 +162,43 @@ mod tests {
                     assert_eq!(block.len(), expected, "{content_type:?}");
                 }
             }
-            let ok = heads.grpc_ok();
+            let ok = heads.grpc_ok(&HeaderMap::new());
             assert_eq!(ok.len(), 1);
             assert_eq!(ok[GRPC_STATUS], "0");
         }
+    }
+
+    #[test]
+    fn a_head_with_more_holds_the_block_and_the_rest() {
+        let accept = HeaderValue::from_static("gzip, zstd");
+        let heads = ResponseHeads::new(Some(&accept));
+        let mut metadata = HeaderMap::new();
+        metadata.insert("x-app", HeaderValue::from_static("1"));
+        metadata.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        for form in FORMS {
+            let content_type = ContentType {
+                form,
+                codec: Codec::Proto,
+            };
+            let head = heads.success(content_type, Some("gzip"), &metadata, 2);
+            let (encoding, accept_header) = form.compression_headers();
+            assert_eq!(head[CONTENT_TYPE], content_type.header_value(), "{form:?}");
+            assert_eq!(head[encoding], "gzip", "{form:?}");
+            assert_eq!(head[accept_header], accept, "{form:?}");
+            assert_eq!(head["x-app"], "1", "{form:?}");
+            assert_eq!(
+                head.len(),
+                4,
+                "{form:?}: the application's content type is not sent"
+            );
+            assert!(
+                head.capacity() >= 6,
+                "{form:?}: room for the trailers to come"
+            );
+        }
+        let ok = heads.grpc_ok(&metadata);
+        assert_eq!(ok[GRPC_STATUS], "0");
+        assert_eq!(ok["x-app"], "1");
+        assert_eq!(ok.len(), 2);
     }
 }

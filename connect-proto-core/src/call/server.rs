@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, StatusCode, request, response};
+use http::{HeaderMap, StatusCode, request, response};
 
 use crate::call::accept::{Admitted, Rejection, admit};
 use crate::call::framed_run::{FramedMessages, frame_message};
@@ -42,7 +42,6 @@ use crate::internal::connect::prefix_trailers;
 use crate::internal::envelope::{FLAG_END_STREAM, FLAG_TRAILERS, PREFIX_LEN};
 use crate::internal::grpc::encode_status;
 use crate::internal::grpc_web::encode_trailer_block;
-use crate::internal::metadata::copy_metadata;
 use crate::method::MethodSpec;
 use crate::protocol::{ContentType, Protocol, WireForm};
 use crate::status::Status;
@@ -523,12 +522,16 @@ impl ServerCall {
     }
 
     /// Whether [`send_framed_messages`](Self::send_framed_messages) may be used now: the
-    /// call [writes in place](Self::writes_in_place), its response head is written (a first
-    /// message went out), and it can still send.
+    /// method streams responses, the call [writes in place](Self::writes_in_place), and it
+    /// can still send. A run sent before the response head writes the head first (a run that
+    /// is refused leaves it unwritten).
     pub fn accepts_framed_messages(&self) -> bool {
         self.writes_in_place()
             && self.check_can_send().is_ok()
-            && matches!(self.response, ResponseSide::Streaming { .. })
+            && matches!(
+                self.response,
+                ResponseSide::Streaming { .. } | ResponseSide::Idle { .. }
+            )
             && self.method.kind.streams_responses()
     }
 
@@ -587,11 +590,13 @@ impl ServerCall {
         Ok(self.queue_framed(run.bytes, run.messages))
     }
 
-    /// Queues `count` framed messages as response body data.
+    /// Queues `count` framed messages as response body data (after the head, if this is the
+    /// first send).
     fn queue_framed(&mut self, framed: Bytes, count: usize) -> usize {
         if count == 0 {
             return 0;
         }
+        self.ensure_head();
         self.outputs.push(ServerOutput::Data(framed));
         if let ResponseSide::Streaming { messages } = &mut self.response {
             *messages += count;
@@ -799,17 +804,18 @@ impl ServerCall {
         }
     }
 
-    /// A success head: the application's headers, content type, encodings.
-    fn head_parts(&self, headers: &HeaderMap, compressed: bool) -> response::Parts {
+    /// A success head: content type, encodings, the application's headers; room for `extra`
+    /// more (trailers the caller adds).
+    fn head_parts(&self, headers: &HeaderMap, compressed: bool, extra: usize) -> response::Parts {
+        let encoding = self
+            .response_compression
+            .as_ref()
+            .filter(|_| compressed)
+            .map(|alg| alg.name());
         let mut head = render::parts(StatusCode::OK);
-        // Content type and accepted compressions, from the server's rendered block.
-        head.headers = self.heads.success(self.content_type);
-        if let Some(alg) = self.response_compression.as_ref().filter(|_| compressed) {
-            let (encoding, _) = self.content_type.form.compression_headers();
-            head.headers
-                .insert(encoding, HeaderValue::from_static(alg.name()));
-        }
-        copy_metadata(headers, &mut head.headers);
+        head.headers = self
+            .heads
+            .success(self.content_type, encoding, headers, extra);
         head
     }
 
@@ -818,7 +824,7 @@ impl ServerCall {
         let headers = self.take_headers();
         // An enveloped response names its compression in the head even if a message goes
         // out uncompressed (each envelope says so).
-        let head = self.head_parts(&headers, true);
+        let head = self.head_parts(&headers, true, 0);
         self.outputs.push(ServerOutput::Head(head));
         self.response = ResponseSide::Streaming { messages: 0 };
     }
@@ -833,7 +839,7 @@ impl ServerCall {
                     compressed,
                 } = std::mem::replace(&mut self.response, ResponseSide::Finished)
                 {
-                    let mut head = self.head_parts(&headers, compressed);
+                    let mut head = self.head_parts(&headers, compressed, trailers.len());
                     prefix_trailers(&trailers, &mut head.headers);
                     self.outputs.push(ServerOutput::Head(head));
                     self.outputs.push(ServerOutput::Data(message));
@@ -846,13 +852,11 @@ impl ServerCall {
                 self.end_with_frame(FLAG_END_STREAM, &end);
             }
             WireForm::Grpc => {
-                let mut block = self.heads.grpc_ok();
-                copy_metadata(&trailers, &mut block);
+                let block = self.heads.grpc_ok(&trailers);
                 self.end_grpc(block);
             }
             WireForm::GrpcWeb | WireForm::GrpcWebText => {
-                let mut block = self.heads.grpc_ok();
-                copy_metadata(&trailers, &mut block);
+                let block = self.heads.grpc_ok(&trailers);
                 self.ensure_head();
                 self.end_with_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
             }
@@ -924,7 +928,7 @@ impl ServerCall {
         }
         if let ResponseSide::Idle { .. } = &self.response {
             let headers = self.take_headers();
-            let mut head = self.head_parts(&headers, true);
+            let mut head = self.head_parts(&headers, true, block.len());
             head.headers.extend(block);
             self.outputs.push(ServerOutput::Head(head));
             self.outputs.push(ServerOutput::End);

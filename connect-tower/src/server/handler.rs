@@ -190,11 +190,11 @@ impl<T: EncodeMessage> ResponseSender<T> {
     /// Sends `next`, then the messages of `rest`, while the output queue has room; `next`
     /// holds the message waiting for room when this returns `Pending`.
     ///
-    /// Once the response head is written, and where the call takes framed messages (no
-    /// interceptor sees each message, the response is neither compressed nor text), the
-    /// messages `rest` has at hand are framed in a run in the sender's own buffer, without
-    /// the call's lock, and the run is handed over as one body chunk under a single lock:
-    /// the lock is taken per run, not per message.
+    /// Where the call takes framed messages (no interceptor sees each message, the response
+    /// is neither compressed nor text), the messages `rest` has at hand are framed in a run
+    /// in the sender's own buffer, without the call's lock, and the run is handed over as
+    /// one body chunk under a single lock (the first run writes the response head): the
+    /// lock is taken per run, not per message.
     fn poll_send_from(
         &mut self,
         cx: &mut Context<'_>,

@@ -414,7 +414,8 @@ impl State {
     /// Where a run of messages may be framed away from the call and handed over whole
     /// ([`send_framed`](Self::send_framed)): the bytes the queue has room for and the send
     /// limit; `None` when messages must go one at a time (interceptors see each one, the
-    /// response is compressed or text, the head is not written yet).
+    /// response is compressed or text, the method answers with one message). A first run
+    /// writes the response head.
     pub(crate) fn framed_room(&self) -> Option<(usize, Option<usize>)> {
         if self.intercept.is_some() || !self.call.accepts_framed_messages() {
             return None;
@@ -427,6 +428,10 @@ impl State {
 
     /// Sends a run of messages framed by the caller (see [`framed_room`](Self::framed_room)).
     pub(crate) fn send_framed(&mut self, framed: FramedMessages) -> Result<(), Status> {
+        if let Err(status) = self.finalize_headers() {
+            self.fail(status.clone());
+            return Err(status);
+        }
         let sent = self.call.send_framed_run(framed)? as u64;
         self.count(|traffic| traffic.response_messages += sent);
         self.wake_driver();
