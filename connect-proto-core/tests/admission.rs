@@ -206,13 +206,27 @@ fn the_facts_are_known_before_the_call_is_built() {
     let now = Instant::now();
     let config = ServerConfig::new();
     let heads = heads();
-    let (_, grpc) = &heads[0];
-    let admission = ServerCall::admit(&config, now, grpc, lookup).expect("admitted");
+    let grpc = request_head(
+        Method::POST,
+        "/t.S/Unary",
+        &[
+            ("content-type", "application/grpc+proto"),
+            ("grpc-timeout", "2S"),
+        ],
+    );
+    let admission = ServerCall::admit(&config, now, &grpc, lookup).expect("admitted");
     assert_eq!(admission.method(), &UNARY);
     assert_eq!(admission.protocol(), Protocol::Grpc);
     assert_eq!(admission.codec(), Codec::Proto);
     assert_eq!(admission.deadline(), Some(now + Duration::from_secs(2)));
-    assert_eq!(admission.request_compression(), Some("gzip"));
+    assert_eq!(admission.request_compression(), None);
+    // A compressed request (where gzip is compiled in) names its compression.
+    #[cfg(feature = "gzip")]
+    {
+        let (_, compressed) = &heads[0];
+        let admission = ServerCall::admit(&config, now, compressed, lookup).expect("admitted");
+        assert_eq!(admission.request_compression(), Some("gzip"));
+    }
 
     // A GET's message is fed when the call is built: its request has ended, and the message
     // waits as an event.
@@ -250,9 +264,15 @@ fn repeated_headers_read_as_a_lookup_reads_them() {
         connect_proto_core::internal::timeout::request_timeout(&head.headers),
         Some(Duration::from_secs(1))
     );
+}
 
-    // Accept lists on several lines are one list: gzip, named only on the second line, is
-    // negotiated; without that line, nothing is.
+/// Accept lists on several lines are one list: gzip, named only on the second line, is
+/// negotiated; without that line, nothing is.
+#[cfg(feature = "gzip")]
+#[test]
+fn repeated_accept_lists_are_one_list() {
+    let now = Instant::now();
+    let config = ServerConfig::new();
     let mut head = request_head(
         Method::POST,
         "/t.S/Unary",
