@@ -5,6 +5,8 @@
 //! more (a response compression, application metadata, trailers in the head) builds its map
 //! the same way the blocks were built, sized for everything it will hold.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderValue};
 
 use crate::codec::Codec;
@@ -69,12 +71,14 @@ impl ResponseHeads {
         )
     }
 
-    /// The trailers of a gRPC call that succeeded, with the application's `trailers`.
-    pub(crate) fn grpc_ok(&self, trailers: &HeaderMap) -> HeaderMap {
+    /// The trailers of a gRPC call that succeeded, with the application's `trailers`: the
+    /// rendered block itself when there are none (cloned only by a caller that needs a map of
+    /// its own; gRPC-Web serializes it as it is).
+    pub(crate) fn grpc_ok(&self, trailers: &HeaderMap) -> Cow<'_, HeaderMap> {
         if trailers.is_empty() {
-            return self.grpc_ok.clone();
+            return Cow::Borrowed(&self.grpc_ok);
         }
-        grpc_ok(trailers)
+        Cow::Owned(grpc_ok(trailers))
     }
 
     /// The compressions the server accepts, as its accept headers name them.

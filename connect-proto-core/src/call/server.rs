@@ -852,13 +852,13 @@ impl ServerCall {
                 self.end_with_frame(FLAG_END_STREAM, &end);
             }
             WireForm::Grpc => {
-                let block = self.heads.grpc_ok(&trailers);
+                let block = self.heads.grpc_ok(&trailers).into_owned();
                 self.end_grpc(block);
             }
             WireForm::GrpcWeb | WireForm::GrpcWebText => {
-                let block = self.heads.grpc_ok(&trailers);
+                let block = encode_trailer_block(&self.heads.grpc_ok(&trailers));
                 self.ensure_head();
-                self.end_with_frame(FLAG_TRAILERS, &encode_trailer_block(&block));
+                self.end_with_frame(FLAG_TRAILERS, &block);
             }
         }
         self.response = ResponseSide::Finished;
