@@ -1,16 +1,21 @@
 //! Hostile HTTP/1.1 clients over raw sockets: broken and stalled request bodies get an error
 //! in their protocol (never a `200` without one), partial heads and stalled bodies lose their
 //! connection after the timeouts, and an oversized body still gets its whole error response
-//! while the client keeps sending.
+//! while the client keeps sending. The connection's lazy timer on keep-alive connections: the
+//! idle timeout after a response, the header read timeout of a later request head (never of
+//! the idle time before it), and the close of a connection whose client stopped reading past
+//! its call's deadline and grace (not of one whose call ended in time).
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
 use connect_proto_core::ServerConfig;
+use connect_proto_core::internal::envelope::encode_envelope;
 use connect_tokio_hyper::{Server, ServerBuilder, TokioTimer};
 use connect_tower::server::ConnectService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,21 +51,45 @@ async fn exchange(addr: SocketAddr, request: &[u8], half_close: bool, wait: Dura
         stream.shutdown().await.unwrap();
     }
     let start = Instant::now();
+    let (raw, closed) = read_to_close(&mut stream, start + wait).await;
+    parse(raw, closed, start.elapsed())
+}
+
+/// Reads until the server closes the connection (EOF or reset: `true`) or `until` passes.
+async fn read_to_close(stream: &mut TcpStream, until: Instant) -> (Vec<u8>, bool) {
     let mut raw = Vec::new();
-    let mut closed = false;
-    let mut buf = [0u8; 8192];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let remaining = wait.saturating_sub(start.elapsed());
+        let remaining = until.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                closed = true;
-                break;
-            }
+            Ok(Ok(0)) | Ok(Err(_)) => return (raw, true),
             Ok(Ok(n)) => raw.extend_from_slice(&buf[..n]),
-            Err(_) => break,
+            Err(_) => return (raw, false),
         }
     }
-    parse(raw, closed, start.elapsed())
+}
+
+/// Reads one response with a `content-length` from a kept-alive connection, or what came
+/// before the server closed it or `wait` passed.
+async fn read_response(stream: &mut TcpStream, wait: Duration) -> Reply {
+    let start = Instant::now();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let reply = parse(raw.clone(), false, start.elapsed());
+            let length = reply.header("content-length").and_then(|v| v.parse().ok());
+            if length.is_some_and(|length: usize| raw.len() >= end + 4 + length) {
+                return reply;
+            }
+        }
+        let remaining = wait.saturating_sub(start.elapsed());
+        match tokio::time::timeout(remaining, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return parse(raw, true, start.elapsed()),
+            Ok(Ok(n)) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => return parse(raw, false, start.elapsed()),
+        }
+    }
 }
 
 fn parse(raw: Vec<u8>, closed: bool, after: Duration) -> Reply {
@@ -370,4 +399,205 @@ fn content_length(raw: &[u8]) -> usize {
         .header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX)
+}
+
+// The connection's lazy timer: it is armed at most a recheck (1 s here) ahead, and the events
+// that bring a timeout nearer than that must wake the connection's loop. Each test below would
+// see its connection closed about a recheck late (or never) if such a wake-up were missed.
+
+/// A complete Connect unary `Echo` request for `value`.
+fn echo_request(value: &str, extra: &str) -> Vec<u8> {
+    use connect_tower::codec::EncodeMessage;
+    let message = string(value).encode(connect_tower::Codec::Proto).unwrap();
+    let extra = format!("content-length: {}\r\n{extra}", message.len());
+    post(ECHO.path(), "application/proto", &extra, &message)
+}
+
+/// Sends an `Echo` request on `stream` and checks its answer (the connection kept).
+async fn echo_on(stream: &mut TcpStream, value: &str) {
+    use connect_tower::codec::EncodeMessage;
+    stream.write_all(&echo_request(value, "")).await.unwrap();
+    let reply = read_response(stream, Duration::from_secs(5)).await;
+    let what = format!("{value}: {reply:?}");
+    assert_eq!(reply.status, 200, "{what}");
+    let message = string(value).encode(connect_tower::Codec::Proto).unwrap();
+    assert_eq!(&reply.body[..], &message[..], "{what}");
+    assert!(!reply.closed, "{what}");
+    assert_eq!(reply.header("connection"), None, "{what}");
+}
+
+/// On one keep-alive connection: an idle period longer than the header read timeout does not
+/// close the connection (only the idle timeout governs it), and a partial head sent right
+/// after a response is cut after the header read timeout counted from its first byte, although
+/// the timer was armed up to a second ahead.
+#[tokio::test]
+async fn a_keep_alive_connection_idles_past_the_header_read_timeout_but_not_a_partial_head() {
+    const HEAD: Duration = Duration::from_millis(150);
+    let builder = Server::builder()
+        .header_read_timeout(Some(HEAD))
+        .idle_timeout(Some(Duration::from_secs(3)));
+    let server = start(builder, Echo::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let connected = Instant::now();
+    echo_on(&mut stream, "first").await;
+    // Idle for over a second: longer than the header read timeout, shorter than the idle one.
+    // (Without the wake-ups the timer fires at the connection's start + 150 ms + n s: the next
+    // heads come 100 ms after one of those, so a missed wake-up delays the close by 750 ms.)
+    tokio::time::sleep_until((connected + Duration::from_millis(1250)).into()).await;
+    echo_on(&mut stream, "second").await;
+    let partial = Instant::now();
+    stream
+        .write_all(b"POST /x HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut stream, partial + Duration::from_secs(3)).await;
+    let after = partial.elapsed();
+    assert!(closed, "the partial head's connection is closed: {raw:?}");
+    assert!(raw.is_empty(), "no answer to a partial head: {raw:?}");
+    assert!(
+        after >= HEAD * 8 / 10 && after < Duration::from_millis(700),
+        "the partial head was cut {after:?} after it began (header read timeout {HEAD:?})"
+    );
+    server.shutdown().await;
+}
+
+/// The idle timeout, shorter than the timer's recheck, starts when a response ends: the
+/// connection is closed (gracefully, without a byte) that long after the response, not when
+/// the timer armed at the connection's start (1 s ahead) fires.
+#[tokio::test]
+async fn a_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    const IDLE: Duration = Duration::from_millis(300);
+    let builder = Server::builder().idle_timeout(Some(IDLE));
+    let server = start(builder, Echo::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    echo_on(&mut stream, "idle").await;
+    let answered = Instant::now();
+    let (raw, closed) = read_to_close(&mut stream, answered + Duration::from_secs(3)).await;
+    let after = answered.elapsed();
+    assert!(closed, "the idle connection is closed: {raw:?}");
+    assert!(
+        raw.is_empty(),
+        "nothing sent on an idle connection: {raw:?}"
+    );
+    assert!(
+        after >= IDLE * 8 / 10 && after < Duration::from_millis(800),
+        "closed {after:?} after the response (idle timeout {IDLE:?})"
+    );
+    server.shutdown().await;
+}
+
+/// A call with a short deadline that ends in time leaves no watchdog behind: its keep-alive
+/// connection still serves a request well after the deadline (and its grace) passed.
+#[tokio::test]
+async fn a_call_that_ended_in_time_leaves_its_connection_open_past_its_deadline() {
+    let builder = Server::builder()
+        .deadline_grace(Duration::from_millis(100))
+        .idle_timeout(Some(Duration::from_secs(3)));
+    let server = start(builder, Echo::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(&echo_request("quick", "connect-timeout-ms: 200\r\n"))
+        .await
+        .unwrap();
+    let reply = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(!reply.closed, "{reply:?}");
+    // Past the deadline and its grace: nothing happens to the idle connection.
+    let (raw, closed) =
+        read_to_close(&mut stream, Instant::now() + Duration::from_millis(600)).await;
+    assert!(!closed && raw.is_empty(), "closed: {closed}, {raw:?}");
+    echo_on(&mut stream, "later").await;
+    server.shutdown().await;
+}
+
+/// The size of the messages the flooding handler below sends.
+const FLOOD_CHUNK: usize = 16 * 1024;
+
+/// A Connect streaming client of a flooding handler that never reads its socket, with a
+/// 300 ms timeout: the response is stuck (the socket buffers and the response queue full, the
+/// handler blocked), so the call cannot end by its own deadline; the connection is closed once
+/// the deadline and its grace passed (not before), and the server serves a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_connection_after_the_deadline_and_grace() {
+    use connect_tower::codec::EncodeMessage;
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    const GRACE: Duration = Duration::from_millis(500);
+    let flood = Flood::with_message_size(FLOOD_CHUNK);
+    let service = ConnectService::builder(flood.clone())
+        .timer(TokioTimer::new())
+        .build();
+    let server = start_service(Server::builder().deadline_grace(GRACE), service).await;
+    let payload = string("go").encode(connect_tower::Codec::Proto).unwrap();
+    let message = encode_envelope(0, &payload).unwrap();
+    let extra = format!(
+        "content-length: {}\r\nconnect-timeout-ms: {}\r\n",
+        message.len(),
+        TIMEOUT.as_millis()
+    );
+    let request = post(FLOOD.path(), "application/connect+proto", &extra, &message);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    stream.write_all(&request).await.unwrap();
+
+    // Not a byte read: the handler fills the socket buffers and the response queue, then
+    // blocks. Watch it stall, then get dropped with the connection.
+    let mut last = (0, Instant::now());
+    let mut stalled_for = Duration::ZERO;
+    while !flood.dropped.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < TIMEOUT + GRACE + Duration::from_millis(1500),
+            "the handler was not dropped ({} messages sent)",
+            flood.sent.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let sent = flood.sent.load(Ordering::SeqCst);
+        if sent != last.0 {
+            last = (sent, Instant::now());
+        } else {
+            stalled_for = stalled_for.max(last.1.elapsed());
+        }
+    }
+    let dropped_after = started.elapsed();
+    let sent = flood.sent.load(Ordering::SeqCst);
+    assert!(
+        dropped_after >= (TIMEOUT + GRACE) * 8 / 10,
+        "dropped {dropped_after:?} after the request: before its deadline and grace"
+    );
+    // The handler was blocked (the client's socket full) for a while before the close.
+    assert!(
+        stalled_for >= Duration::from_millis(200),
+        "the handler never stalled ({sent} messages of {FLOOD_CHUNK} bytes sent, stalled for \
+         {stalled_for:?}): the socket buffers did not fill"
+    );
+    assert!(sent * FLOOD_CHUNK >= 1 << 20, "only {sent} messages sent");
+
+    // What was buffered arrives, then the end of the connection (the response cut short).
+    let (raw, closed) = read_to_close(&mut stream, Instant::now() + Duration::from_secs(3)).await;
+    assert!(
+        closed,
+        "the connection is still open {:?} after the request ({} bytes read)",
+        started.elapsed(),
+        raw.len()
+    );
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &raw[..raw.len().min(200)]
+    );
+    assert!(
+        !raw.ends_with(b"\r\n0\r\n\r\n"),
+        "the response ended by itself, {} bytes",
+        raw.len()
+    );
+
+    // The server goes on.
+    let reply = exchange(
+        server.addr,
+        &echo_request("after", "connection: close\r\n"),
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    server.shutdown().await;
 }

@@ -5,93 +5,19 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use connect_proto_core::Idempotency;
 use connect_proto_core::internal::envelope::encode_envelope;
 use connect_tokio_hyper::{HttpClient, Server, TokioTimer};
 use connect_tower::client::{CallOptions, Client, ClientConfig};
 use connect_tower::codec::decode_owned;
-use connect_tower::server::{
-    ConnectService, Dispatch, IncomingCall, ResponseSender, server_streaming,
-};
-use connect_tower::{Code, MethodKind, MethodSpec, Protocol, Request};
+use connect_tower::server::ConnectService;
+use connect_tower::{Code, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-static FLOOD: MethodSpec = MethodSpec::new(
-    "/test.v1.FloodService/Flood",
-    MethodKind::ServerStreaming,
-    Idempotency::Unknown,
-);
-
-/// Sends 1 KiB messages until the call ends, counting them; notes when the handler is dropped
-/// and how many handlers are running.
-#[derive(Clone, Default)]
-struct Flood {
-    sent: Arc<AtomicUsize>,
-    dropped: Arc<AtomicBool>,
-    live: Arc<AtomicUsize>,
-}
-
-/// One running handler, counted in `Flood::live` until it is dropped.
-struct Live(Arc<AtomicUsize>);
-
-impl Live {
-    fn new(live: &Arc<AtomicUsize>) -> Self {
-        live.fetch_add(1, Ordering::SeqCst);
-        Live(live.clone())
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-struct SetOnDrop(Arc<AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Dispatch for Flood {
-    fn methods(&self) -> &[MethodSpec] {
-        std::slice::from_ref(&FLOOD)
-    }
-
-    fn method(&self, path: &str) -> Option<MethodSpec> {
-        (path == FLOOD.path).then(|| FLOOD.clone())
-    }
-
-    fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let sent = self.sent.clone();
-        let dropped = self.dropped.clone();
-        let live = self.live.clone();
-        Box::pin(server_streaming(
-            call,
-            decode_owned::<StringValue>,
-            move |_: Request<StringValue>, mut sender: ResponseSender<StringValue>| async move {
-                let _guard = SetOnDrop(dropped);
-                let _live = Live::new(&live);
-                let chunk = "x".repeat(1024);
-                loop {
-                    sender.send(string(&chunk)).await?;
-                    sent.fetch_add(1, Ordering::SeqCst);
-                }
-            },
-        ))
-    }
-}
 
 fn grpc_request(
     addr: std::net::SocketAddr,
@@ -182,7 +108,7 @@ async fn an_idle_connection_is_closed_with_goaway() {
 /// deadline plus a small bound, its handler is dropped, and what it queued stays bounded.
 #[tokio::test]
 async fn a_client_that_stops_reading_still_gets_its_deadline() {
-    let flood = Flood::default();
+    let flood = Flood::with_message_size(1024);
     let service = ConnectService::builder(flood.clone())
         .timer(TokioTimer::new())
         .build();
@@ -270,7 +196,7 @@ async fn open_flood(
 /// drain timeout is long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_dropped_mid_stream_cancel_their_calls_and_the_server_goes_on() {
-    let flood = Flood::default();
+    let flood = Flood::with_message_size(1024);
     let service = ConnectService::builder(flood.clone())
         .timer(TokioTimer::new())
         .build();

@@ -5,15 +5,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use connect_tower::rt::ShutdownTrigger;
+use connect_tower::rt::{ShutdownSignal, ShutdownTrigger, ShutdownWatch};
 use connect_tower::{ConnectionInfo, PeerInfo};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::builder::ServerBuilder;
@@ -100,18 +101,41 @@ impl ConnConfig {
     }
 }
 
-/// The server's next phase as a connection sees it (`Forced` once the server is gone), and
-/// the receiver to wait for the one after. A connection keeps this future across its loop's
-/// iterations and makes a new one only when it completes: one made per iteration registers
-/// with, and leaves, the channel's waiters every time the connection task wakes.
-pub(super) async fn next_phase(
-    mut phases: watch::Receiver<Phase>,
-) -> (Phase, watch::Receiver<Phase>) {
-    let next = match phases.changed().await {
-        Ok(()) => *phases.borrow_and_update(),
-        Err(_) => Phase::Forced,
-    };
-    (next, phases)
+/// The server's phase as one connection follows it, polled in the connection's loop next to
+/// its I/O. The registration is kept across the loop's iterations: polled again by the same
+/// task it reads an atomic and returns, without the lock all the server's watchers share.
+pub(super) struct PhaseWatch {
+    server: ShutdownSignal,
+    watch: ShutdownWatch,
+    phase: Phase,
+}
+
+impl PhaseWatch {
+    pub(super) fn new(server: ShutdownSignal) -> Self {
+        PhaseWatch {
+            watch: server.watch(),
+            server,
+            phase: Phase::Running,
+        }
+    }
+
+    /// The server's new phase, once each time it moves (a server may move from running
+    /// straight to forced between two polls); never ready again after `Forced`.
+    pub(super) fn poll_change(&mut self, cx: &mut Context<'_>) -> Poll<Phase> {
+        let moved = match self.phase {
+            Phase::Running => self.watch.poll_draining(cx),
+            Phase::Draining => self.watch.poll_forced(cx),
+            Phase::Forced => return Poll::Pending,
+        };
+        moved.map(|()| {
+            self.phase = if self.server.is_forced() {
+                Phase::Forced
+            } else {
+                Phase::Draining
+            };
+            self.phase
+        })
+    }
 }
 
 /// The HTTP version of a connection.
@@ -127,7 +151,7 @@ pub(super) async fn serve_connection<S, B>(
     remote: SocketAddr,
     config: ConnConfig,
     service: S,
-    phases: watch::Receiver<Phase>,
+    server: ShutdownSignal,
     permit: Option<OwnedSemaphorePermit>,
 ) where
     S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
@@ -147,7 +171,6 @@ pub(super) async fn serve_connection<S, B>(
 
     #[cfg(feature = "tls")]
     if let Some((acceptor, handshake_timeout)) = &inner.tls {
-        let mut stopping = phases.clone();
         let handshake = tokio::time::timeout(*handshake_timeout, acceptor.accept(stream));
         let stream = tokio::select! {
             result = handshake => match result {
@@ -163,7 +186,7 @@ pub(super) async fn serve_connection<S, B>(
                     return;
                 }
             },
-            _ = stopping.wait_for(|phase| *phase != Phase::Running) => return,
+            () = server.draining() => return,
         };
         let session = stream.get_ref().1;
         let client_certs = session.peer_certificates().map(|chain| {
@@ -178,10 +201,10 @@ pub(super) async fn serve_connection<S, B>(
             _ => None,
         };
         let peer = peer.with_tls(client_certs);
-        return serve_http(&config, stream, version, service, peer, remote, phases).await;
+        return serve_http(&config, stream, version, service, peer, remote, server).await;
     }
 
-    serve_http(&config, stream, None, service, peer, remote, phases).await;
+    serve_http(&config, stream, None, service, peer, remote, server).await;
 }
 
 /// Serves HTTP over `io`: the version given (ALPN), or the one its first bytes show.
@@ -192,7 +215,7 @@ async fn serve_http<I, S, B>(
     service: S,
     peer: PeerInfo,
     remote: SocketAddr,
-    phases: watch::Receiver<Phase>,
+    server: ShutdownSignal,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
@@ -211,7 +234,6 @@ async fn serve_http<I, S, B>(
     let (version, prefix) = match version {
         Some(version) => (version, Bytes::new()),
         None => {
-            let mut stopping = phases.clone();
             tokio::select! {
                 detected = detect(&mut io, header_deadline) => match detected {
                     Detected::Version(version, prefix) => (version, prefix),
@@ -221,7 +243,7 @@ async fn serve_http<I, S, B>(
                         return;
                     }
                 },
-                _ = stopping.wait_for(|phase| *phase != Phase::Running) => return,
+                () = server.draining() => return,
             }
         }
     };
@@ -229,9 +251,10 @@ async fn serve_http<I, S, B>(
     let info = Arc::new(ConnectionInfo::new(peer, signal));
     match version {
         Version::Http1 => {
-            let activity = http1::Activity::new(started);
+            let activity =
+                http1::Activity::new(started, inner.header_read_timeout, inner.idle_timeout);
             let io = ServerIo::new(io, prefix, inner.linger, Some(activity.clone()));
-            http1::serve(config, io, activity, service, info, trigger, remote, phases).await;
+            http1::serve(config, io, activity, service, info, trigger, remote, server).await;
         }
         Version::Http2 => {
             let io = ServerIo::new(io, prefix, None, None);
@@ -242,7 +265,7 @@ async fn serve_http<I, S, B>(
                 info,
                 trigger,
                 remote,
-                phases,
+                server,
                 header_deadline,
             )
             .await;

@@ -3,10 +3,10 @@
 //! stuck past its call's deadline (a client that stopped reading: hyper then stops polling
 //! the response body, so the call's own deadline handling cannot run).
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,21 +15,20 @@ use bytes::Bytes;
 use connect_proto_core::call::request_timeout;
 use connect_proto_core::{Code, Rejection, Status};
 use connect_tower::ConnectionInfo;
-use connect_tower::rt::ShutdownTrigger;
-use connect_tower::rt::with_connection;
+use connect_tower::rt::{ShutdownSignal, ShutdownTrigger, with_connection};
 use http::HeaderValue;
 use http::header::CONNECTION;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::conn::{ConnConfig, next_phase};
+use super::conn::{ConnConfig, PhaseWatch};
 use super::events::{ServerError, is_ordinary_http1_end};
 use super::io::ServerIo;
-use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
+use super::{CallPermit, FAR, FORCE_GRACE, IncomingBody, Phase};
 use crate::BoxError;
 
 /// Serves one HTTP/1.1 connection to its end.
@@ -42,7 +41,7 @@ pub(super) async fn serve<I, S, B>(
     info: Arc<ConnectionInfo>,
     trigger: ShutdownTrigger,
     remote: SocketAddr,
-    phases: watch::Receiver<Phase>,
+    server: ShutdownSignal,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower_service::Service<http::Request<IncomingBody>, Response = http::Response<B>>
@@ -66,15 +65,18 @@ pub(super) async fn serve<I, S, B>(
         .http1
         .serve_connection(TokioIo::new(io), hyper_service);
     let mut connection = std::pin::pin!(connection);
-    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
-    let first = activity.next_timeout(inner.header_read_timeout, inner.idle_timeout);
-    let timer = tokio::time::sleep_until(first.map_or_else(far, |(at, _)| at));
+    let far = || Instant::now() + FAR;
+    let first = match activity.next(Instant::now()) {
+        Next::Wait(at) => at,
+        Next::Expired(_) => Instant::now(),
+    };
+    let timer = tokio::time::sleep_until(first);
     let mut timer = std::pin::pin!(timer);
     let forced_close = tokio::time::sleep_until(far());
     let mut forced_close = std::pin::pin!(forced_close);
     let mut phase = Phase::Running;
-    let mut phase_change = std::pin::pin!(next_phase(phases));
-    // Kept across iterations, as the phase change is (see `next_phase`).
+    let mut phases = PhaseWatch::new(server);
+    // Kept across iterations, as the phase watch is.
     let mut activity_changed = std::pin::pin!(activity.changed.notified());
     let mut idle_closing = false;
     loop {
@@ -91,36 +93,30 @@ pub(super) async fn serve<I, S, B>(
                 return;
             }
             () = activity_changed.as_mut() => {
+                // A timeout came nearer than the timer: the timer branch reads it at once.
                 activity_changed.set(activity.changed.notified());
-                let next = activity.next_timeout(inner.header_read_timeout, inner.idle_timeout);
-                timer.as_mut().reset(next.map_or_else(far, |(at, _)| at));
+                timer.as_mut().reset(Instant::now());
             }
-            () = timer.as_mut() => {
-                match activity.next_timeout(inner.header_read_timeout, inner.idle_timeout) {
-                    Some((at, _)) if at > Instant::now() => timer.as_mut().reset(at),
-                    None => timer.as_mut().reset(far()),
-                    // A response stuck past its call's deadline (its client stopped
-                    // reading): closing the connection drops the response and its handler.
-                    Some((_, Expired::Deadline)) => return,
-                    // A request head that never completed.
-                    Some((_, Expired::Head)) => {
-                        inner.on_error.report(ServerError::Silent { remote });
-                        return;
-                    }
-                    // Idle too long between requests: close like a graceful shutdown.
-                    Some((_, Expired::Idle)) => {
-                        if !idle_closing {
-                            idle_closing = true;
-                            connection.as_mut().graceful_shutdown();
-                        }
-                        timer.as_mut().reset(far());
-                    }
+            () = timer.as_mut() => match activity.next(Instant::now()) {
+                Next::Wait(at) => timer.as_mut().reset(at),
+                // A response stuck past its call's deadline (its client stopped reading):
+                // closing the connection drops the response and its handler.
+                Next::Expired(Expired::Deadline) => return,
+                // A request head that never completed.
+                Next::Expired(Expired::Head) => {
+                    inner.on_error.report(ServerError::Silent { remote });
+                    return;
                 }
-            }
-            (next, phases) = phase_change.as_mut(), if phase != Phase::Forced => {
-                if next != Phase::Forced {
-                    phase_change.set(next_phase(phases));
+                // Idle too long between requests: close like a graceful shutdown.
+                Next::Expired(Expired::Idle) => {
+                    if !idle_closing {
+                        idle_closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    timer.as_mut().reset(far());
                 }
+            },
+            next = poll_fn(|cx| phases.poll_change(cx)), if phase != Phase::Forced => {
                 if next >= Phase::Draining && phase < Phase::Draining {
                     trigger.drain();
                     connection.as_mut().graceful_shutdown();
@@ -140,11 +136,27 @@ pub(super) async fn serve<I, S, B>(
 /// and idle timeouts (hyper's header read timeout would also cut idle keep-alive connections
 /// after 30 s, shorter than clients keep them: Go's keep idle connections 90 s, and a request
 /// racing the close fails), and the watchdog of a response stuck past its call's deadline.
+///
+/// The connection's timer is lazy: it is armed at the next timeout or at most a
+/// [recheck](Activity::recheck) ahead, and when it fires it reads the state again. A request
+/// or response moves the next timeout later (a head read starts its header read timeout, a
+/// response's end the idle timeout, both at least a recheck ahead), which the timer finds
+/// when it fires; only an event that brings the next timeout nearer than the armed time (a
+/// call's deadline, a timeout shorter than the recheck) wakes the connection's loop. So a
+/// connection serving requests back to back does not wake its loop for them.
 pub(super) struct Activity {
     state: Mutex<ActivityState>,
     /// Whether the connection is idle (no call, no byte since the last response): reads then
     /// record the start of the next head. Read without the lock on every socket read.
     idle: AtomicBool,
+    /// When the timer is armed, in nanoseconds since `started` (`u64::MAX`: not armed).
+    /// Written under the state's lock.
+    armed: AtomicU64,
+    started: Instant,
+    header_read_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    /// How far ahead the timer is armed at most, when it is armed at all.
+    recheck: Option<Duration>,
     changed: Notify,
 }
 
@@ -170,9 +182,28 @@ enum Expired {
     Idle,
 }
 
+/// What the connection's timer does next.
+enum Next {
+    /// Waits until this instant, then reads the state again.
+    Wait(Instant),
+    /// A timeout passed.
+    Expired(Expired),
+}
+
+/// The shortest recheck: with shorter timeouts, the events that start them wake the loop.
+const MIN_RECHECK: Duration = Duration::from_secs(1);
+
 impl Activity {
     /// A connection whose first request head starts at `started`.
-    pub(super) fn new(started: Instant) -> Arc<Self> {
+    pub(super) fn new(
+        started: Instant,
+        header_read_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Arc<Self> {
+        let recheck = match (header_read_timeout, idle_timeout) {
+            (Some(head), Some(idle)) => Some(head.min(idle)),
+            (timeout, None) | (None, timeout) => timeout,
+        };
         Arc::new(Activity {
             state: Mutex::new(ActivityState {
                 closing: false,
@@ -183,12 +214,30 @@ impl Activity {
                 body_read: false,
             }),
             idle: AtomicBool::new(false),
+            armed: AtomicU64::new(u64::MAX),
+            started,
+            header_read_timeout,
+            idle_timeout,
+            recheck: recheck.map(|recheck| recheck.max(MIN_RECHECK)),
             changed: Notify::new(),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `at` as the timer's nanoseconds.
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.started).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Wakes the loop if a timeout now passes at `at`, before the timer fires.
+    fn wake_if_nearer(&self, at: Option<Instant>) {
+        if at.is_some_and(|at| self.nanos(at) < self.armed.load(Ordering::Acquire)) {
+            self.changed.notify_one();
+        }
     }
 
     /// Bytes arrived on the socket.
@@ -198,18 +247,19 @@ impl Activity {
         }
         let mut state = self.lock();
         if state.idle_since.take().is_some() {
-            state.head_since = Some(Instant::now());
+            let now = Instant::now();
+            state.head_since = Some(now);
             self.idle.store(false, Ordering::Release);
             drop(state);
-            self.changed.notify_one();
+            self.wake_if_nearer(self.header_read_timeout.map(|timeout| now + timeout));
         }
     }
 
-    /// The connection started closing: no more timeouts apply.
+    /// The connection started closing: no more timeouts apply (the timer finds that out
+    /// when it fires).
     pub(super) fn closing(&self) {
         self.lock().closing = true;
         self.idle.store(false, Ordering::Release);
-        self.changed.notify_one();
     }
 
     /// The request body of the call in flight was read to its end (or failed).
@@ -232,41 +282,53 @@ impl Activity {
         state.head_since = None;
         self.idle.store(false, Ordering::Release);
         drop(state);
-        self.changed.notify_one();
+        self.wake_if_nearer(deadline);
     }
 
     /// The response of the call in flight is done (or dropped).
     fn call_ended(&self) {
+        let now = Instant::now();
         let mut state = self.lock();
         state.in_flight = false;
         state.deadline = None;
-        state.idle_since = Some(Instant::now());
+        state.idle_since = Some(now);
         state.head_since = None;
         self.idle.store(true, Ordering::Release);
         drop(state);
-        self.changed.notify_one();
+        self.wake_if_nearer(self.idle_timeout.map(|timeout| now + timeout));
     }
 
-    /// The next timeout and what it is for.
-    fn next_timeout(
-        &self,
-        header_read_timeout: Option<Duration>,
-        idle_timeout: Option<Duration>,
-    ) -> Option<(Instant, Expired)> {
+    /// The timeout that passed, or when to look again (recorded as the armed time).
+    fn next(&self, now: Instant) -> Next {
         let state = self.lock();
-        if state.closing {
-            return None;
-        }
-        if state.in_flight {
-            return state.deadline.map(|at| (at, Expired::Deadline));
-        }
-        if let (Some(since), Some(timeout)) = (state.head_since, header_read_timeout) {
-            return Some((since + timeout, Expired::Head));
-        }
-        if let (Some(since), Some(timeout)) = (state.idle_since, idle_timeout) {
-            return Some((since + timeout, Expired::Idle));
-        }
-        None
+        let next = if state.closing {
+            None
+        } else if state.in_flight {
+            state.deadline.map(|at| (at, Expired::Deadline))
+        } else if let (Some(since), Some(timeout)) = (state.head_since, self.header_read_timeout) {
+            Some((since + timeout, Expired::Head))
+        } else if let (Some(since), Some(timeout)) = (state.idle_since, self.idle_timeout) {
+            Some((since + timeout, Expired::Idle))
+        } else {
+            None
+        };
+        let (wait, armed) = match next {
+            Some((at, expired)) if at <= now => (Next::Expired(expired), None),
+            _ if state.closing => (Next::Wait(now + FAR), None),
+            next => {
+                let recheck = self.recheck.map(|recheck| now + recheck);
+                let at = match (next.map(|(at, _)| at), recheck) {
+                    (Some(at), Some(recheck)) => Some(at.min(recheck)),
+                    (at, None) | (None, at) => at,
+                };
+                (Next::Wait(at.unwrap_or(now + FAR)), at)
+            }
+        };
+        self.armed.store(
+            armed.map_or(u64::MAX, |at| self.nanos(at)),
+            Ordering::Release,
+        );
+        wait
     }
 }
 

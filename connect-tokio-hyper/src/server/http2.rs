@@ -9,27 +9,26 @@ use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use connect_proto_core::call::request_timeout;
 use connect_tower::ConnectionInfo;
-use connect_tower::rt::{ShutdownTrigger, with_connection};
+use connect_tower::rt::{ShutdownSignal, ShutdownTrigger, with_connection};
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
 use http::HeaderMap;
 use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use super::conn::{ConnConfig, next_phase};
+use super::conn::{ConnConfig, PhaseWatch};
 use super::events::{ServerError, is_ordinary_http2_end};
 use super::io::ServerIo;
 use super::streams::{StreamCount, StreamGuard};
-use super::{CallPermit, FORCE_GRACE, IncomingBody, Phase};
+use super::{CallPermit, FAR, FORCE_GRACE, IncomingBody, Phase};
 use crate::BoxError;
 
 /// Serves one HTTP/2 connection to its end. Stream tasks are detached but counted: when this
@@ -44,7 +43,7 @@ pub(super) async fn serve<I, S, B>(
     info: Arc<ConnectionInfo>,
     trigger: ShutdownTrigger,
     remote: SocketAddr,
-    phases: watch::Receiver<Phase>,
+    server: ShutdownSignal,
     handshake_deadline: Option<Instant>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -91,7 +90,7 @@ pub(super) async fn serve<I, S, B>(
             awaiting_pong: false,
         })
     });
-    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    let far = || Instant::now() + FAR;
     let ping_timer = tokio::time::sleep_until(match &pinger {
         Some(pinger) => Instant::now() + pinger.interval,
         None => far(),
@@ -108,7 +107,7 @@ pub(super) async fn serve<I, S, B>(
     // The idle timer fired while streams ran: waiting for the last one to end.
     let mut awaiting_empty = false;
     let mut phase = Phase::Running;
-    let mut phase_change = pin!(next_phase(phases));
+    let mut phases = PhaseWatch::new(server);
     let mut closing = false;
 
     loop {
@@ -185,10 +184,7 @@ pub(super) async fn serve<I, S, B>(
                     ping_timer.as_mut().reset(Instant::now() + pinger.interval);
                 }
             }
-            (next, phases) = phase_change.as_mut(), if phase != Phase::Forced => {
-                if next != Phase::Forced {
-                    phase_change.set(next_phase(phases));
-                }
+            next = poll_fn(|cx| phases.poll_change(cx)), if phase != Phase::Forced => {
                 if next >= Phase::Draining && phase < Phase::Draining {
                     trigger.drain();
                     closing = true;
@@ -504,6 +500,17 @@ where
         if let Some((chunk, end)) = pending {
             let mut capacity = send.capacity();
             if capacity == 0 {
+                // `h2` assigns window at once when the connection has some, and wakes the
+                // task registered on the stream's send side: this one, by its last wait
+                // (`wait_unless_ended`), so each chunk would cost the task a poll for nothing.
+                // A no-op waker takes that place first; every path from here that returns
+                // `Pending` registers this task's waker again.
+                if send
+                    .poll_reset(&mut Context::from_waker(Waker::noop()))
+                    .is_ready()
+                {
+                    return Poll::Ready(());
+                }
                 send.reserve_capacity(chunk.len());
                 match send.poll_capacity(cx) {
                     Poll::Pending => return wait_unless_ended(send, watchdog, cx),

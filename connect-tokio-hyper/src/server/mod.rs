@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use connect_tower::rt::{ShutdownSignal, ShutdownTrigger};
 use http_body::Body;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::BoxError;
@@ -42,6 +43,8 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long after the drain deadline calls have to deliver their `unavailable` endings before
 /// their connections are closed.
 const FORCE_GRACE: Duration = Duration::from_millis(500);
+/// A timer's "never" (a year from now): a connection's timers are reset, not dropped.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// A bound server, ready to [`serve`](Self::serve).
 ///
@@ -138,7 +141,7 @@ impl Server {
         let limit = options.max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let on_error = options.on_error.clone();
         let config = ConnConfig::new(options);
-        let (phase, phases) = watch::channel(Phase::Running);
+        let phase = ServerPhase::new();
         let mut connections = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
 
@@ -179,13 +182,13 @@ impl Server {
                 remote,
                 config.clone(),
                 service.clone(),
-                phases.clone(),
+                phase.signal.clone(),
                 permit,
             ));
         }
 
         drop(listener);
-        let _ = phase.send(Phase::Draining);
+        phase.trigger.drain();
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(drain_timeout, drain).await.is_ok() {
             return Shutdown {
@@ -193,7 +196,7 @@ impl Server {
             };
         }
         let aborted_connections = connections.len();
-        let _ = phase.send(Phase::Forced);
+        phase.trigger.force();
         // Each connection ends its calls and closes within the grace; past it (a connection
         // stuck in I/O), it is aborted. Either way every task has ended when this returns.
         let forced = async { while connections.join_next().await.is_some() {} };
@@ -203,6 +206,26 @@ impl Server {
         Shutdown {
             aborted_connections,
         }
+    }
+}
+
+/// The server's [`Phase`], which its connections follow (`conn::PhaseWatch`): forced when
+/// the server's future is dropped, as when its drain deadline passes.
+struct ServerPhase {
+    trigger: ShutdownTrigger,
+    signal: ShutdownSignal,
+}
+
+impl ServerPhase {
+    fn new() -> Self {
+        let (trigger, signal) = ShutdownTrigger::new();
+        ServerPhase { trigger, signal }
+    }
+}
+
+impl Drop for ServerPhase {
+    fn drop(&mut self) {
+        self.trigger.force();
     }
 }
 

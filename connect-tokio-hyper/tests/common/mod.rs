@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use buffa_types::google::protobuf::StringValue;
@@ -370,5 +370,87 @@ impl Pki {
         let mut config = (*self.client_config(with_identity)).clone();
         config.alpn_protocols = vec![alpn.to_vec()];
         Arc::new(config)
+    }
+}
+
+/// The server-streaming method [`Flood`] serves.
+pub static FLOOD: MethodSpec = MethodSpec::new(
+    "/test.v1.FloodService/Flood",
+    MethodKind::ServerStreaming,
+    Idempotency::Unknown,
+);
+
+/// Answers [`FLOOD`] calls with messages of a given size until the call ends, counting them;
+/// notes when the handler is dropped and how many handlers are running. Serves everything
+/// else as [`Echo`].
+#[derive(Clone)]
+pub struct Flood {
+    pub sent: Arc<AtomicUsize>,
+    pub dropped: Arc<AtomicBool>,
+    pub live: Arc<AtomicUsize>,
+    message_size: usize,
+}
+
+impl Flood {
+    /// Floods with messages carrying `size` bytes each.
+    pub fn with_message_size(size: usize) -> Self {
+        Flood {
+            sent: Arc::default(),
+            dropped: Arc::default(),
+            live: Arc::default(),
+            message_size: size,
+        }
+    }
+}
+
+/// One running handler, counted in `Flood::live` until it is dropped; sets `Flood::dropped`
+/// when it goes.
+struct FloodHandler {
+    live: Arc<AtomicUsize>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for FloodHandler {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Dispatch for Flood {
+    fn methods(&self) -> &[MethodSpec] {
+        std::slice::from_ref(&FLOOD)
+    }
+
+    fn method(&self, path: &str) -> Option<MethodSpec> {
+        if path == FLOOD.path {
+            Some(FLOOD.clone())
+        } else {
+            Echo::default().method(path)
+        }
+    }
+
+    fn dispatch(&self, call: IncomingCall) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        if call.method().path != FLOOD.path {
+            return Echo::default().dispatch(call);
+        }
+        let sent = self.sent.clone();
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let guard = FloodHandler {
+            live: self.live.clone(),
+            dropped: self.dropped.clone(),
+        };
+        let message = "x".repeat(self.message_size);
+        Box::pin(server_streaming(
+            call,
+            decode_owned::<StringValue>,
+            move |_: Request<StringValue>, mut sender: ResponseSender<StringValue>| async move {
+                let _guard = guard;
+                loop {
+                    sender.send(string(&message)).await?;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        ))
     }
 }

@@ -25,9 +25,7 @@ pub use connection_scope::{current_connection, with_connection};
 pub use deadline_scope::current_deadline;
 #[cfg(feature = "server")]
 pub(crate) use deadline_scope::with_deadline;
-#[cfg(feature = "server")]
-pub(crate) use shutdown::ShutdownWatch;
-pub use shutdown::{ShutdownSignal, ShutdownTrigger};
+pub use shutdown::{ShutdownSignal, ShutdownTrigger, ShutdownWatch};
 pub use system_timer::SystemTimer;
 
 /// A future that completes at a deadline.

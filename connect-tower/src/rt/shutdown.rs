@@ -98,6 +98,11 @@ impl ShutdownSignal {
         self.phase() >= FORCED
     }
 
+    /// A reusable registration for polling this signal's phases (see [`ShutdownWatch`]).
+    pub fn watch(&self) -> ShutdownWatch {
+        ShutdownWatch::new(self.clone())
+    }
+
     /// Completes when graceful shutdown starts (never, for [`never`](Self::never)).
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut watch = ShutdownWatch::new(self.clone());
@@ -142,28 +147,36 @@ impl State {
     }
 }
 
-/// A registration to be woken when a [`ShutdownSignal`] reaches a phase; the slot is freed on
-/// drop, so long-lived signals do not collect the wakers of finished calls.
+/// A reusable registration to be woken when a [`ShutdownSignal`] reaches a phase, for loops
+/// that poll the shutdown next to their other work (a connection's `select!`, a call's
+/// driver); get one from [`ShutdownSignal::watch`]. Its slot is freed on drop, so long-lived
+/// signals do not collect the wakers of finished calls or connections.
 ///
-/// The watch keeps its own copy of the waker it registered: polled again by the same task (a
-/// call's driver is polled several times per message), it reads the phase and returns without
-/// taking the lock that every call of the server shares.
-pub(crate) struct ShutdownWatch {
+/// The watch keeps its own copy of the waker it registered: polled again by the same task,
+/// it reads the phase and returns without taking the lock that every watcher of the signal
+/// shares. As a [`Future`] it completes when the drain deadline passes (like
+/// [`ShutdownSignal::forced`]).
+pub struct ShutdownWatch {
     signal: ShutdownSignal,
     /// The registered slot and the waker stored in it.
     registered: Option<(usize, Waker)>,
 }
 
 impl ShutdownWatch {
-    pub(crate) fn new(signal: ShutdownSignal) -> Self {
+    fn new(signal: ShutdownSignal) -> Self {
         ShutdownWatch {
             signal,
             registered: None,
         }
     }
 
+    /// Whether graceful shutdown has started, registering `cx`'s waker if not.
+    pub fn poll_draining(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_phase(cx, DRAINING)
+    }
+
     /// Whether the drain deadline passed, registering `cx`'s waker if not.
-    pub(crate) fn poll_forced(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub fn poll_forced(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.poll_phase(cx, FORCED)
     }
 
@@ -205,6 +218,15 @@ impl ShutdownWatch {
     }
 }
 
+impl fmt::Debug for ShutdownWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownWatch")
+            .field("signal", &self.signal)
+            .field("registered", &self.registered.is_some())
+            .finish()
+    }
+}
+
 impl Drop for ShutdownWatch {
     fn drop(&mut self) {
         if let (Some(state), Some((slot, _))) = (&self.signal.0, self.registered.take()) {
@@ -233,10 +255,13 @@ mod tests {
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut watch = ShutdownWatch::new(signal.clone());
+        let mut draining = signal.watch();
         assert!(watch.poll_forced(&mut cx).is_pending());
+        assert!(draining.poll_draining(&mut cx).is_pending());
         assert!(!signal.is_draining());
         trigger.drain();
         assert!(signal.is_draining() && !signal.is_forced());
+        assert!(draining.poll_draining(&mut cx).is_ready());
         assert!(watch.poll_forced(&mut cx).is_pending());
         trigger.force();
         assert!(signal.is_forced());

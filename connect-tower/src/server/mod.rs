@@ -44,7 +44,7 @@ use crate::intercept::{CallInfo, Interceptors, ShortCircuit};
 use crate::message::{ConnectionInfo, RequestContext};
 use crate::observe::recorder::{Call, CallSpan, Recorder};
 use crate::observe::{CallObserver, SharedObserver, Side};
-use crate::rt::{SharedTimer, ShutdownWatch, Timer};
+use crate::rt::{SharedTimer, Timer};
 use driver::{Driver, HandlerFuture, Task};
 use shared::{CallCell, PendingUnary, Shared, State, UnaryState};
 
@@ -330,7 +330,7 @@ where
         now,
         span.clone(),
     );
-    let shutdown = on_connection.map(|connection| ShutdownWatch::new(connection.shutdown.clone()));
+    let shutdown = on_connection.map(|connection| connection.shutdown.watch());
     let mut context = RequestContext {
         side: Side::Server,
         connection,
