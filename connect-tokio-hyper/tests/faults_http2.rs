@@ -103,28 +103,49 @@ async fn an_idle_connection_is_closed_with_goaway() {
     server.shutdown().await;
 }
 
-/// A client that grants no flow-control window to a server stream with a deadline: the
-/// server cannot send a byte, yet the call ends (the stream is reset or trailed) within the
-/// deadline plus a small bound, its handler is dropped, and what it queued stays bounded.
-#[tokio::test]
-async fn a_client_that_stops_reading_still_gets_its_deadline() {
-    let flood = Flood::with_message_size(1024);
+/// A `Flood` call from a client that grants the server no flow-control window, its response
+/// head received.
+struct Windowless {
+    server: Running,
+    response: http::Response<h2::RecvStream>,
+    send: h2::SendStream<Bytes>,
+    _driver: tokio::task::JoinHandle<()>,
+}
+
+/// Serves `flood`, and opens a `Flood` call (with `extra` request headers) from a client whose
+/// streams start with a window of zero.
+async fn windowless_flood(flood: &Flood, extra: &[(&str, &str)]) -> Windowless {
     let service = ConnectService::builder(flood.clone())
         .timer(TokioTimer::new())
         .build();
     let server = start_service(Server::builder(), service).await;
     let mut builder = h2::client::Builder::new();
     builder.initial_window_size(0);
-    let (mut client, _driver) = h2_client(server.addr, builder).await;
-    let request = grpc_request(server.addr, FLOOD.path(), &[("grpc-timeout", "500m")]);
-    let started = Instant::now();
+    let (mut client, driver) = h2_client(server.addr, builder).await;
+    let request = grpc_request(server.addr, FLOOD.path(), extra);
     let (response, mut send) = client.send_request(request, false).unwrap();
     send.send_data(message("go"), true).unwrap();
     let response = tokio::time::timeout(Duration::from_secs(5), response)
         .await
         .expect("the response head arrives")
         .unwrap();
-    let mut body = response.into_body();
+    Windowless {
+        server,
+        response,
+        send,
+        _driver: driver,
+    }
+}
+
+/// A client that grants no flow-control window to a server stream with a deadline: the
+/// server cannot send a byte, yet the call ends (the stream is reset or trailed) within the
+/// deadline plus a small bound, its handler is dropped, and what it queued stays bounded.
+#[tokio::test]
+async fn a_client_that_stops_reading_still_gets_its_deadline() {
+    let flood = Flood::with_message_size(1024);
+    let started = Instant::now();
+    let windowless = windowless_flood(&flood, &[("grpc-timeout", "500m")]).await;
+    let mut body = windowless.response.into_body();
     // No window: no data can arrive; the stream must end by a reset or trailers.
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -160,6 +181,49 @@ async fn a_client_that_stops_reading_still_gets_its_deadline() {
         sent <= 300,
         "{sent} messages queued for a reader that never reads"
     );
+    windowless.server.shutdown().await;
+}
+
+/// A client that grants no window to a server stream without a deadline, then resets it: the
+/// server's pipe waits for window when the reset comes, and the reset alone ends the call —
+/// the handler is dropped. (The pipe swaps a no-op waker onto the stream's send side before it
+/// asks h2 for window; a wait that left it there would never see the reset.)
+#[tokio::test]
+async fn a_reset_reaches_a_stream_waiting_for_window() {
+    let flood = Flood::with_message_size(1024);
+    let Windowless {
+        server,
+        response,
+        mut send,
+        ..
+    } = windowless_flood(&flood, &[]).await;
+    // The handler fills what the call may queue, then waits: the pipe is waiting for window.
+    wait_for(Duration::from_secs(5), "the handler is running", || {
+        flood.live.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let mut last = flood.sent.load(Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = flood.sent.load(Ordering::SeqCst);
+        if sent == last {
+            break;
+        }
+        last = sent;
+    }
+    assert!(
+        !flood.dropped.load(Ordering::SeqCst),
+        "nothing ended the call yet"
+    );
+    drop(response);
+    send.send_reset(h2::Reason::CANCEL);
+    wait_for(
+        Duration::from_secs(3),
+        "the reset call's handler is dropped",
+        || flood.dropped.load(Ordering::SeqCst),
+    )
+    .await;
+    assert_eq!(flood.live.load(Ordering::SeqCst), 0);
     server.shutdown().await;
 }
 
