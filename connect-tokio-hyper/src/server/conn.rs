@@ -107,7 +107,6 @@ impl ConnConfig {
 pub(super) struct PhaseWatch {
     server: ShutdownSignal,
     watch: ShutdownWatch,
-    phase: Phase,
 }
 
 impl PhaseWatch {
@@ -115,25 +114,23 @@ impl PhaseWatch {
         PhaseWatch {
             watch: server.watch(),
             server,
-            phase: Phase::Running,
         }
     }
 
-    /// The server's new phase, once each time it moves (a server may move from running
-    /// straight to forced between two polls); never ready again after `Forced`.
-    pub(super) fn poll_change(&mut self, cx: &mut Context<'_>) -> Poll<Phase> {
-        let moved = match self.phase {
+    /// The server's phase once it has moved past `current` (a server may move from running
+    /// straight to forced between two polls); never ready after `Forced`.
+    pub(super) fn poll_change(&mut self, current: Phase, cx: &mut Context<'_>) -> Poll<Phase> {
+        let moved = match current {
             Phase::Running => self.watch.poll_draining(cx),
             Phase::Draining => self.watch.poll_forced(cx),
             Phase::Forced => return Poll::Pending,
         };
         moved.map(|()| {
-            self.phase = if self.server.is_forced() {
+            if self.server.is_forced() {
                 Phase::Forced
             } else {
                 Phase::Draining
-            };
-            self.phase
+            }
         })
     }
 }

@@ -116,7 +116,7 @@ pub(super) async fn serve<I, S, B>(
                     timer.as_mut().reset(far());
                 }
             },
-            next = poll_fn(|cx| phases.poll_change(cx)), if phase != Phase::Forced => {
+            next = poll_fn(|cx| phases.poll_change(phase, cx)), if phase != Phase::Forced => {
                 if next >= Phase::Draining && phase < Phase::Draining {
                     trigger.drain();
                     connection.as_mut().graceful_shutdown();
@@ -200,10 +200,7 @@ impl Activity {
         header_read_timeout: Option<Duration>,
         idle_timeout: Option<Duration>,
     ) -> Arc<Self> {
-        let recheck = match (header_read_timeout, idle_timeout) {
-            (Some(head), Some(idle)) => Some(head.min(idle)),
-            (timeout, None) | (None, timeout) => timeout,
-        };
+        let recheck = header_read_timeout.into_iter().chain(idle_timeout).min();
         Arc::new(Activity {
             state: Mutex::new(ActivityState {
                 closing: false,
@@ -317,10 +314,7 @@ impl Activity {
             _ if state.closing => (Next::Wait(now + FAR), None),
             next => {
                 let recheck = self.recheck.map(|recheck| now + recheck);
-                let at = match (next.map(|(at, _)| at), recheck) {
-                    (Some(at), Some(recheck)) => Some(at.min(recheck)),
-                    (at, None) | (None, at) => at,
-                };
+                let at = next.map(|(at, _)| at).into_iter().chain(recheck).min();
                 (Next::Wait(at.unwrap_or(now + FAR)), at)
             }
         };

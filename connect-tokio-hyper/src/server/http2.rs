@@ -184,7 +184,7 @@ pub(super) async fn serve<I, S, B>(
                     ping_timer.as_mut().reset(Instant::now() + pinger.interval);
                 }
             }
-            next = poll_fn(|cx| phases.poll_change(cx)), if phase != Phase::Forced => {
+            next = poll_fn(|cx| phases.poll_change(phase, cx)), if phase != Phase::Forced => {
                 if next >= Phase::Draining && phase < Phase::Draining {
                     trigger.drain();
                     closing = true;

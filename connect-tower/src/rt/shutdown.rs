@@ -105,13 +105,13 @@ impl ShutdownSignal {
 
     /// Completes when graceful shutdown starts (never, for [`never`](Self::never)).
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut watch = ShutdownWatch::new(self.clone());
+        let mut watch = self.watch();
         std::future::poll_fn(move |cx| watch.poll_phase(cx, DRAINING))
     }
 
     /// Completes when the drain deadline passes.
     pub fn forced(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut watch = ShutdownWatch::new(self.clone());
+        let mut watch = self.watch();
         std::future::poll_fn(move |cx| watch.poll_phase(cx, FORCED))
     }
 
