@@ -39,14 +39,6 @@ const SERVER_STREAM: MethodSpec =
 const CLIENT_STREAM: MethodSpec =
     MethodSpec::new("/d.S/CS", MethodKind::ClientStreaming, Idempotency::Unknown);
 
-const SPLITS: [Chunking; 5] = [
-    Chunking::Whole,
-    Chunking::Fixed(1),
-    Chunking::Fixed(2),
-    Chunking::Random(1),
-    Chunking::Random(2),
-];
-
 /// Feeds a response into a fresh client call; returns its events.
 fn client_reads(
     wire: Wire,

@@ -338,3 +338,77 @@ fn call_futures_are_smaller_than_one_call_state() {
         );
     }
 }
+
+/// `count` comma-separated values, `m0,m1,…`: the echo server streams one message per value,
+/// and they leave in one body chunk (queued together).
+fn numbered(count: usize) -> String {
+    (0..count)
+        .map(|i| format!("m{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn many_messages_of_one_chunk_arrive_in_order_over_every_protocol() {
+    // Forty messages: more than the client takes from the call under one lock (a batch of
+    // sixteen), so batches follow one another and the last is partial.
+    for wire in PROTOCOLS {
+        let timer = ManualTimer::new();
+        let client = client(serve(Echo::new(), &timer), wire, Codec::Proto, &timer);
+        let received = block_on(async {
+            let mut stream = client
+                .server_streaming::<StringValue, View<StringValue>>(
+                    &SERVER_STREAM,
+                    sv(&numbered(40)),
+                    CallOptions::new(),
+                )
+                .await?;
+            let mut received = Vec::new();
+            while let Some(message) = stream.message().await? {
+                received.push(message.value().to_owned());
+            }
+            assert!(stream.trailers().is_some(), "{wire:?}: the call ended");
+            Ok::<_, Status>(received)
+        })
+        .unwrap();
+        let expected: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+        assert_eq!(received, expected, "{wire:?}");
+    }
+}
+
+#[test]
+fn a_message_that_does_not_decode_ends_the_stream_before_the_messages_after_it() {
+    // Read as `Int32Value`, an empty `StringValue` decodes (no fields) and a non-empty one
+    // does not (field 1 has the wrong wire type). The third of five messages fails; the two
+    // after it, which would decode, arrived in the same chunk and must not be delivered.
+    use buffa_types::google::protobuf::Int32Value;
+    for wire in PROTOCOLS {
+        let timer = ManualTimer::new();
+        let client = client(serve(Echo::new(), &timer), wire, Codec::Proto, &timer);
+        block_on(async {
+            let mut stream = client
+                .server_streaming::<StringValue, Int32Value>(
+                    &SERVER_STREAM,
+                    sv(",,x,,"),
+                    CallOptions::new(),
+                )
+                .await
+                .unwrap();
+            for _ in 0..2 {
+                assert_eq!(
+                    stream.message().await.unwrap().unwrap().value,
+                    0,
+                    "{wire:?}"
+                );
+            }
+            let status = stream.message().await.unwrap_err();
+            assert_eq!(status.code(), Code::Internal, "{wire:?}: {status:?}");
+            let again = stream.message().await.unwrap_err();
+            assert_eq!(
+                again.code(),
+                Code::Internal,
+                "{wire:?}: the stream stays failed"
+            );
+        });
+    }
+}

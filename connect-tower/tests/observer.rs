@@ -431,6 +431,29 @@ fn hanging_echo() -> Echo {
 }
 
 #[test]
+fn a_client_counts_the_messages_it_delivered_not_those_that_arrived() {
+    // Twenty messages arrive in one chunk; the application reads five and drops the stream.
+    for wire in PROTOCOLS {
+        let observed = observed(Echo::new(), wire, ServerConfig::new());
+        let parts: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let mut stream = block_on(observed.calls.server_streaming::<StringValue, StringValue>(
+            &SERVER_STREAM,
+            sv(&parts.join(",")),
+            CallOptions::new(),
+        ))
+        .unwrap();
+        for part in &parts[..5] {
+            assert_eq!(&block_on(stream.message()).unwrap().unwrap().value, part);
+        }
+        drop(stream);
+        let (_, client) = observed.client.one_call();
+        assert_eq!(client.response_messages(), 5, "{wire:?}");
+        let (_, server) = observed.server.one_call();
+        assert_eq!(server.response_messages(), 20, "{wire:?}");
+    }
+}
+
+#[test]
 fn a_client_that_drops_its_call_is_observed_as_cancelled_on_both_sides() {
     for wire in PROTOCOLS {
         let observed = observed(hanging_echo(), wire, ServerConfig::new());

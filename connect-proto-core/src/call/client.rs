@@ -646,6 +646,16 @@ impl ClientCall {
         self.events.pop_front()
     }
 
+    /// The next event if it is a (decompressed) response message: its bytes, as
+    /// [`poll_event`](Self::poll_event) would return them in [`ClientEvent::Message`]. `None`
+    /// when no event is queued or the next one is anything else (the headers, a message left
+    /// compressed, the outcome), which `poll_event` then returns; the order of events is the
+    /// same whichever of the two takes them. A receive loop moves a message as its 32-byte
+    /// handle this way, not as the event enum (sized by its header maps).
+    pub fn poll_message(&mut self) -> Option<Bytes> {
+        self.events.pop_plain_message()
+    }
+
     fn frame(&self, message: Outgoing) -> Result<(Bytes, bool), UsageError> {
         frame_outgoing(
             message,

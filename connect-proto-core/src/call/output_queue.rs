@@ -84,6 +84,13 @@ impl<T, const N: usize> SmallQueue<T, N> {
         item
     }
 
+    pub(crate) fn front(&self) -> Option<&T> {
+        if self.len == 0 {
+            return self.spill.front();
+        }
+        self.ring[self.head].as_ref()
+    }
+
     pub(crate) fn clear(&mut self) {
         while self.len > 0 {
             self.ring[self.head] = None;
@@ -157,6 +164,21 @@ impl<E: Event, const OTHERS: usize> EventQueue<E, OTHERS> {
         match self.order.pop_front()? {
             Slot::Message(message) => Some(E::from_message(message)),
             Slot::Other => self.others.pop_front(),
+        }
+    }
+
+    /// The front event if it is a decompressed message (anything else stays queued).
+    pub(crate) fn pop_plain_message(&mut self) -> Option<Bytes> {
+        if !matches!(
+            self.order.front(),
+            Some(Slot::Message(QueuedMessage::Plain(_)))
+        ) {
+            return None;
+        }
+        match self.order.pop_front() {
+            Some(Slot::Message(QueuedMessage::Plain(message))) => Some(message),
+            // The front was just checked: no other slot is taken here.
+            _ => None,
         }
     }
 }

@@ -79,6 +79,16 @@ pub enum Chunking {
 
 pub const CHUNKINGS: [Chunking; 3] = [Chunking::Whole, Chunking::Fixed(1), Chunking::Random(7)];
 
+/// The finer set a decoder is read with: whole, one and two bytes at a time, and two
+/// pseudo-random splits.
+pub const SPLITS: [Chunking; 5] = [
+    Chunking::Whole,
+    Chunking::Fixed(1),
+    Chunking::Fixed(2),
+    Chunking::Random(1),
+    Chunking::Random(2),
+];
+
 /// Cuts bodies according to a [`Chunking`]; slices, never copies.
 #[derive(Clone, Debug)]
 pub struct Splitter {

@@ -14,7 +14,7 @@ use futures_core::Stream;
 use http::HeaderMap;
 
 use crate::client::Transport;
-use crate::client::exchange::{Event, Exchange};
+use crate::client::exchange::{Event, Exchange, MessagesAhead};
 use crate::codec::{DecodeMessage, EncodeMessage};
 use crate::message::Response;
 
@@ -28,6 +28,8 @@ pub(crate) struct Receiver<T: Transport> {
     outcome: Option<Result<(), Status>>,
     /// A message read ahead (by [`poll_first_response`](Self::poll_first_response)).
     first: Option<Bytes>,
+    /// Messages taken from the call ahead of the application.
+    ahead: MessagesAhead,
 }
 
 impl<T: Transport> Receiver<T> {
@@ -39,6 +41,7 @@ impl<T: Transport> Receiver<T> {
             trailers: None,
             outcome: None,
             first: None,
+            ahead: MessagesAhead::default(),
         }
     }
 
@@ -50,11 +53,16 @@ impl<T: Transport> Receiver<T> {
         if let Some(bytes) = self.first.take() {
             return Poll::Ready(self.decode(bytes));
         }
+        // Messages taken ahead are dropped once the call failed (a message did not decode);
+        // the check keeps that true should a failure ever leave them.
+        if let Some(bytes) = self.outcome.is_none().then(|| self.ahead.pop()).flatten() {
+            return Poll::Ready(self.decode(bytes));
+        }
         loop {
             if let Some(outcome) = &self.outcome {
                 return Poll::Ready(outcome.clone().map(|()| None));
             }
-            let event = match self.exchange.poll_event(cx) {
+            let event = match self.exchange.poll_event(cx, &mut self.ahead) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(event) => event,
             };
@@ -80,6 +88,15 @@ impl<T: Transport> Receiver<T> {
         }
     }
 
+    /// Drops the messages taken ahead and not read (once the call failed, or is dropped):
+    /// they are not counted as delivered.
+    fn drop_ahead(&mut self) {
+        let undelivered = self.ahead.clear();
+        if undelivered > 0 {
+            self.exchange.uncount_messages(undelivered);
+        }
+    }
+
     /// Decodes a received message; a message that does not decode ends the call.
     fn decode<M: DecodeMessage>(&mut self, bytes: Bytes) -> Result<Option<M>, Status> {
         // The core already enforced the receive limit on the wire bytes.
@@ -87,6 +104,7 @@ impl<T: Transport> Receiver<T> {
             Ok(message) => Ok(Some(message)),
             Err(e) => {
                 let status = Status::from(ProtocolError::in_response(e.into()));
+                self.drop_ahead();
                 self.exchange.abandon(status.code());
                 self.outcome = Some(Err(status.clone()));
                 Err(status)
@@ -96,8 +114,11 @@ impl<T: Transport> Receiver<T> {
 
     /// Waits for the first response message (kept for the reader) or the outcome.
     fn poll_first_response(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.first.is_none() {
+            self.first = self.ahead.pop();
+        }
         while self.first.is_none() && self.outcome.is_none() {
-            match self.exchange.poll_event(cx) {
+            match self.exchange.poll_event(cx, &mut self.ahead) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Event::Headers(headers)) => self.headers = Some(headers),
                 Poll::Ready(Event::Message(bytes)) => self.first = Some(bytes),
@@ -113,7 +134,7 @@ impl<T: Transport> Receiver<T> {
             if self.headers.is_some() || self.outcome.is_some() {
                 break;
             }
-            match self.exchange.poll_event(cx) {
+            match self.exchange.poll_event(cx, &mut self.ahead) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Event::Headers(headers)) => self.headers = Some(headers),
                 Poll::Ready(Event::Finished(outcome)) => self.finished(outcome),
@@ -187,6 +208,12 @@ impl<T: Transport> Receiver<T> {
             }
             _ => status,
         }
+    }
+}
+
+impl<T: Transport> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.drop_ahead();
     }
 }
 

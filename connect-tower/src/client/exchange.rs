@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
 use connect_proto_core::codec::EncodedMessage;
@@ -439,70 +439,93 @@ impl<T: Transport> Exchange<T> {
     }
 
     /// The next event of the call, driving the transport, the response body and the deadline.
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+    /// With a message, those queued right behind it go to `ahead` under the same lock (while
+    /// it has room), counted as delivered (whoever drops them unread gives them back to
+    /// [`uncount_messages`](Self::uncount_messages)), where nothing intercepts the call's
+    /// messages: a body chunk's messages are taken a batch per lock, not one.
+    pub(crate) fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        ahead: &mut MessagesAhead,
+    ) -> Poll<Event> {
         loop {
-            if let Some(event) = next_event(&mut self.shared.lock()) {
+            {
+                let mut state = self.shared.lock();
+                if let Some(event) = next_event(&mut state) {
+                    if matches!(event, Event::Message(_)) {
+                        take_ahead(&mut state, ahead);
+                    }
+                    return Poll::Ready(event);
+                }
+            }
+            if let Some(event) = ready!(self.poll_progress(cx)) {
                 return Poll::Ready(event);
             }
-            if self.poll_deadline(cx) {
-                continue;
-            }
-            match &mut self.response {
-                Response::Waiting(_) => {
-                    if self.poll_response_head(cx).is_pending() {
-                        return Poll::Pending;
-                    }
+        }
+    }
+
+    /// Drives the deadline, the response head and the response body one step: `Ready(None)`
+    /// once something happened (events may be queued), `Ready(Some)` with the last event of
+    /// a call whose response is over.
+    fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if self.poll_deadline(cx) {
+            return Poll::Ready(None);
+        }
+        match &mut self.response {
+            Response::Waiting(_) => {
+                if self.poll_response_head(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                Response::Body(body) => match body.as_mut().poll_frame(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(frame) => {
-                        let mut state = self.shared.lock();
-                        match frame {
-                            Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => {
-                                    let len = data.len() as u64;
-                                    state.count(|traffic| traffic.response_bytes += len);
-                                    state.call.handle_data(data);
-                                }
-                                Err(frame) => {
-                                    if let Ok(trailers) = frame.into_trailers() {
-                                        state.call.handle_trailers(trailers);
-                                    }
-                                }
-                            },
-                            None => {
-                                state.call.handle_end();
-                                drop(state);
-                                self.response = Response::Done;
+            }
+            Response::Body(body) => match body.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(frame) => {
+                    let mut state = self.shared.lock();
+                    match frame {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) => {
+                                let len = data.len() as u64;
+                                state.count(|traffic| traffic.response_bytes += len);
+                                state.call.handle_data(data);
                             }
-                            Some(Err(error)) => {
-                                drop(state);
-                                self.transport_failed(&error);
+                            Err(frame) => {
+                                if let Ok(trailers) = frame.into_trailers() {
+                                    state.call.handle_trailers(trailers);
+                                }
                             }
+                        },
+                        None => {
+                            state.call.handle_end();
+                            drop(state);
+                            self.response = Response::Done;
+                        }
+                        Some(Err(error)) => {
+                            drop(state);
+                            self.transport_failed(&error);
                         }
                     }
-                },
-                Response::Done => {
-                    let mut state = self.shared.lock();
-                    if let Some(event) = next_event(&mut state) {
-                        return Poll::Ready(event);
-                    }
-                    // No response is coming and the call has no outcome yet: this cannot
-                    // happen (every path above ends the call); fail rather than hang.
-                    state
-                        .call
-                        .handle_transport_error("the response ended unexpectedly");
-                    if let Some(event) = next_event(&mut state) {
-                        return Poll::Ready(event);
-                    }
-                    let status = Status::new(Code::Internal, "the call has no outcome");
-                    state.end_observation(Err(status.code()));
-                    return Poll::Ready(Event::Finished(Err(status)));
                 }
+            },
+            Response::Done => {
+                let mut state = self.shared.lock();
+                if let Some(event) = next_event(&mut state) {
+                    return Poll::Ready(Some(event));
+                }
+                // No response is coming and the call has no outcome yet: this cannot
+                // happen (every path above ends the call); fail rather than hang.
+                state
+                    .call
+                    .handle_transport_error("the response ended unexpectedly");
+                if let Some(event) = next_event(&mut state) {
+                    return Poll::Ready(Some(event));
+                }
+                let status = Status::new(Code::Internal, "the call has no outcome");
+                state.end_observation(Err(status.code()));
+                return Poll::Ready(Some(Event::Finished(Err(status))));
             }
-            let mut state = self.shared.lock();
-            state.wake_body();
         }
+        self.shared.lock().wake_body();
+        Poll::Ready(None)
     }
 
     /// Waits until another request message may be queued, driving the exchange meanwhile (so a
@@ -568,6 +591,15 @@ impl<T: Transport> Exchange<T> {
         self.cancel();
     }
 
+    /// Takes back `count` response messages counted as delivered that the application never
+    /// got (taken ahead, then dropped): an observer counts only those delivered.
+    pub(crate) fn uncount_messages(&mut self, count: usize) {
+        let count = count as u64;
+        self.shared.lock().count(|traffic| {
+            traffic.response_messages = traffic.response_messages.saturating_sub(count)
+        });
+    }
+
     /// Cancels the call.
     pub(crate) fn cancel(&mut self) {
         let mut state = self.shared.lock();
@@ -604,6 +636,82 @@ fn next_event(state: &mut State) -> Option<Event> {
         }
     }
     Some(event)
+}
+
+/// Takes the plain messages queued next into `ahead` where nothing but counting sees messages
+/// on their way (no interceptor, no events decided here).
+fn take_ahead(state: &mut State, ahead: &mut MessagesAhead) {
+    if state.local.is_none() && state.intercept.is_none() {
+        let taken = ahead.fill(|| state.call.poll_message()) as u64;
+        state.count(|traffic| traffic.response_messages += taken);
+    }
+}
+
+/// Response messages taken from the call ahead of the application, in order: a body chunk's
+/// messages are taken a batch per lock rather than one. Its room is allocated the first time
+/// a second message is queued behind the one taken (never for a single response).
+#[derive(Default)]
+pub(crate) struct MessagesAhead {
+    batch: Option<Box<Batch>>,
+}
+
+/// The most messages [`MessagesAhead`] holds.
+const AHEAD: usize = 16;
+
+struct Batch {
+    messages: [Option<Bytes>; AHEAD],
+    next: usize,
+}
+
+impl MessagesAhead {
+    /// The next message taken ahead.
+    pub(crate) fn pop(&mut self) -> Option<Bytes> {
+        let batch = self.batch.as_deref_mut()?;
+        let message = batch.messages.get_mut(batch.next)?.take()?;
+        batch.next += 1;
+        Some(message)
+    }
+
+    /// Drops the messages not yet delivered; how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let Some(batch) = self.batch.as_deref_mut() else {
+            return 0;
+        };
+        let rest = &mut batch.messages[batch.next.min(AHEAD)..];
+        let undelivered = rest.iter().filter(|slot| slot.is_some()).count();
+        rest.fill(None);
+        undelivered
+    }
+
+    /// Takes messages from `next` while there is room; how many. Nothing is taken while
+    /// earlier messages wait to be delivered (they would be overwritten).
+    fn fill(&mut self, mut next: impl FnMut() -> Option<Bytes>) -> usize {
+        if let Some(batch) = self.batch.as_deref()
+            && batch.messages.get(batch.next).is_some_and(Option::is_some)
+        {
+            return 0;
+        }
+        let Some(first) = next() else {
+            return 0;
+        };
+        let batch = self.batch.get_or_insert_with(|| {
+            Box::new(Batch {
+                messages: [const { None }; AHEAD],
+                next: 0,
+            })
+        });
+        batch.next = 0;
+        batch.messages[0] = Some(first);
+        let mut taken = 1;
+        for slot in &mut batch.messages[1..] {
+            match next() {
+                Some(message) => *slot = Some(message),
+                None => break,
+            }
+            taken += 1;
+        }
+        taken
+    }
 }
 
 /// The core's next event for the application.
