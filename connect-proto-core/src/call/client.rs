@@ -905,6 +905,12 @@ impl ClientCall {
                 return Ok(());
             };
             match body.reader.next_item()? {
+                // A stream's message, the common item, is queued here: handed on by value it
+                // would be copied once more.
+                Some(Inbound::Message(message)) if self.method.kind.streams_responses() => {
+                    body.messages += 1;
+                    self.events.push_message(QueuedMessage::Plain(message));
+                }
                 Some(item) => self.take_item(item)?,
                 None => return Ok(()),
             }
@@ -926,12 +932,11 @@ impl ClientCall {
             }
             Inbound::Message(message) => {
                 body.messages += 1;
-                self.events.push_back(ClientEvent::Message(message));
+                self.events.push_message(QueuedMessage::Plain(message));
             }
             Inbound::Compressed(payload) => {
                 body.messages += 1;
-                self.events
-                    .push_back(ClientEvent::CompressedMessage(payload));
+                self.events.push_message(QueuedMessage::Compressed(payload));
             }
             Inbound::EndStream(json) => {
                 let end = decode_end_stream(&json, metadata_limit)?;

@@ -152,12 +152,17 @@ impl<E: Event, const OTHERS: usize> EventQueue<E, OTHERS> {
 
     pub(crate) fn push_back(&mut self, event: E) {
         match event.into_message() {
-            Ok(message) => self.order.push_back(Slot::Message(message)),
+            Ok(message) => self.push_message(message),
             Err(other) => {
                 self.others.push_back(other);
                 self.order.push_back(Slot::Other);
             }
         }
+    }
+
+    /// Queues a message event (as `push_back` would, without the event enum).
+    pub(crate) fn push_message(&mut self, message: QueuedMessage) {
+        self.order.push_back(Slot::Message(message));
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<E> {

@@ -746,10 +746,19 @@ impl ServerCall {
     /// reader; the first rule broken stops reading.
     fn read_items(&mut self) -> Result<(), Rule> {
         loop {
-            let RequestSide::Open { reader, .. } = &mut self.request else {
+            let RequestSide::Open {
+                reader, messages, ..
+            } = &mut self.request
+            else {
                 return Ok(());
             };
             match reader.next_item()? {
+                // A stream's message, the common item, is queued here: handed on by value it
+                // would be copied once more.
+                Some(Inbound::Message(message)) if self.method.kind.streams_requests() => {
+                    *messages += 1;
+                    self.events.push_back(ServerEvent::Message(message));
+                }
                 Some(item) => self.take_item(item)?,
                 None => return Ok(()),
             }
