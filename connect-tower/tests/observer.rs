@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use buffa_types::google::protobuf::StringValue;
 use connect_proto_core::ServerConfig;
-use connect_tower::client::{CallOptions, Client};
+use connect_tower::client::{CallOptions, Client, RetryPolicy};
 use connect_tower::intercept::InterceptFuture;
 use connect_tower::observe::{CallEnd, CallObserver, CallStart, Side};
 use connect_tower::server::{ConnectService, Interceptor};
@@ -450,6 +450,20 @@ fn a_client_counts_the_messages_it_delivered_not_those_that_arrived() {
         assert_eq!(client.response_messages(), 5, "{wire:?}");
         let (_, server) = observed.server.one_call();
         assert_eq!(server.response_messages(), 20, "{wire:?}");
+
+        // Under a retry policy the first message is read before the application gets the
+        // stream (until then the attempt may be retried); dropped unread, none was delivered.
+        let retrying = observed.calls.clone().retry_policy(RetryPolicy::default());
+        let stream = block_on(retrying.server_streaming::<StringValue, StringValue>(
+            &SERVER_STREAM,
+            sv(&parts.join(",")),
+            CallOptions::new(),
+        ))
+        .unwrap();
+        drop(stream);
+        let (_, client) = observed.client.one_call();
+        assert_eq!(client.response_messages(), 0, "{wire:?}: retried stream");
+        observed.server.one_call();
     }
 }
 

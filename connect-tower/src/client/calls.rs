@@ -88,10 +88,10 @@ impl<T: Transport> Receiver<T> {
         }
     }
 
-    /// Drops the messages taken ahead and not read (once the call failed, or is dropped):
-    /// they are not counted as delivered.
+    /// Drops the messages taken ahead and not read (once the call failed, or is dropped),
+    /// the one read ahead for the reader included: they are not counted as delivered.
     fn drop_ahead(&mut self) {
-        let undelivered = self.ahead.clear();
+        let undelivered = self.ahead.clear() + usize::from(self.first.take().is_some());
         if undelivered > 0 {
             self.exchange.uncount_messages(undelivered);
         }

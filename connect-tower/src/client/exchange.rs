@@ -441,8 +441,8 @@ impl<T: Transport> Exchange<T> {
     /// The next event of the call, driving the transport, the response body and the deadline.
     /// With a message, those queued right behind it go to `ahead` under the same lock (while
     /// it has room), counted as delivered (whoever drops them unread gives them back to
-    /// [`uncount_messages`](Self::uncount_messages)), where nothing intercepts the call's
-    /// messages: a body chunk's messages are taken a batch per lock, not one.
+    /// [`uncount_messages`](Self::uncount_messages)), when the call has no interceptors: a
+    /// body chunk's messages are taken a batch per lock, not one.
     pub(crate) fn poll_event(
         &mut self,
         cx: &mut Context<'_>,
@@ -638,8 +638,8 @@ fn next_event(state: &mut State) -> Option<Event> {
     Some(event)
 }
 
-/// Takes the plain messages queued next into `ahead` where nothing but counting sees messages
-/// on their way (no interceptor, no events decided here).
+/// Takes the plain messages queued next into `ahead` when the call has no interceptors (whose
+/// hooks see each message as it is taken) and no events decided here.
 fn take_ahead(state: &mut State, ahead: &mut MessagesAhead) {
     if state.local.is_none() && state.intercept.is_none() {
         let taken = ahead.fill(|| state.call.poll_message()) as u64;
