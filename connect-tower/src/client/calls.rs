@@ -53,9 +53,10 @@ impl<T: Transport> Receiver<T> {
         if let Some(bytes) = self.first.take() {
             return Poll::Ready(self.decode(bytes));
         }
-        // Messages taken ahead are dropped once the call failed (a message did not decode);
-        // the check keeps that true should a failure ever leave them.
-        if let Some(bytes) = self.outcome.is_none().then(|| self.ahead.pop()).flatten() {
+        // Once the call failed (a message did not decode), no message taken ahead is read.
+        if self.outcome.is_none()
+            && let Some(bytes) = self.ahead.pop()
+        {
             return Poll::Ready(self.decode(bytes));
         }
         loop {

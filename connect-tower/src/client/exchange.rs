@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use connect_proto_core::codec::EncodedMessage;
@@ -458,74 +458,65 @@ impl<T: Transport> Exchange<T> {
                     return Poll::Ready(event);
                 }
             }
-            if let Some(event) = ready!(self.poll_progress(cx)) {
-                return Poll::Ready(event);
+            if self.poll_deadline(cx) {
+                continue;
             }
-        }
-    }
-
-    /// Drives the deadline, the response head and the response body one step: `Ready(None)`
-    /// once something happened (events may be queued), `Ready(Some)` with the last event of
-    /// a call whose response is over.
-    fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        if self.poll_deadline(cx) {
-            return Poll::Ready(None);
-        }
-        match &mut self.response {
-            Response::Waiting(_) => {
-                if self.poll_response_head(cx).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-            Response::Body(body) => match body.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(frame) => {
-                    let mut state = self.shared.lock();
-                    match frame {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(data) => {
-                                let len = data.len() as u64;
-                                state.count(|traffic| traffic.response_bytes += len);
-                                state.call.handle_data(data);
-                            }
-                            Err(frame) => {
-                                if let Ok(trailers) = frame.into_trailers() {
-                                    state.call.handle_trailers(trailers);
-                                }
-                            }
-                        },
-                        None => {
-                            state.call.handle_end();
-                            drop(state);
-                            self.response = Response::Done;
-                        }
-                        Some(Err(error)) => {
-                            drop(state);
-                            self.transport_failed(&error);
-                        }
+            match &mut self.response {
+                Response::Waiting(_) => {
+                    if self.poll_response_head(cx).is_pending() {
+                        return Poll::Pending;
                     }
                 }
-            },
-            Response::Done => {
-                let mut state = self.shared.lock();
-                if let Some(event) = next_event(&mut state) {
-                    return Poll::Ready(Some(event));
+                Response::Body(body) => match body.as_mut().poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(frame) => {
+                        let mut state = self.shared.lock();
+                        match frame {
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(data) => {
+                                    let len = data.len() as u64;
+                                    state.count(|traffic| traffic.response_bytes += len);
+                                    state.call.handle_data(data);
+                                }
+                                Err(frame) => {
+                                    if let Ok(trailers) = frame.into_trailers() {
+                                        state.call.handle_trailers(trailers);
+                                    }
+                                }
+                            },
+                            None => {
+                                state.call.handle_end();
+                                drop(state);
+                                self.response = Response::Done;
+                            }
+                            Some(Err(error)) => {
+                                drop(state);
+                                self.transport_failed(&error);
+                            }
+                        }
+                    }
+                },
+                Response::Done => {
+                    let mut state = self.shared.lock();
+                    if let Some(event) = next_event(&mut state) {
+                        return Poll::Ready(event);
+                    }
+                    // No response is coming and the call has no outcome yet: this cannot
+                    // happen (every path above ends the call); fail rather than hang.
+                    state
+                        .call
+                        .handle_transport_error("the response ended unexpectedly");
+                    if let Some(event) = next_event(&mut state) {
+                        return Poll::Ready(event);
+                    }
+                    let status = Status::new(Code::Internal, "the call has no outcome");
+                    state.end_observation(Err(status.code()));
+                    return Poll::Ready(Event::Finished(Err(status)));
                 }
-                // No response is coming and the call has no outcome yet: this cannot
-                // happen (every path above ends the call); fail rather than hang.
-                state
-                    .call
-                    .handle_transport_error("the response ended unexpectedly");
-                if let Some(event) = next_event(&mut state) {
-                    return Poll::Ready(Some(event));
-                }
-                let status = Status::new(Code::Internal, "the call has no outcome");
-                state.end_observation(Err(status.code()));
-                return Poll::Ready(Some(Event::Finished(Err(status))));
             }
+            let mut state = self.shared.lock();
+            state.wake_body();
         }
-        self.shared.lock().wake_body();
-        Poll::Ready(None)
     }
 
     /// Waits until another request message may be queued, driving the exchange meanwhile (so a
