@@ -46,8 +46,13 @@ pub(crate) struct State {
     /// The interceptors the call went through, once its request hooks ran.
     intercept: Option<Box<(ActiveInterceptors, CallInfo)>>,
     /// Events decided here rather than by the core (an interceptor's answer or failure); once
-    /// set, the core's events are not read any more.
-    local: Option<VecDeque<Event>>,
+    /// set, the core's events are not read any more. (Boxed: rare, and the state stays within
+    /// the allocator's fast size classes.)
+    #[allow(
+        clippy::box_collection,
+        reason = "the box keeps a rare field pointer-sized in a size-bound state"
+    )]
+    local: Option<Box<VecDeque<Event>>>,
     /// The call failed with a transport error that says the server never processed the
     /// request (connection refused, a stream refused or above a GOAWAY's last stream id).
     pub(crate) unprocessed: bool,
@@ -81,7 +86,7 @@ impl State {
         if !self.call.is_finished() {
             self.call.cancel();
         }
-        self.local = Some(events.into_iter().collect());
+        self.local = Some(Box::new(events.into_iter().collect()));
         self.wake_body();
     }
 
@@ -804,5 +809,18 @@ impl<T: Transport> Drop for Exchange<T> {
             }
             state.end_observation(outcome);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shared;
+
+    #[test]
+    fn a_calls_state_fits_the_allocators_fast_blocks() {
+        // glibc's allocator serves blocks of up to 1,032 bytes from its per-thread cache; an
+        // `Arc` adds its two counts.
+        let shared = std::mem::size_of::<Shared>() + 2 * std::mem::size_of::<usize>();
+        assert!(shared <= 1032, "a call's shared state is {shared} bytes");
     }
 }

@@ -147,7 +147,7 @@ impl<T: EncodeMessage> ResponseSender<T> {
 
     /// Adds a trailer, sent when the handler returns.
     pub fn add_trailer(&self, name: HeaderName, value: HeaderValue) {
-        self.shared.lock().trailers.append(name, value);
+        self.shared.lock().add_trailer(name, value);
     }
 
     /// Sends the response headers now, before any message.

@@ -363,7 +363,7 @@ where
     };
     if fast {
         let dispatcher: Arc<dyn unary::UnaryDispatcher> = inner.clone();
-        // Built in the box's argument: the call state (1.7 KB) is not moved once more.
+        // Built in the box's argument: the call state (about 1 KB) is not moved once more.
         let cell = CallCell::Owned(Box::new(UnaryState {
             state: state(admission),
             message: None,
