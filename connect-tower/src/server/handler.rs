@@ -128,6 +128,9 @@ pub struct ResponseSender<T> {
     codec: Codec,
     /// Scratch space the messages are encoded in (small messages share its allocations).
     buf: BytesMut,
+    /// The room the next run of messages starts with: the last run's size (a stream of many
+    /// messages reserves whole runs), at least [`RUN_START_BYTES`].
+    run_room: usize,
     _message: PhantomData<fn(T)>,
 }
 
@@ -239,7 +242,9 @@ impl<T: EncodeMessage> ResponseSender<T> {
                 None => *next = rest.next(),
                 Some(((room, limit), first)) => {
                     let mut run = FramedRun::new(&mut self.buf, limit);
+                    run.reserve(room.clamp(1, self.run_room));
                     let framed = frame_run(&mut run, self.codec, first, room, next, rest);
+                    self.run_room = run.len().clamp(RUN_START_BYTES, RUN_BYTES);
                     let sent = if run.is_empty() {
                         Ok(())
                     } else {
@@ -269,7 +274,6 @@ fn frame_run<T: EncodeMessage>(
     rest: &mut impl Iterator<Item = T>,
 ) -> Result<(), Status> {
     let budget = room.clamp(1, RUN_BYTES);
-    run.reserve(budget);
     let mut message = first;
     loop {
         match message.frame_into(codec, run) {
@@ -280,6 +284,14 @@ fn frame_run<T: EncodeMessage>(
                 return Ok(());
             }
             Err(error) => return Err(error.into()),
+        }
+        if run.messages() == 1 {
+            // The first message's size and the messages the iterator says follow: room for
+            // the run at once, rather than growing it a doubling at a time.
+            let expected = run
+                .len()
+                .saturating_mul(rest.size_hint().0.saturating_add(1));
+            run.reserve(expected.min(budget).saturating_sub(run.len()));
         }
         match rest.next() {
             None => return Ok(()),
@@ -295,6 +307,12 @@ fn frame_run<T: EncodeMessage>(
 /// The most bytes of messages [`ResponseSender::send_all`] frames in one run before handing
 /// them to the call (a whole HTTP/2 frame by default: runs leave as frames of their own).
 const RUN_BYTES: usize = 16 * 1024;
+
+/// The room a sender's first run starts with. Runs after it start with the size of the one
+/// before: a whole [`RUN_BYTES`] reserved up front made every streaming call allocate 16 KB
+/// (above the allocator's fast sizes) for a message or two, and a long stream's runs
+/// growing from little each time copied them over and over.
+const RUN_START_BYTES: usize = 1024;
 
 impl<T> fmt::Debug for ResponseSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -344,6 +362,7 @@ impl<T> ResponseSender<T> {
             shared,
             codec,
             buf: BytesMut::new(),
+            run_room: RUN_START_BYTES,
             _message: PhantomData,
         }
     }
