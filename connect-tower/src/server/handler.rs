@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::codec::{DecodeFn, EncodeMessage};
 use crate::message::{Request, RequestContext, Response};
-use crate::server::shared::{Received, Shared};
+use crate::server::shared::{Received, Shared, State};
 use crate::server::unary::{UnaryCall, UnaryReply};
 
 /// A call routed to a handler: its context and the connection to the protocol state machine.
@@ -385,15 +385,34 @@ where
 }
 
 /// Runs a client-streaming handler: a stream of request messages in, one response out.
-pub async fn client_streaming<Req, Resp, F, Fut>(
+///
+/// The request and the handler's future are made here, when the call is dispatched; the
+/// future returned runs the handler and answers the call with its response.
+pub fn client_streaming<Req, Resp, F, Fut>(
     call: IncomingCall,
     decode: DecodeFn<Req>,
     handler: F,
-) where
+) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+where
     F: FnOnce(Request<Streaming<Req>>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, Status>>,
     Resp: EncodeMessage,
 {
+    let (request, shared, codec) = streamed_request(call, decode);
+    Handling {
+        handler: handler(request),
+        shared,
+        codec,
+        head_on_first_wait: false,
+        end: reply::<Resp>,
+    }
+}
+
+/// The request of a call whose request messages stream, with the call's state and codec.
+fn streamed_request<Req>(
+    call: IncomingCall,
+    decode: DecodeFn<Req>,
+) -> (Request<Streaming<Req>>, Arc<Shared>, Codec) {
     let IncomingCall {
         context,
         shared,
@@ -401,68 +420,186 @@ pub async fn client_streaming<Req, Resp, F, Fut>(
     } = call;
     let codec = context.codec();
     let stream = Streaming::new(shared.clone(), decode, codec, limit);
-    let result = handler(Request::from_parts(context, stream)).await;
-    let outcome = result.and_then(|response| UnaryReply::encode(codec, response));
-    shared.lock().reply(outcome);
+    (Request::from_parts(context, stream), shared, codec)
 }
 
 /// Runs a server-streaming handler: one request message in, a stream of responses out.
-pub async fn server_streaming<Req, Resp, F, Fut>(
+///
+/// The future returned waits for the request message, then makes the request and runs the
+/// handler; once the handler first waits, it has done its setup, and the response head is
+/// written, so the client knows the call started (a subscription, say, is in place) before
+/// the first message. Headers added after that are not sent; trailers still are.
+pub fn server_streaming<Req, Resp, F, Fut>(
     call: IncomingCall,
     decode: DecodeFn<Req>,
     handler: F,
-) where
+) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+where
     F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
     Fut: Future<Output = Result<(), Status>>,
     Resp: EncodeMessage,
 {
-    let Some((shared, unary)) = receive_call(call).await else {
-        return;
-    };
-    let request = match unary.into_request(decode) {
-        Ok(request) => request,
-        Err(status) => return shared.lock().finish(Err(status)),
-    };
-    let sender = ResponseSender::new(shared.clone(), request.context().codec());
-    let handler = handler(request, sender);
-    let result = HeadOnFirstWait {
-        handler: std::pin::pin!(handler),
-        shared: &shared,
-        armed: true,
-    }
-    .await;
-    shared.lock().finish(result.map(|()| HeaderMap::new()));
-}
-
-/// A server-streaming handler, which holds the whole request when it starts: once it first
-/// waits, it has done its setup, and its response head is written, so the client knows the
-/// call started (a subscription, say, is in place) before the first message. Headers added
-/// after that are not sent; trailers still are.
-struct HeadOnFirstWait<'a, F> {
-    handler: Pin<&'a mut F>,
-    shared: &'a Shared,
-    armed: bool,
-}
-
-impl<F: Future> Future for HeadOnFirstWait<'_, F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let polled = self.handler.as_mut().poll(cx);
-        if polled.is_pending() && std::mem::take(&mut self.armed) {
-            let _ = self.shared.lock().send_headers();
-        }
-        polled
+    ServerStreaming::Receiving {
+        call: Some(call),
+        slot: None,
+        decode,
+        handler: Some(handler),
+        responses: PhantomData,
     }
 }
 
 /// Runs a bidi-streaming handler: streams in both directions.
-pub async fn bidi_streaming<Req, Resp, F, Fut>(
+///
+/// The request, the response sender and the handler's future are made here, when the call is
+/// dispatched; the future returned runs the handler and ends the call with its outcome.
+pub fn bidi_streaming<Req, Resp, F, Fut>(
     call: IncomingCall,
     decode: DecodeFn<Req>,
     handler: F,
-) where
+) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+where
     F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+    Resp: EncodeMessage,
+{
+    let (request, shared, codec) = streamed_request(call, decode);
+    let sender = ResponseSender::new(shared.clone(), codec);
+    Handling {
+        handler: handler(request, sender),
+        shared,
+        codec,
+        head_on_first_wait: false,
+        end: finish,
+    }
+}
+
+// The streaming adapters' futures are written by hand: they are boxed once per call, and an
+// `async fn` keeps its arguments (the call, its context) and every local moved into the
+// handler beside the handler's own future, more than half a kilobyte of copies.
+
+pin_project_lite::pin_project! {
+    /// A streaming handler's future, and what ends the call with its outcome.
+    struct Handling<Fut: Future> {
+        #[pin]
+        handler: Fut,
+        shared: Arc<Shared>,
+        codec: Codec,
+        // Writes the response head when the handler first waits (server streams).
+        head_on_first_wait: bool,
+        end: fn(&mut State, Fut::Output, Codec),
+    }
+}
+
+impl<Fut: Future> Future for Handling<Fut> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        match this.handler.poll(cx) {
+            Poll::Pending => {
+                if std::mem::take(this.head_on_first_wait) {
+                    let _ = this.shared.lock().send_headers();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(outcome) => {
+                (this.end)(&mut this.shared.lock(), outcome, *this.codec);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// Ends a streaming-response call with its handler's outcome.
+fn finish(state: &mut State, outcome: Result<(), Status>, _codec: Codec) {
+    state.finish(outcome.map(|()| HeaderMap::new()));
+}
+
+/// Answers a client-streaming call with its handler's response.
+fn reply<Resp: EncodeMessage>(
+    state: &mut State,
+    outcome: Result<Response<Resp>, Status>,
+    codec: Codec,
+) {
+    state.reply(outcome.and_then(|response| UnaryReply::encode(codec, response)));
+}
+
+pin_project_lite::pin_project! {
+    /// A server-streaming call: its request message awaited, then its handler run.
+    #[project = ServerStreamingProj]
+    enum ServerStreaming<Req, Resp, F, Fut: Future> {
+        Receiving {
+            call: Option<IncomingCall>,
+            slot: Option<bytes::Bytes>,
+            decode: DecodeFn<Req>,
+            handler: Option<F>,
+            responses: PhantomData<fn(Resp)>,
+        },
+        Running {
+            #[pin]
+            handling: Handling<Fut>,
+        },
+        Done,
+    }
+}
+
+impl<Req, Resp, F, Fut> Future for ServerStreaming<Req, Resp, F, Fut>
+where
+    F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+    Resp: EncodeMessage,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let handling = match self.as_mut().project() {
+                ServerStreamingProj::Running { handling } => return handling.poll(cx),
+                ServerStreamingProj::Done => return Poll::Ready(()),
+                ServerStreamingProj::Receiving {
+                    call,
+                    slot,
+                    decode,
+                    handler,
+                    ..
+                } => {
+                    let received = match call.as_ref() {
+                        Some(call) => match call.shared.lock().poll_receive_one(slot, cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(received) => received,
+                        },
+                        None => None,
+                    };
+                    // `None`: the call already ended (its response is queued).
+                    match (received, call.take(), handler.take()) {
+                        (Some(message), Some(call), Some(handler)) => {
+                            start_server_stream(call, message, *decode, handler)
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            match handling {
+                Some(handling) => self.set(ServerStreaming::Running { handling }),
+                None => {
+                    self.set(ServerStreaming::Done);
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+/// A server-streaming call's handler, started on its request message (`None` when the
+/// message does not decode: the call is then answered with the core's status for it).
+fn start_server_stream<Req, Resp, F, Fut>(
+    call: IncomingCall,
+    message: bytes::Bytes,
+    decode: DecodeFn<Req>,
+    handler: F,
+) -> Option<Handling<Fut>>
+where
+    F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
     Fut: Future<Output = Result<(), Status>>,
     Resp: EncodeMessage,
 {
@@ -471,11 +608,27 @@ pub async fn bidi_streaming<Req, Resp, F, Fut>(
         shared,
         limit,
     } = call;
-    let codec = context.codec();
-    let stream = Streaming::new(shared.clone(), decode, codec, limit);
+    let unary = UnaryCall {
+        context,
+        message,
+        limit,
+    };
+    let request = match unary.into_request(decode) {
+        Ok(request) => request,
+        Err(status) => {
+            shared.lock().finish(Err(status));
+            return None;
+        }
+    };
+    let codec = request.context().codec();
     let sender = ResponseSender::new(shared.clone(), codec);
-    let result = handler(Request::from_parts(context, stream), sender).await;
-    shared.lock().finish(result.map(|()| HeaderMap::new()));
+    Some(Handling {
+        handler: handler(request, sender),
+        shared,
+        codec,
+        head_on_first_wait: true,
+        end: finish,
+    })
 }
 
 /// Answers `unimplemented` (for methods a service declares but does not implement).
