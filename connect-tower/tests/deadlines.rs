@@ -439,3 +439,88 @@ fn deadlines_fire_for_calls_on_a_tokio_executor() {
         assert_eq!(status.code(), Code::DeadlineExceeded);
     });
 }
+
+/// A streaming handler registered as a closure starts inside the call's deadline scope: what
+/// the closure does before returning its future (start a client call, say) sees the call's
+/// deadline, as it does when the handler is a generated service's `async fn`.
+#[test]
+fn streaming_handler_closures_start_inside_the_call_deadline_scope() {
+    use connect_proto_core::{MethodKind, MethodSpec};
+    use connect_tower::Request;
+    use connect_tower::server::{Routes, Streaming};
+
+    let spec = |name: &str, kind| {
+        MethodSpec::owned(format!("/dyn.v1.Dyn/{name}"), kind, Default::default())
+    };
+    let timer = ManualTimer::new();
+    let start = timer.now();
+    let seen = Slot::new();
+    let (in_split, in_join, in_shout) = (seen.clone(), seen.clone(), seen.clone());
+    let routes = Routes::new()
+        .server_streaming(
+            spec("Split", MethodKind::ServerStreaming),
+            move |_request: Request<StringValue>,
+                  _responses: connect_tower::server::ResponseSender<StringValue>| {
+                in_split.put(current_deadline());
+                async { Ok(()) }
+            },
+        )
+        .client_streaming(
+            spec("Join", MethodKind::ClientStreaming),
+            move |_request: Request<Streaming<StringValue>>| {
+                in_join.put(current_deadline());
+                async { Ok(Response::new(sv("joined"))) }
+            },
+        )
+        .bidi_streaming(
+            spec("Shout", MethodKind::BidiStreaming),
+            move |_request: Request<Streaming<StringValue>>,
+                  _responses: connect_tower::server::ResponseSender<StringValue>| {
+                in_shout.put(current_deadline());
+                async { Ok(()) }
+            },
+        );
+    let client = client(serve(routes, &timer), Wire::Grpc, Codec::Proto, &timer);
+    let options = || CallOptions::new().timeout(SECOND);
+    let deadline = Some(start + SECOND);
+
+    let split = block_on(async {
+        let mut call = client
+            .server_streaming::<StringValue, StringValue>(
+                &spec("Split", MethodKind::ServerStreaming),
+                sv(""),
+                options(),
+            )
+            .await?;
+        while call.message().await?.is_some() {}
+        Ok::<_, Status>(())
+    });
+    assert!(split.is_ok(), "{split:?}");
+    assert_eq!(seen.take(), deadline, "server stream");
+
+    let joined = block_on(async {
+        let call = client
+            .client_streaming::<StringValue, StringValue>(
+                &spec("Join", MethodKind::ClientStreaming),
+                options(),
+            )
+            .await?;
+        call.finish().await
+    });
+    assert!(joined.is_ok(), "{joined:?}");
+    assert_eq!(seen.take(), deadline, "client stream");
+
+    let shouted = block_on(async {
+        let mut call = client
+            .bidi_streaming::<StringValue, StringValue>(
+                &spec("Shout", MethodKind::BidiStreaming),
+                options(),
+            )
+            .await?;
+        call.close_send()?;
+        while call.message().await?.is_some() {}
+        Ok::<_, Status>(())
+    });
+    assert!(shouted.is_ok(), "{shouted:?}");
+    assert_eq!(seen.take(), deadline, "bidi stream");
+}

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::codec::{DecodeFn, EncodeMessage};
 use crate::message::{Request, RequestContext, Response};
-use crate::server::shared::{Received, Shared, State};
+use crate::server::shared::{Received, Shared};
 use crate::server::unary::{UnaryCall, UnaryReply};
 
 /// A call routed to a handler: its context and the connection to the protocol state machine.
@@ -326,17 +326,25 @@ impl<T> fmt::Debug for ResponseSender<T> {
 async fn receive_call(call: IncomingCall) -> Option<(Arc<Shared>, UnaryCall)> {
     let mut slot = None;
     let message = poll_fn(|cx| call.shared.lock().poll_receive_one(&mut slot, cx)).await?;
-    let IncomingCall {
-        context,
-        shared,
-        limit,
-    } = call;
-    let unary = UnaryCall {
-        context,
-        message,
-        limit,
-    };
-    Some((shared, unary))
+    Some(call.with_message(message))
+}
+
+impl IncomingCall {
+    /// The call with its one request message: its shared state, and the call as the fast
+    /// path's handlers get it.
+    fn with_message(self, message: bytes::Bytes) -> (Arc<Shared>, UnaryCall) {
+        let IncomingCall {
+            context,
+            shared,
+            limit,
+        } = self;
+        let unary = UnaryCall {
+            context,
+            message,
+            limit,
+        };
+        (shared, unary)
+    }
 }
 
 /// The status for a request message that does not decode (the core's mapping).
@@ -385,9 +393,6 @@ where
 }
 
 /// Runs a client-streaming handler: a stream of request messages in, one response out.
-///
-/// The request and the handler's future are made here, when the call is dispatched; the
-/// future returned runs the handler and answers the call with its response.
 pub fn client_streaming<Req, Resp, F, Fut>(
     call: IncomingCall,
     decode: DecodeFn<Req>,
@@ -398,14 +403,165 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>>,
     Resp: EncodeMessage,
 {
-    let (request, shared, codec) = streamed_request(call, decode);
-    Handling {
-        handler: handler(request),
-        shared,
-        codec,
-        head_on_first_wait: false,
-        end: reply::<Resp>,
+    Adapter::Starting {
+        start: ClientStreamStart {
+            pending: Some((call, handler)),
+            decode,
+        },
     }
+}
+
+/// Runs a server-streaming handler: one request message in, a stream of responses out.
+///
+/// Once the handler first waits, it has done its setup, and the response head is written,
+/// so the client knows the call started (a subscription, say, is in place) before the first
+/// message. Headers added after that are not sent; trailers still are.
+pub fn server_streaming<Req, Resp, F, Fut>(
+    call: IncomingCall,
+    decode: DecodeFn<Req>,
+    handler: F,
+) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+where
+    F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+    Resp: EncodeMessage,
+{
+    Adapter::Starting {
+        start: ServerStreamStart {
+            pending: Some((call, handler)),
+            slot: None,
+            decode,
+            responses: PhantomData,
+        },
+    }
+}
+
+/// Runs a bidi-streaming handler: streams in both directions.
+pub fn bidi_streaming<Req, Resp, F, Fut>(
+    call: IncomingCall,
+    decode: DecodeFn<Req>,
+    handler: F,
+) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+where
+    F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+    Resp: EncodeMessage,
+{
+    Adapter::Starting {
+        start: BidiStreamStart {
+            pending: Some((call, handler)),
+            decode,
+            responses: PhantomData,
+        },
+    }
+}
+
+// The streaming adapters' futures are written by hand: they are boxed once per call, and an
+// `async fn` keeps its arguments (the call, its context) and every local moved into the
+// handler beside the handler's own future, more than half a kilobyte of copies. The handler
+// is started on the adapter's first poll, as an `async fn` would: inside the driver's span
+// and deadline scope, and never for a call that is not polled.
+
+/// How an adapter starts its handler: at once, or once the request message is in.
+trait Start {
+    /// The handler's future.
+    type Handler: Future;
+
+    /// The handler, started: `Ready(None)` when the call ended first (its response is
+    /// queued).
+    fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<Option<Handling<Self::Handler>>>;
+}
+
+pin_project_lite::pin_project! {
+    /// A streaming adapter's future: its handler started, run, and the call ended with its
+    /// outcome.
+    #[project = AdapterProj]
+    enum Adapter<S: Start> {
+        Starting {
+            start: S,
+        },
+        Running {
+            #[pin]
+            handling: Handling<S::Handler>,
+        },
+        Done,
+    }
+}
+
+impl<S: Start> Future for Adapter<S> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let started = match self.as_mut().project() {
+                AdapterProj::Starting { start } => match start.poll_start(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(started) => started,
+                },
+                AdapterProj::Running { handling } => match handling.poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => None,
+                },
+                AdapterProj::Done => return Poll::Ready(()),
+            };
+            match started {
+                Some(handling) => self.set(Adapter::Running { handling }),
+                None => {
+                    self.set(Adapter::Done);
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A streaming handler's future, and what ends the call with its outcome.
+    struct Handling<Fut: Future> {
+        #[pin]
+        handler: Fut,
+        shared: Arc<Shared>,
+        codec: Codec,
+        // Writes the response head when the handler first waits (server streams).
+        head_on_first_wait: bool,
+        end: fn(&Shared, Fut::Output, Codec),
+    }
+}
+
+impl<Fut: Future> Future for Handling<Fut> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        match this.handler.poll(cx) {
+            Poll::Pending => {
+                if std::mem::take(this.head_on_first_wait) {
+                    let _ = this.shared.lock().send_headers();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(outcome) => {
+                (this.end)(this.shared, outcome, *this.codec);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// Ends a streaming-response call with its handler's outcome.
+fn finish(shared: &Shared, outcome: Result<(), Status>, _codec: Codec) {
+    shared.lock().finish(outcome.map(|()| HeaderMap::new()));
+}
+
+/// Answers a client-streaming call with its handler's response (encoded before the call's
+/// state is locked).
+fn reply<Resp: EncodeMessage>(
+    shared: &Shared,
+    outcome: Result<Response<Resp>, Status>,
+    codec: Codec,
+) {
+    let reply = outcome.and_then(|response| UnaryReply::encode(codec, response));
+    shared.lock().reply(reply);
 }
 
 /// The request of a call whose request messages stream, with the call's state and codec.
@@ -423,212 +579,111 @@ fn streamed_request<Req>(
     (Request::from_parts(context, stream), shared, codec)
 }
 
-/// Runs a server-streaming handler: one request message in, a stream of responses out.
-///
-/// The future returned waits for the request message, then makes the request and runs the
-/// handler; once the handler first waits, it has done its setup, and the response head is
-/// written, so the client knows the call started (a subscription, say, is in place) before
-/// the first message. Headers added after that are not sent; trailers still are.
-pub fn server_streaming<Req, Resp, F, Fut>(
-    call: IncomingCall,
+/// Starts a client-streaming handler.
+struct ClientStreamStart<Req, F> {
+    pending: Option<(IncomingCall, F)>,
     decode: DecodeFn<Req>,
-    handler: F,
-) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+}
+
+impl<Req, Resp, F, Fut> Start for ClientStreamStart<Req, F>
 where
-    F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
-    Fut: Future<Output = Result<(), Status>>,
+    F: FnOnce(Request<Streaming<Req>>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
     Resp: EncodeMessage,
 {
-    ServerStreaming::Receiving {
-        call: Some(call),
-        slot: None,
-        decode,
-        handler: Some(handler),
-        responses: PhantomData,
+    type Handler = Fut;
+
+    fn poll_start(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Handling<Fut>>> {
+        Poll::Ready(self.pending.take().map(|(call, handler)| {
+            let (request, shared, codec) = streamed_request(call, self.decode);
+            Handling {
+                handler: handler(request),
+                shared,
+                codec,
+                head_on_first_wait: false,
+                end: reply::<Resp>,
+            }
+        }))
     }
 }
 
-/// Runs a bidi-streaming handler: streams in both directions.
-///
-/// The request, the response sender and the handler's future are made here, when the call is
-/// dispatched; the future returned runs the handler and ends the call with its outcome.
-pub fn bidi_streaming<Req, Resp, F, Fut>(
-    call: IncomingCall,
+/// Starts a bidi-streaming handler.
+struct BidiStreamStart<Req, Resp, F> {
+    pending: Option<(IncomingCall, F)>,
     decode: DecodeFn<Req>,
-    handler: F,
-) -> impl Future<Output = ()> + use<Req, Resp, F, Fut>
+    responses: PhantomData<fn(Resp)>,
+}
+
+impl<Req, Resp, F, Fut> Start for BidiStreamStart<Req, Resp, F>
 where
     F: FnOnce(Request<Streaming<Req>>, ResponseSender<Resp>) -> Fut,
     Fut: Future<Output = Result<(), Status>>,
     Resp: EncodeMessage,
 {
-    let (request, shared, codec) = streamed_request(call, decode);
-    let sender = ResponseSender::new(shared.clone(), codec);
-    Handling {
-        handler: handler(request, sender),
-        shared,
-        codec,
-        head_on_first_wait: false,
-        end: finish,
-    }
-}
+    type Handler = Fut;
 
-// The streaming adapters' futures are written by hand: they are boxed once per call, and an
-// `async fn` keeps its arguments (the call, its context) and every local moved into the
-// handler beside the handler's own future, more than half a kilobyte of copies.
-
-pin_project_lite::pin_project! {
-    /// A streaming handler's future, and what ends the call with its outcome.
-    struct Handling<Fut: Future> {
-        #[pin]
-        handler: Fut,
-        shared: Arc<Shared>,
-        codec: Codec,
-        // Writes the response head when the handler first waits (server streams).
-        head_on_first_wait: bool,
-        end: fn(&mut State, Fut::Output, Codec),
-    }
-}
-
-impl<Fut: Future> Future for Handling<Fut> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        match this.handler.poll(cx) {
-            Poll::Pending => {
-                if std::mem::take(this.head_on_first_wait) {
-                    let _ = this.shared.lock().send_headers();
-                }
-                Poll::Pending
+    fn poll_start(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Handling<Fut>>> {
+        Poll::Ready(self.pending.take().map(|(call, handler)| {
+            let (request, shared, codec) = streamed_request(call, self.decode);
+            let sender = ResponseSender::new(shared.clone(), codec);
+            Handling {
+                handler: handler(request, sender),
+                shared,
+                codec,
+                head_on_first_wait: false,
+                end: finish,
             }
-            Poll::Ready(outcome) => {
-                (this.end)(&mut this.shared.lock(), outcome, *this.codec);
-                Poll::Ready(())
-            }
-        }
+        }))
     }
 }
 
-/// Ends a streaming-response call with its handler's outcome.
-fn finish(state: &mut State, outcome: Result<(), Status>, _codec: Codec) {
-    state.finish(outcome.map(|()| HeaderMap::new()));
-}
-
-/// Answers a client-streaming call with its handler's response.
-fn reply<Resp: EncodeMessage>(
-    state: &mut State,
-    outcome: Result<Response<Resp>, Status>,
-    codec: Codec,
-) {
-    state.reply(outcome.and_then(|response| UnaryReply::encode(codec, response)));
-}
-
-pin_project_lite::pin_project! {
-    /// A server-streaming call: its request message awaited, then its handler run.
-    #[project = ServerStreamingProj]
-    enum ServerStreaming<Req, Resp, F, Fut: Future> {
-        Receiving {
-            call: Option<IncomingCall>,
-            slot: Option<bytes::Bytes>,
-            decode: DecodeFn<Req>,
-            handler: Option<F>,
-            responses: PhantomData<fn(Resp)>,
-        },
-        Running {
-            #[pin]
-            handling: Handling<Fut>,
-        },
-        Done,
-    }
-}
-
-impl<Req, Resp, F, Fut> Future for ServerStreaming<Req, Resp, F, Fut>
-where
-    F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
-    Fut: Future<Output = Result<(), Status>>,
-    Resp: EncodeMessage,
-{
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            let handling = match self.as_mut().project() {
-                ServerStreamingProj::Running { handling } => return handling.poll(cx),
-                ServerStreamingProj::Done => return Poll::Ready(()),
-                ServerStreamingProj::Receiving {
-                    call,
-                    slot,
-                    decode,
-                    handler,
-                    ..
-                } => {
-                    let received = match call.as_ref() {
-                        Some(call) => match call.shared.lock().poll_receive_one(slot, cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(received) => received,
-                        },
-                        None => None,
-                    };
-                    // `None`: the call already ended (its response is queued).
-                    match (received, call.take(), handler.take()) {
-                        (Some(message), Some(call), Some(handler)) => {
-                            start_server_stream(call, message, *decode, handler)
-                        }
-                        _ => None,
-                    }
-                }
-            };
-            match handling {
-                Some(handling) => self.set(ServerStreaming::Running { handling }),
-                None => {
-                    self.set(ServerStreaming::Done);
-                    return Poll::Ready(());
-                }
-            }
-        }
-    }
-}
-
-/// A server-streaming call's handler, started on its request message (`None` when the
-/// message does not decode: the call is then answered with the core's status for it).
-fn start_server_stream<Req, Resp, F, Fut>(
-    call: IncomingCall,
-    message: bytes::Bytes,
+/// Starts a server-streaming handler once its request message is in.
+struct ServerStreamStart<Req, Resp, F> {
+    pending: Option<(IncomingCall, F)>,
+    /// The request message, between polls, until the request's end is read.
+    slot: Option<bytes::Bytes>,
     decode: DecodeFn<Req>,
-    handler: F,
-) -> Option<Handling<Fut>>
+    responses: PhantomData<fn(Resp)>,
+}
+
+impl<Req, Resp, F, Fut> Start for ServerStreamStart<Req, Resp, F>
 where
     F: FnOnce(Request<Req>, ResponseSender<Resp>) -> Fut,
     Fut: Future<Output = Result<(), Status>>,
     Resp: EncodeMessage,
 {
-    let IncomingCall {
-        context,
-        shared,
-        limit,
-    } = call;
-    let unary = UnaryCall {
-        context,
-        message,
-        limit,
-    };
-    let request = match unary.into_request(decode) {
-        Ok(request) => request,
-        Err(status) => {
-            shared.lock().finish(Err(status));
-            return None;
-        }
-    };
-    let codec = request.context().codec();
-    let sender = ResponseSender::new(shared.clone(), codec);
-    Some(Handling {
-        handler: handler(request, sender),
-        shared,
-        codec,
-        head_on_first_wait: true,
-        end: finish,
-    })
+    type Handler = Fut;
+
+    fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<Option<Handling<Fut>>> {
+        let received = match &self.pending {
+            Some((call, _)) => match call.shared.lock().poll_receive_one(&mut self.slot, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(received) => received,
+            },
+            None => None,
+        };
+        // No message: the call already ended (its response is queued).
+        let (Some(message), Some((call, handler))) = (received, self.pending.take()) else {
+            return Poll::Ready(None);
+        };
+        let (shared, unary) = call.with_message(message);
+        let request = match unary.into_request(self.decode) {
+            Ok(request) => request,
+            Err(status) => {
+                shared.lock().finish(Err(status));
+                return Poll::Ready(None);
+            }
+        };
+        let codec = request.context().codec();
+        let sender = ResponseSender::new(shared.clone(), codec);
+        Poll::Ready(Some(Handling {
+            handler: handler(request, sender),
+            shared,
+            codec,
+            head_on_first_wait: true,
+            end: finish,
+        }))
+    }
 }
 
 /// Answers `unimplemented` (for methods a service declares but does not implement).
