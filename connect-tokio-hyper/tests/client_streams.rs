@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
@@ -18,9 +15,8 @@ use connect_tokio_hyper::{BoxError, H2Connection, IncomingBody, Server, TokioTim
 use connect_tower::client::{CallOptions, Client, ClientConfig};
 use connect_tower::server::ConnectService;
 use connect_tower::{Code, Codec, Idempotency, MethodKind, MethodSpec, Protocol};
-use http_body::Frame;
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 
 /// Answered by the misbehaving responder, not by the echo service.
@@ -93,31 +89,19 @@ fn hostile_response(fault: Fault) -> http::Response<UnsyncBoxBody<Bytes, BoxErro
         Fault::CutEnvelope => body.put_slice(&[0, 0]),
         Fault::NoTrailers => {}
     }
-    let mut frames = VecDeque::from([Frame::data(body.freeze())]);
-    if !matches!(fault, Fault::NoTrailers) {
+    let body = Full::new(body.freeze()).map_err(|never| match never {});
+    let body = if matches!(fault, Fault::NoTrailers) {
+        body.boxed_unsync()
+    } else {
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-        frames.push_back(Frame::trailers(trailers));
-    }
+        body.with_trailers(async { Some(Ok(trailers)) })
+            .boxed_unsync()
+    };
     http::Response::builder()
         .header("content-type", "application/grpc")
-        .body(Frames(frames).boxed_unsync())
+        .body(body)
         .unwrap()
-}
-
-/// A body of the frames given, in order, each ready at once.
-struct Frames(VecDeque<Frame<Bytes>>);
-
-impl http_body::Body for Frames {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Poll::Ready(self.get_mut().0.pop_front().map(Ok))
-    }
 }
 
 #[tokio::test]

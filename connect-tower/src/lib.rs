@@ -54,6 +54,11 @@ pub mod rt;
 #[cfg(feature = "server")]
 pub mod server;
 
+/// The largest block glibc's allocator serves from its per-thread cache (1,032 bytes): a
+/// call's state blocks stay within it (above it, each call takes the allocator's slow path).
+#[cfg(all(test, any(feature = "server", feature = "client")))]
+pub(crate) const ALLOCATOR_FAST_BLOCK: usize = 1032;
+
 pub use connect_proto_core::{
     Code, Codec, ErrorDetail, Idempotency, MethodKind, MethodSpec, Protocol, Status,
 };

@@ -815,12 +815,15 @@ impl<T: Transport> Drop for Exchange<T> {
 #[cfg(test)]
 mod tests {
     use super::Shared;
+    use crate::ALLOCATOR_FAST_BLOCK;
 
     #[test]
     fn a_calls_state_fits_the_allocators_fast_blocks() {
-        // glibc's allocator serves blocks of up to 1,032 bytes from its per-thread cache; an
-        // `Arc` adds its two counts.
+        // An `Arc` adds its two counts.
         let shared = std::mem::size_of::<Shared>() + 2 * std::mem::size_of::<usize>();
-        assert!(shared <= 1032, "a call's shared state is {shared} bytes");
+        assert!(
+            shared <= ALLOCATOR_FAST_BLOCK,
+            "a call's shared state is {shared} bytes"
+        );
     }
 }

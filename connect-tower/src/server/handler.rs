@@ -242,8 +242,8 @@ impl<T: EncodeMessage> ResponseSender<T> {
                 None => *next = rest.next(),
                 Some(((room, limit), first)) => {
                     let mut run = FramedRun::new(&mut self.buf, limit);
-                    run.reserve(room.clamp(1, self.run_room));
-                    let framed = frame_run(&mut run, self.codec, first, room, next, rest);
+                    let framed =
+                        frame_run(&mut run, self.codec, first, room, self.run_room, next, rest);
                     self.run_room = run.len().clamp(RUN_START_BYTES, RUN_BYTES);
                     let sent = if run.is_empty() {
                         Ok(())
@@ -264,16 +264,19 @@ impl<T: EncodeMessage> ResponseSender<T> {
 /// (at least one message, at most [`RUN_BYTES`]); the message that did not fit is left in
 /// `next`, as is one over the send limit after others (it fails once they are sent, as the
 /// first of the next run). A failure ends the run with its error (the messages framed
-/// before it are in the run, and are sent).
+/// before it are in the run, and are sent). The run starts with `start` bytes of room (see
+/// [`RUN_START_BYTES`]).
 fn frame_run<T: EncodeMessage>(
     run: &mut FramedRun<'_>,
     codec: Codec,
     first: T,
     room: usize,
+    start: usize,
     next: &mut Option<T>,
     rest: &mut impl Iterator<Item = T>,
 ) -> Result<(), Status> {
     let budget = room.clamp(1, RUN_BYTES);
+    run.reserve(budget.min(start));
     let mut message = first;
     loop {
         match message.frame_into(codec, run) {
@@ -320,9 +323,9 @@ impl<T> fmt::Debug for ResponseSender<T> {
     }
 }
 
-/// Receives the one request message of a unary or server-streaming call: the call as the
-/// fast path's handlers get it, and its shared state. `None` means the call already ended
-/// (its response is queued).
+/// Receives the one request message of a unary call that does not take the fast path: the
+/// call as the fast path's handlers get it, and its shared state. `None` means the call
+/// already ended (its response is queued).
 async fn receive_call(call: IncomingCall) -> Option<(Arc<Shared>, UnaryCall)> {
     let mut slot = None;
     let message = poll_fn(|cx| call.shared.lock().poll_receive_one(&mut slot, cx)).await?;

@@ -620,20 +620,20 @@ impl Drop for State {
 #[cfg(test)]
 mod tests {
     use super::{Shared, UnaryState};
-
-    /// The largest block glibc's allocator serves from its per-thread cache (1,032 bytes):
-    /// above it every call's state takes the allocator's slow path.
-    const FAST_BLOCK: usize = 1032;
+    use crate::ALLOCATOR_FAST_BLOCK;
 
     #[test]
     fn a_calls_state_fits_the_allocators_fast_blocks() {
         // An `Arc` adds its two counts.
         let shared = std::mem::size_of::<Shared>() + 2 * std::mem::size_of::<usize>();
         assert!(
-            shared <= FAST_BLOCK,
+            shared <= ALLOCATOR_FAST_BLOCK,
             "a shared call state is {shared} bytes"
         );
         let owned = std::mem::size_of::<UnaryState>();
-        assert!(owned <= FAST_BLOCK, "a unary call state is {owned} bytes");
+        assert!(
+            owned <= ALLOCATOR_FAST_BLOCK,
+            "a unary call state is {owned} bytes"
+        );
     }
 }
