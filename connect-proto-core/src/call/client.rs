@@ -261,8 +261,9 @@ impl ClientCall {
                 ),
             },
             headers_reported: false,
-            events: Box::new(EventQueue::new()),
-            outputs: Box::new(OutputQueue::new()),
+            // Built in their allocations (`Box::new` would copy each from the stack).
+            events: Box::default(),
+            outputs: Box::default(),
         };
         if call.deadline.is_some_and(|deadline| now >= deadline) {
             // Out of time before anything was sent (a propagated deadline that already

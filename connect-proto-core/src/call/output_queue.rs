@@ -142,6 +142,13 @@ pub(crate) struct EventQueue<E, const OTHERS: usize> {
     others: SmallQueue<E, OTHERS>,
 }
 
+// `Box::default()` builds a queue in its allocation; `Box::new(new())` copies it there.
+impl<E: Event, const OTHERS: usize> Default for EventQueue<E, OTHERS> {
+    fn default() -> Self {
+        EventQueue::new()
+    }
+}
+
 impl<E: Event, const OTHERS: usize> EventQueue<E, OTHERS> {
     pub(crate) fn new() -> Self {
         EventQueue {
@@ -218,6 +225,12 @@ enum Tail {
     Empty,
     One(Bytes),
     Joined(BytesMut),
+}
+
+impl<O: Output> Default for OutputQueue<O> {
+    fn default() -> Self {
+        OutputQueue::new()
+    }
 }
 
 impl<O: Output> OutputQueue<O> {

@@ -191,7 +191,7 @@ enum ResponseSide {
 /// makes them most of a call's size; kept in an allocation of their own, the call and the
 /// state an adapter keeps it in stay small enough for the allocator's fast size classes (a
 /// single block above 1 KiB costs several times two small ones with glibc's allocator).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Queues {
     events: SmallQueue<ServerEvent>,
     outputs: OutputQueue<ServerOutput>,
@@ -296,10 +296,8 @@ impl ServerCall {
             response: ResponseSide::Idle {
                 headers: HeaderMap::new(),
             },
-            queues: Box::new(Queues {
-                events: SmallQueue::new(),
-                outputs: OutputQueue::new(),
-            }),
+            // `Box::default` builds the queues in their allocation (no copy from the stack).
+            queues: Box::default(),
             outcome: None,
         }
     }

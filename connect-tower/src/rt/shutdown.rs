@@ -170,6 +170,11 @@ impl ShutdownWatch {
         }
     }
 
+    /// Whether the drain deadline has passed, by the phase alone (nothing is registered).
+    pub fn is_forced(&self) -> bool {
+        self.signal.is_forced()
+    }
+
     /// Whether graceful shutdown has started, registering `cx`'s waker if not.
     pub fn poll_draining(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.poll_phase(cx, DRAINING)
@@ -269,6 +274,19 @@ mod tests {
         // Going back is not possible.
         trigger.drain();
         assert!(signal.is_forced());
+    }
+
+    #[test]
+    fn is_forced_reads_the_phase_without_registering() {
+        let (trigger, signal) = ShutdownTrigger::new();
+        let watch = signal.watch();
+        assert!(!watch.is_forced());
+        trigger.drain();
+        assert!(!watch.is_forced());
+        trigger.force();
+        assert!(watch.is_forced());
+        assert!(trigger.0.lock().slots.is_empty());
+        assert!(!ShutdownSignal::never().watch().is_forced());
     }
 
     #[test]

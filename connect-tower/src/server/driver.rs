@@ -157,16 +157,11 @@ impl Driver {
                 }
             }
 
-            // Watched once per call of this function, before the handler is polled: the
-            // waker it registers then is this poll's (a later iteration only returns `Pending`
-            // or loops after the deadline).
-            if let Some(shutdown) = self.shutdown.as_mut().filter(|_| !handler_polled) {
-                if shutdown.poll_forced(cx).is_ready() {
-                    self.shutdown = None;
-                    let status = Status::new(Code::Unavailable, "the server is shutting down");
-                    self.cell.lock().fail(status);
-                    continue;
-                }
+            // A call that arrives after the drain deadline is not run: the phase is read
+            // (no registration) before the handler's first poll of this call of the function.
+            if !handler_polled && self.shutdown.as_ref().is_some_and(ShutdownWatch::is_forced) {
+                self.end_for_shutdown();
+                continue;
             }
 
             let Some(handler) = self.handler.as_mut() else {
@@ -178,6 +173,15 @@ impl Driver {
                 continue;
             };
             if handler_polled || !handler_due {
+                // The drain deadline is watched (a waker registered with the signal every
+                // call of the server shares) only by a call about to wait: one its handler
+                // finishes in a poll (most unary calls) never registers.
+                if let Some(shutdown) = self.shutdown.as_mut() {
+                    if shutdown.poll_forced(cx).is_ready() {
+                        self.end_for_shutdown();
+                        continue;
+                    }
+                }
                 return Poll::Pending;
             }
             handler_polled = true;
@@ -208,6 +212,13 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Ends the call with `unavailable`: the server's drain deadline passed.
+    fn end_for_shutdown(&mut self) {
+        self.shutdown = None;
+        let status = Status::new(Code::Unavailable, "the server is shutting down");
+        self.cell.lock().fail(status);
     }
 
     /// Whether `deadline` passed, by the clock alone (no timer armed).

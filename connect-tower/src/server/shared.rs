@@ -451,6 +451,11 @@ impl State {
 
     /// Adds every value of `headers` (appended, as [`add_headers`](Self::add_headers) does).
     pub(crate) fn add_header_map(&mut self, headers: HeaderMap) {
+        // Most replies add none: an empty map is not walked (its iterator alone costs more
+        // than the rest of a reply's bookkeeping).
+        if headers.is_empty() {
+            return;
+        }
         let mut last = None;
         let entries = headers.into_iter().filter_map(|(name, value)| {
             // `HeaderMap::into_iter` names only the first of a name's values.
