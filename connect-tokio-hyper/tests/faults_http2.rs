@@ -1,7 +1,7 @@
 //! Hostile HTTP/2 clients over raw sockets: a partial preface, an idle connection, a client
 //! that stops reading a stream with a deadline, a connection that goes away with streams open,
-//! broken request bodies, request bodies ended in every way a client may end them, and a
-//! server at its call limit.
+//! broken request bodies, request bodies ended in every way a client may end them, a server
+//! at its call limit, and a window so small that a response goes out in many parts.
 
 mod common;
 
@@ -602,5 +602,44 @@ async fn connection_specific_response_headers_are_removed_over_http2() {
     let mut body = response.into_body();
     let data = body.data().await.expect("a body").expect("body data");
     assert_eq!(&data[..], b"body");
+    server.shutdown().await;
+}
+
+/// A client with a small stream window (1 KiB) asks for a unary response of 40 KiB: the
+/// server sends it in as many parts as the window grants (each part only once the client
+/// releases what it read), and the parts make the whole response, followed by its trailers.
+#[tokio::test]
+async fn a_response_larger_than_the_window_arrives_whole_in_window_sized_parts() {
+    let server = start(Server::builder(), Echo::default()).await;
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(1024);
+    let (mut client, _driver) = h2_client(server.addr, builder).await;
+    let text = "window ".repeat(40 * 1024 / 7);
+    let (response, mut send) = client
+        .send_request(grpc_request(server.addr, ECHO.path(), &[]), false)
+        .unwrap();
+    send.send_data(message(&text), true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the response head arrives")
+        .unwrap();
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let mut parts = 0;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(data) = body.data().await {
+            let data = data.unwrap();
+            assert!(data.len() <= 1024, "a part of {} bytes", data.len());
+            body.flow_control().release_capacity(data.len()).unwrap();
+            received.extend_from_slice(&data);
+            parts += 1;
+        }
+    })
+    .await
+    .expect("the body ends");
+    assert_eq!(received, message(&text), "the response, reassembled");
+    assert!(parts >= 40, "{parts} parts");
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    assert_eq!(trailers["grpc-status"], "0");
     server.shutdown().await;
 }

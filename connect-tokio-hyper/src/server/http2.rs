@@ -512,12 +512,13 @@ where
                     return Poll::Ready(());
                 }
                 send.reserve_capacity(chunk.len());
+                // A ready capacity poll reports the stream's capacity (never 0): no second
+                // look at it (each look takes the connection's stream lock).
                 match send.poll_capacity(cx) {
                     Poll::Pending => return wait_unless_ended(send, watchdog, cx),
-                    Poll::Ready(Some(Ok(_))) => {}
+                    Poll::Ready(Some(Ok(assigned))) => capacity = assigned,
                     Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
                 }
-                capacity = send.capacity();
                 if capacity == 0 {
                     continue;
                 }
