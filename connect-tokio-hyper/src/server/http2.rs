@@ -512,8 +512,9 @@ where
                     return Poll::Ready(());
                 }
                 send.reserve_capacity(chunk.len());
-                // A ready capacity poll reports the stream's capacity (never 0): no second
-                // look at it (each look takes the connection's stream lock).
+                // A ready capacity poll reports the stream's capacity (h2 answers `Pending`
+                // rather than 0): no second look at it, as each look takes the connection's
+                // stream lock.
                 match send.poll_capacity(cx) {
                     Poll::Pending => return wait_unless_ended(send, watchdog, cx),
                     Poll::Ready(Some(Ok(assigned))) => capacity = assigned,
