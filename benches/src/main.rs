@@ -709,6 +709,15 @@ async fn server_side(
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
         let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
         for _ in 0..settings.rounds {
+            if settings.rounds > 1 {
+                // A fresh process for every server in every round: a process's memory layout
+                // (ASLR, where the allocator's heap lands) moves its CPU per call by several
+                // percent for its whole life, so the median is taken over processes, not over
+                // three phases of one.
+                for server in servers.iter_mut() {
+                    *server = ServerProc::start(server.which);
+                }
+            }
             for (i, server) in servers.iter().enumerate() {
                 if !speaks(server.which, wire) {
                     continue;
@@ -817,15 +826,18 @@ async fn client_side(
 ) {
     let name = label(kind, wire);
     let me = std::process::id();
-    for client in ClientImpl::ALL {
-        if !client.speaks(wire) {
-            continue;
-        }
-        let column = client.name();
-        for &concurrency in &settings.client_concurrency {
-            let mut rates = Vec::new();
-            let mut cpus = Vec::new();
-            for _ in 0..settings.rounds {
+    let speakers: Vec<ClientImpl> = ClientImpl::ALL
+        .into_iter()
+        .filter(|client| client.speaks(wire))
+        .collect();
+    // Throughput and CPU per call, the clients taking turns within each round (as the servers
+    // do) so that every client sees the same drift of the machine.
+    for &concurrency in &settings.client_concurrency {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); speakers.len()];
+        let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); speakers.len()];
+        for _ in 0..settings.rounds {
+            for (i, &client) in speakers.iter().enumerate() {
+                let column = client.name();
                 let callers =
                     match clients::callers(client, messages, kind, wire, bare, concurrency).await {
                         Ok(c) => c,
@@ -839,27 +851,34 @@ async fn client_side(
                 let result = run_phase(&callers, settings.measure, None, false).await;
                 let cpu = procstat::cpu_ns(me) - cpu0;
                 note_errors(&format!("{name} {column} client c{concurrency}"), &result);
-                rates.push(result.rate());
-                cpus.push(cpu as f64 / 1000.0 / result.calls.max(1) as f64);
+                rates[i].push(result.rate());
+                cpus[i].push(cpu as f64 / 1000.0 / result.calls.max(1) as f64);
             }
-            if rates.is_empty() {
+        }
+        for (i, client) in speakers.iter().enumerate() {
+            if rates[i].is_empty() {
                 continue;
             }
+            let column = client.name();
             rows.set(
                 &name,
                 &format!("client_rps@c{concurrency}"),
                 true,
                 column,
-                median(rates),
+                median(rates[i].clone()),
             );
             rows.set(
                 &name,
                 &format!("client_cpu_us@c{concurrency}"),
                 false,
                 column,
-                median(cpus),
+                median(cpus[i].clone()),
             );
         }
+    }
+    // Latency at concurrency 1, then allocations per call.
+    for client in speakers {
+        let column = client.name();
         let Ok(callers) = clients::callers(client, messages, kind, wire, bare, 1).await else {
             continue;
         };
