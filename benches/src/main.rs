@@ -14,7 +14,9 @@
 //! `perf record -p $(pidof …)` on a server while `load` drives it).
 //!
 //! `run` starts one process per server (pinned to CPU 1), pins itself to CPU 0, checks every
-//! client against every server once, then measures:
+//! client against every server once, then measures (with `--full`, three rounds taken in turns
+//! by the servers and by the clients, every server started afresh for each round of its
+//! throughput phases; the medians are reported):
 //!
 //! - server throughput and server CPU per call under the shared load generator
 //!   ([`loadgen`]: 8 h2 connections, or one HTTP/1.1 connection per worker),
@@ -340,17 +342,16 @@ fn run_main(args: &[String]) {
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
     let rows = local.block_on(&runtime, run(&settings, &mut servers));
+    drop(servers);
     let proxy_rows = if settings.proxy {
-        let proxy = ServerProc::start(Impl::Proxy);
-        let ours = servers
-            .iter()
-            .find(|s| s.which == Impl::Ours)
-            .expect("ours");
-        local.block_on(&runtime, proxy_overhead(&settings, ours, &proxy))
+        let mut pair = [
+            ServerProc::start(Impl::Ours),
+            ServerProc::start(Impl::Proxy),
+        ];
+        local.block_on(&runtime, proxy_overhead(&settings, &mut pair))
     } else {
         Vec::new()
     };
-    drop(servers);
 
     println!();
     println!("Ratios are ours / peer; 'best' says whether higher or lower is better.");
@@ -695,6 +696,21 @@ async fn measure_server(
     ))
 }
 
+/// With more than one round, starts every server that speaks `wire` afresh. CPU per call
+/// varies by several percent between rounds that each use a fresh process (six of ours on
+/// `bidi_pingpong_10`: 27.7–30.7 µs); a fresh process per round makes the median one over
+/// processes as well as over time, whichever of the two the variation comes from.
+fn restart_for_round(settings: &Settings, servers: &mut [ServerProc], wire: Wire) {
+    if settings.rounds < 2 {
+        return;
+    }
+    for server in servers.iter_mut() {
+        if speaks(server.which, wire) {
+            *server = ServerProc::start(server.which);
+        }
+    }
+}
+
 async fn server_side(
     settings: &Settings,
     servers: &mut [ServerProc],
@@ -709,15 +725,7 @@ async fn server_side(
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
         let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
         for _ in 0..settings.rounds {
-            if settings.rounds > 1 {
-                // A fresh process for every server in every round: a process's memory layout
-                // (ASLR, where the allocator's heap lands) moves its CPU per call by several
-                // percent for its whole life, so the median is taken over processes, not over
-                // three phases of one.
-                for server in servers.iter_mut() {
-                    *server = ServerProc::start(server.which);
-                }
-            }
+            restart_for_round(settings, servers, wire);
             for (i, server) in servers.iter().enumerate() {
                 if !speaks(server.which, wire) {
                     continue;
@@ -958,12 +966,9 @@ impl ProxyRow {
 }
 
 /// Throughput and server CPU per call of unary echo and a 100-message server stream, through
-/// the proxy and directly, alternating rounds so both see the same machine state.
-async fn proxy_overhead(
-    settings: &Settings,
-    ours: &ServerProc,
-    proxy: &ServerProc,
-) -> Vec<ProxyRow> {
+/// the proxy and directly (`pair`: ours, then the proxy), alternating within each round so both
+/// see the same machine state, fresh processes for each round as for the servers.
+async fn proxy_overhead(settings: &Settings, pair: &mut [ServerProc; 2]) -> Vec<ProxyRow> {
     let messages = Messages::new();
     let concurrency = if settings.concurrency.contains(&64) {
         64
@@ -976,7 +981,8 @@ async fn proxy_overhead(
             let name = format!("{}@c{concurrency}", label(kind, wire));
             let mut figures = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
             for _ in 0..settings.rounds {
-                for (i, server) in [ours, proxy].into_iter().enumerate() {
+                restart_for_round(settings, pair, wire);
+                for (i, server) in pair.iter().enumerate() {
                     let what = format!("{name} {}", server.which.name());
                     let Some((rate, cpu_us)) =
                         measure_server(settings, server, &messages, kind, wire, concurrency, &what)
